@@ -1,0 +1,55 @@
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Timestamp};
+
+/// A raw record as the source read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The value: a Kafka message value, a JSON line, or a CSV row as a JSON
+    /// object keyed by the header.
+    pub value: &'a [u8],
+    /// The Kafka message key, when there is one.
+    pub key: Option<&'a [u8]>,
+    /// The source's time for the record: the Kafka timestamp, or when the
+    /// host read it from a file.
+    pub timestamp: Timestamp,
+}
+
+impl<'a> Record<'a> {
+    /// The value parsed as JSON into `T`; the error names what did not fit.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_slice(self.value).map_err(|err| Error::msg(format!("value is not the expected JSON: {err}")))
+    }
+
+    /// The value as UTF-8 text.
+    pub fn text(&self) -> Result<&'a str, Error> {
+        std::str::from_utf8(self.value).map_err(|err| Error::msg(format!("value is not UTF-8: {err}")))
+    }
+}
+
+/// Where a deserialize stage puts the events it makes of a record.
+pub struct Emitter<'a, E> {
+    buf: &'a mut crate::__rt::EventBuf,
+    origin: u32,
+    default_time: Timestamp,
+    _event: PhantomData<fn(E)>,
+}
+
+impl<'a, E: Serialize> Emitter<'a, E> {
+    pub(crate) fn new(buf: &'a mut crate::__rt::EventBuf, origin: u32, default_time: Timestamp) -> Self {
+        Emitter { buf, origin, default_time, _event: PhantomData }
+    }
+
+    /// Emits `event` at the record's own timestamp.
+    pub fn emit(&mut self, event: E) -> Result<(), Error> {
+        self.emit_at(event, self.default_time)
+    }
+
+    /// Emits `event` at event time `time`.
+    pub fn emit_at(&mut self, event: E, time: Timestamp) -> Result<(), Error> {
+        self.buf.push(&event, time, self.origin)
+    }
+}

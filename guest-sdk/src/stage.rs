@@ -1,0 +1,88 @@
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Emitter, Error, Record, Timestamp};
+
+/// What every stage has: a config from the manifest and a constructor that
+/// may refuse it.
+///
+/// The host calls [`Plugin::new`] once per stage, before any record flows;
+/// an `Err` stops the pipeline (or fails `weir check`) with its message.
+pub trait Plugin: Sized + 'static {
+    /// The stage's `config` table from the manifest, as serde reads it from
+    /// JSON. A stage without a `config` table gets `{}`. Use
+    /// `serde::de::IgnoredAny` for a stage that takes none.
+    type Config: DeserializeOwned;
+
+    /// Builds the stage from its config, or says what is wrong with it.
+    fn new(config: Self::Config) -> Result<Self, Error>;
+}
+
+/// Turns raw records (a Kafka message, a file line, a CSV row) into events.
+pub trait DeserializeStage: Plugin {
+    /// The event type the next stages receive.
+    type Event: Serialize;
+
+    /// Emits zero or more events for `record`. Returning `Err` sends the
+    /// record to the dead-letter output with the message, and takes back any
+    /// event already emitted for it.
+    fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_, Self::Event>) -> Result<(), Error>;
+}
+
+/// Says which key an event belongs to; windows are per key.
+pub trait KeyStage: Plugin {
+    /// The event type, as the deserialize stage emits it.
+    type Event: DeserializeOwned;
+
+    /// The event's key. `Err` dead-letters the event.
+    fn key(&self, event: &Self::Event) -> Result<String, Error>;
+}
+
+/// Folds events into a window's accumulator (Bytewax's builder and folder).
+///
+/// The host keeps the accumulator between calls as bytes this SDK encodes,
+/// checkpoints it, and hands it back, so never keep window state in `self`.
+pub trait FoldStage: Plugin {
+    /// The event type, as the deserialize stage emits it.
+    type Event: DeserializeOwned;
+    /// The accumulator.
+    type Acc: Serialize + DeserializeOwned;
+    /// Version of the accumulator's encoding. Raise it whenever `Acc`
+    /// changes shape, so the host can tell old state from new.
+    const STATE_VERSION: u32 = 1;
+
+    /// A new, empty accumulator for a window that just opened.
+    fn init(&self) -> Self::Acc;
+
+    /// Folds one event in. On `Err` the event is dead-lettered: return the
+    /// error before changing `acc`, since the host keeps whatever `acc` holds.
+    fn fold(&self, acc: &mut Self::Acc, event: Self::Event) -> Result<(), Error>;
+}
+
+/// Shapes a closed window into a JSON object for the sink.
+pub trait FormatStage: Plugin {
+    /// The accumulator, as the fold stage builds it.
+    type Acc: DeserializeOwned;
+    /// What to write; it must serialize to a JSON object.
+    type Output: Serialize;
+
+    /// Formats one closed window. `Err` dead-letters the window.
+    fn format(&self, window: &Window, acc: Self::Acc) -> Result<Self::Output, Error>;
+}
+
+/// A closed window, as the format stage sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// The key its events share.
+    pub key: String,
+    /// For tumbling windows the number of window lengths since the manifest's
+    /// `align_to` (Bytewax's window id); for collect windows a sequence
+    /// number per key.
+    pub id: i64,
+    /// First instant inside the window.
+    pub start: Timestamp,
+    /// First instant after the window.
+    pub end: Timestamp,
+    /// How many events were folded into it.
+    pub count: u64,
+}
