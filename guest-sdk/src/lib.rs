@@ -147,6 +147,14 @@ macro_rules! __export_plugin {
     (@or $t:ty) => { $t };
     (@or) => { $crate::__rt::Unserved };
     (@emit [$d:ty] [$k:ty] [$f:ty] [$m:ty]) => {
+        // Checked on every target, so `cargo test` reports a wrong type too.
+        const _: fn() = || {
+            fn serves<D: $crate::DeserializeStage, K: $crate::KeyStage, F: $crate::FoldStage, M: $crate::FormatStage>() {}
+            serves::<$d, $k, $f, $m>();
+        };
+        // Only a wasm build exports anything: native builds (unit tests of
+        // the plugin's logic) would trip over the `:` in WIT export names.
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             use $crate::__bindings::exports::weir::stream as __stages;
 

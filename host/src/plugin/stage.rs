@@ -1,0 +1,258 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::InstancePre;
+use wasmtime::{Engine, Store, Trap};
+
+use super::bindings::{deserialize, fold, format, key};
+use super::engine::EPOCH_TICK;
+use super::host::HostState;
+use super::{CallError, ClosedWindow, Events, FoldGroup, Folded, Formatted, Keys, Packed, PluginEngine, PluginError, SourceBatch};
+use crate::manifest::{Limits, StageKind};
+
+/// Where a stage's export lives in the component, found once per component.
+#[derive(Clone)]
+enum Indices {
+    Deserialize(deserialize::GuestIndices),
+    Key(key::GuestIndices),
+    Fold(fold::GuestIndices),
+    Format(format::GuestIndices),
+}
+
+enum Guest {
+    Deserialize(deserialize::Guest),
+    Key(key::Guest),
+    Fold(fold::Guest),
+    Format(format::Guest),
+}
+
+struct Live {
+    store: Store<HostState>,
+    guest: Guest,
+}
+
+/// One stage's component: pre-instantiated once, instantiated in its own
+/// store, configured, and called in batches. A trap or timeout poisons the
+/// instance; the next call starts a fresh one from the same pre-instance.
+pub struct StagePlugin {
+    kind: StageKind,
+    path: PathBuf,
+    hash: String,
+    engine: Engine,
+    pre: InstancePre<HostState>,
+    indices: Indices,
+    config: String,
+    limits: Limits,
+    live: Option<Live>,
+    state_version: Option<u32>,
+    loaded_at: std::time::SystemTime,
+}
+
+impl StagePlugin {
+    /// Loads `path` for stage `kind`: compiles it (or loads cached code),
+    /// checks it exports the stage's interface, instantiates it under
+    /// `limits` and hands it `config`. Any failure is a [`PluginError`]
+    /// naming the file and stage.
+    pub fn load(engine: &PluginEngine, kind: StageKind, path: &Path, config: &str, limits: Limits) -> Result<Self, PluginError> {
+        let (component, hash) = engine.load(path)?;
+        let wrong_world = |detail: String| PluginError::WrongWorld { path: path.to_owned(), stage: kind, detail };
+        let pre = engine.linker().instantiate_pre(&component).map_err(|err| wrong_world(format!("{err:#}")))?;
+        let missing = |err: wasmtime::Error| wrong_world(format!("it does not export weir:stream/{kind}@0.1.0 ({err:#})"));
+        let indices = match kind {
+            StageKind::Deserialize => Indices::Deserialize(deserialize::GuestIndices::new(&pre).map_err(missing)?),
+            StageKind::Key => Indices::Key(key::GuestIndices::new(&pre).map_err(missing)?),
+            StageKind::Fold => Indices::Fold(fold::GuestIndices::new(&pre).map_err(missing)?),
+            StageKind::Format => Indices::Format(format::GuestIndices::new(&pre).map_err(missing)?),
+        };
+        let mut plugin = StagePlugin {
+            kind,
+            path: path.to_owned(),
+            hash,
+            engine: engine.engine().clone(),
+            pre,
+            indices,
+            config: config.to_owned(),
+            limits,
+            live: None,
+            state_version: None,
+            loaded_at: std::time::SystemTime::now(),
+        };
+        plugin.live = Some(plugin.start()?);
+        Ok(plugin)
+    }
+
+    fn start(&mut self) -> Result<Live, PluginError> {
+        let kind = self.kind;
+        let failed = |detail: String| PluginError::Instantiate { path: self.path.clone(), stage: kind, detail };
+        let mut store = Store::new(&self.engine, HostState::new(Arc::from(kind.name()), self.limits.memory));
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
+        let instance = self.pre.instantiate(&mut store).map_err(|err| failed(describe(kind, &err, &self.limits).to_string()))?;
+        let guest = match &self.indices {
+            Indices::Deserialize(i) => i.load(&mut store, &instance).map(Guest::Deserialize),
+            Indices::Key(i) => i.load(&mut store, &instance).map(Guest::Key),
+            Indices::Fold(i) => i.load(&mut store, &instance).map(Guest::Fold),
+            Indices::Format(i) => i.load(&mut store, &instance).map(Guest::Format),
+        }
+        .map_err(|err| failed(format!("{err:#}")))?;
+        store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
+        let configured = match &guest {
+            Guest::Deserialize(g) => g.call_configure(&mut store, &self.config),
+            Guest::Key(g) => g.call_configure(&mut store, &self.config),
+            Guest::Fold(g) => g.call_configure(&mut store, &self.config),
+            Guest::Format(g) => g.call_configure(&mut store, &self.config),
+        }
+        .map_err(|err| failed(describe(kind, &err, &self.limits).to_string()))?;
+        if let Err(message) = configured {
+            return Err(PluginError::ConfigRejected { path: self.path.clone(), stage: kind, message });
+        }
+        if let Guest::Fold(g) = &guest {
+            store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
+            let version = g.call_state_version(&mut store).map_err(|err| failed(describe(kind, &err, &self.limits).to_string()))?;
+            self.state_version = Some(version);
+        }
+        Ok(Live { store, guest })
+    }
+
+    /// The stage this component serves.
+    pub fn kind(&self) -> StageKind {
+        self.kind
+    }
+
+    /// The component file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// SHA-256 of the component file, hex.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// When it was loaded.
+    pub fn loaded_at(&self) -> std::time::SystemTime {
+        self.loaded_at
+    }
+
+    /// The accumulator version a fold plugin declares.
+    pub fn state_version(&self) -> Option<u32> {
+        self.state_version
+    }
+
+    // Runs `call` on a live instance, starting one first if the last call
+    // poisoned it. Any trap poisons this one.
+    fn call<R>(&mut self, call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<R>) -> Result<R, CallError> {
+        if self.live.is_none() {
+            let live = self.start().map_err(|err| CallError::Restart { stage: self.kind, detail: err.to_string() })?;
+            self.live = Some(live);
+        }
+        let live = self.live.as_mut().expect("started above");
+        live.store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
+        let started = Instant::now();
+        match call(&live.guest, &mut live.store) {
+            Ok(result) => Ok(result),
+            Err(err) => {
+                self.live = None;
+                let error = describe(self.kind, &err, &self.limits);
+                tracing::warn!(stage = %self.kind, plugin = %self.path.display(), elapsed = ?started.elapsed(), "{error}; the batch goes to the dead-letter output and the plugin restarts");
+                Err(error)
+            }
+        }
+    }
+
+    fn contract(&self, detail: String) -> CallError {
+        CallError::Contract { stage: self.kind, detail }
+    }
+
+    /// Deserializes a batch of raw records.
+    pub fn deserialize(&mut self, batch: SourceBatch) -> Result<Events, CallError> {
+        let records = batch.timestamps.len();
+        let input: deserialize::SourceBatch = batch.into();
+        let events: Events = self
+            .call(|guest, store| match guest {
+                Guest::Deserialize(g) => g.call_deserialize(store, &input),
+                _ => unreachable!("indices match the kind"),
+            })?
+            .into();
+        let n = events.payloads.len();
+        if !events.payloads.is_well_formed() || events.times.len() != n || events.origins.len() != n {
+            return Err(self.contract(format!("{n} payloads but {} times and {} origins", events.times.len(), events.origins.len())));
+        }
+        if events.origins.iter().any(|&o| o as usize >= records) || events.failures.iter().any(|f| f.index as usize >= records) {
+            return Err(self.contract(format!("an origin or failure index is past the {records} records of the batch")));
+        }
+        Ok(events)
+    }
+
+    /// Keys a batch of events.
+    pub fn key(&mut self, events: &Packed) -> Result<Keys, CallError> {
+        let input: super::bindings::types::Packed = events.clone().into();
+        let keys: Keys = self
+            .call(|guest, store| match guest {
+                Guest::Key(g) => g.call_key(store, &input),
+                _ => unreachable!("indices match the kind"),
+            })?
+            .into();
+        if keys.keys.len() != events.len() || !keys.keys.is_well_formed() {
+            return Err(self.contract(format!("{} keys for {} events", keys.keys.len(), events.len())));
+        }
+        if keys.failures.iter().any(|f| f.index as usize >= events.len()) {
+            return Err(self.contract("a failure index is past the end of the batch".to_owned()));
+        }
+        Ok(keys)
+    }
+
+    /// Folds groups of events into their accumulators.
+    pub fn fold(&mut self, groups: Vec<FoldGroup>, events: &Packed) -> Result<Folded, CallError> {
+        let group_count = groups.len();
+        let input = fold::FoldBatch { groups: groups.into_iter().map(Into::into).collect(), events: events.clone().into() };
+        let folded: Folded = self
+            .call(|guest, store| match guest {
+                Guest::Fold(g) => g.call_fold(store, &input),
+                _ => unreachable!("indices match the kind"),
+            })?
+            .into();
+        if folded.accs.len() != group_count || !folded.accs.is_well_formed() {
+            return Err(self.contract(format!("{} accumulators for {group_count} groups", folded.accs.len())));
+        }
+        if folded.failures.iter().any(|f| f.index as usize >= events.len()) {
+            return Err(self.contract("a failure index is past the end of the batch".to_owned()));
+        }
+        Ok(folded)
+    }
+
+    /// Formats closed windows.
+    pub fn format(&mut self, windows: Vec<ClosedWindow>) -> Result<Formatted, CallError> {
+        let count = windows.len();
+        let input: Vec<format::Window> = windows.into_iter().map(Into::into).collect();
+        let formatted: Formatted = self
+            .call(|guest, store| match guest {
+                Guest::Format(g) => g.call_format(store, &input),
+                _ => unreachable!("indices match the kind"),
+            })?
+            .into();
+        if formatted.objects.len() != count {
+            return Err(self.contract(format!("{} objects for {count} windows", formatted.objects.len())));
+        }
+        Ok(formatted)
+    }
+}
+
+fn deadline_ticks(limit: Duration) -> u64 {
+    (limit.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1
+}
+
+fn describe(stage: StageKind, err: &wasmtime::Error, limits: &Limits) -> CallError {
+    if let Some(trap) = err.downcast_ref::<Trap>()
+        && *trap == Trap::Interrupt
+    {
+        return CallError::Timeout { stage, limit: limits.call_timeout };
+    }
+    let text = format!("{err:#}");
+    if text.contains("forcing trap when growing memory") || text.contains("memory limit") {
+        return CallError::Memory { stage, limit: limits.memory };
+    }
+    CallError::Trap { stage, detail: text }
+}

@@ -1,0 +1,125 @@
+//! The side output: late items and records a stage failed, each with the
+//! reason and where it came from, counted. Nothing is dropped silently.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::SinkError;
+
+/// Why a record is a dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterKind {
+    /// It arrived behind its key's watermark.
+    Late,
+    /// A stage failed it (an error, a trap, a timeout).
+    Failed,
+}
+
+/// One dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    /// Late or failed.
+    pub kind: DeadLetterKind,
+    /// The stage that failed it, or `clock` for late items.
+    pub stage: String,
+    /// Why, in words.
+    pub reason: String,
+    /// The file, topic or `stdin` it came from.
+    pub source: String,
+    /// Its line (files) there.
+    pub position: u64,
+    /// The window key, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The record value (lossy UTF-8), or the window for a failed format.
+    pub value: String,
+}
+
+enum Output {
+    Log,
+    File(BufWriter<File>, String),
+    Memory(Arc<Mutex<Vec<DeadLetter>>>),
+}
+
+/// The dead-letter output and its counts.
+pub struct DeadLetters {
+    output: Output,
+    late: u64,
+    failed: u64,
+}
+
+impl DeadLetters {
+    /// Dead letters as warnings in the log.
+    pub fn log() -> Self {
+        DeadLetters { output: Output::Log, late: 0, failed: 0 }
+    }
+
+    /// Dead letters as JSON lines in `path` (created or truncated).
+    pub fn file(path: &Path) -> Result<Self, SinkError> {
+        let target = path.display().to_string();
+        let file = File::create(path).map_err(|source| SinkError::Io { target: target.clone(), source })?;
+        Ok(DeadLetters { output: Output::File(BufWriter::new(file), target), late: 0, failed: 0 })
+    }
+
+    /// Dead letters kept in memory, shared with the returned handle.
+    pub fn memory() -> (Self, Arc<Mutex<Vec<DeadLetter>>>) {
+        let shared = Arc::new(Mutex::new(Vec::new()));
+        (DeadLetters { output: Output::Memory(shared.clone()), late: 0, failed: 0 }, shared)
+    }
+
+    /// Records one dead letter.
+    pub fn send(&mut self, letter: DeadLetter) -> Result<(), SinkError> {
+        match letter.kind {
+            DeadLetterKind::Late => self.late += 1,
+            DeadLetterKind::Failed => self.failed += 1,
+        }
+        match &mut self.output {
+            Output::Log => {
+                tracing::warn!(
+                    kind = ?letter.kind, stage = %letter.stage, source = %letter.source, position = letter.position,
+                    "dead letter: {} (value: {})", letter.reason, truncate(&letter.value, 200)
+                );
+                Ok(())
+            }
+            Output::File(out, target) => {
+                let mut line = serde_json::to_vec(&letter).expect("a dead letter serializes");
+                line.push(b'\n');
+                out.write_all(&line).map_err(|source| SinkError::Io { target: target.clone(), source })
+            }
+            Output::Memory(shared) => {
+                shared.lock().expect("not poisoned").push(letter);
+                Ok(())
+            }
+        }
+    }
+
+    /// Flushes a file output.
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        if let Output::File(out, target) = &mut self.output {
+            out.flush().map_err(|source| SinkError::Io { target: target.clone(), source })?;
+        }
+        Ok(())
+    }
+
+    /// Late items so far.
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+
+    /// Failed records so far.
+    pub fn failed(&self) -> u64 {
+        self.failed
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}

@@ -1,0 +1,64 @@
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Origin, Source, SourceError, SourceRecord};
+use crate::Timestamp;
+
+/// One record per line (JSON lines, or any text on stdin). Blank lines are
+/// skipped; a trailing `\r` is dropped.
+pub struct LinesReader {
+    input: Box<dyn BufRead + Send>,
+    path: PathBuf,
+    name: Arc<str>,
+    line: u64,
+    buf: Vec<u8>,
+}
+
+impl LinesReader {
+    /// Reads the file at `path`.
+    pub fn open(path: &Path) -> Result<Self, SourceError> {
+        let file = File::open(path).map_err(|source| SourceError::Io { path: path.to_owned(), source })?;
+        Ok(Self::new(Box::new(BufReader::with_capacity(1 << 16, file)), path.to_owned()))
+    }
+
+    /// Reads standard input.
+    pub fn stdin() -> Self {
+        Self::new(Box::new(BufReader::new(io::stdin())), PathBuf::from("stdin"))
+    }
+
+    fn new(input: Box<dyn BufRead + Send>, path: PathBuf) -> Self {
+        let name = Arc::from(path.display().to_string());
+        LinesReader { input, path, name, line: 0, buf: Vec::new() }
+    }
+}
+
+impl Source for LinesReader {
+    fn next_batch(&mut self, max: usize) -> Result<Vec<SourceRecord>, SourceError> {
+        let mut batch = Vec::with_capacity(max.min(4096));
+        let now = Timestamp::now();
+        while batch.len() < max {
+            self.buf.clear();
+            let read = self.input.read_until(b'\n', &mut self.buf).map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
+            if read == 0 {
+                break;
+            }
+            self.line += 1;
+            let mut line = &self.buf[..];
+            while let [rest @ .., b'\n' | b'\r'] = line {
+                line = rest;
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            batch.push(SourceRecord {
+                value: line.to_vec(),
+                key: None,
+                timestamp: now,
+                origin: Origin { source: self.name.clone(), position: self.line },
+            });
+        }
+        Ok(batch)
+    }
+}

@@ -1,0 +1,40 @@
+//! Instants as the host keeps them: microseconds since the Unix epoch, the
+//! same integer the WIT contract carries.
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Microseconds since 1970-01-01T00:00:00Z; negative before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Later than every real instant; what the watermark becomes at the end
+    /// of a finite input.
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
+
+    /// The system clock, now.
+    pub fn now() -> Self {
+        Timestamp(Utc::now().timestamp_micros())
+    }
+
+    /// Parses RFC 3339 text such as `2020-01-01T00:00:00Z`.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        DateTime::parse_from_rfc3339(text).ok().map(|t| Timestamp(t.with_timezone(&Utc).timestamp_micros()))
+    }
+
+    /// `self + micros`, saturating at the ends of time.
+    pub fn plus(self, micros: i64) -> Self {
+        Timestamp(self.0.saturating_add(micros))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match DateTime::<Utc>::from_timestamp_micros(self.0) {
+            Some(t) => f.write_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            None => write!(f, "{}µs", self.0),
+        }
+    }
+}
