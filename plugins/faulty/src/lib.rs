@@ -1,1 +1,173 @@
+//! A plugin that misbehaves on purpose, for the host's containment tests.
+//! It serves all four stages over `{"key": "...", "value": 1.5, "time": "RFC 3339"}`
+//! records, and each stage's config says how to fail:
+//!
+//! - `mode`: `"ok"` (default), `"trap"` (panics), `"loop"` (never returns),
+//!   `"alloc"` (allocates without bound), `"error"` (returns an error),
+//!   `"reject"` (refuses its config).
+//! - `when`: misbehave only for records whose raw text (format: whose key)
+//!   contains this; empty means always.
 
+use std::hint::black_box;
+
+use serde::{Deserialize, Serialize};
+use weir_guest_sdk::{DeserializeStage, Emitter, Error, FoldStage, FormatStage, KeyStage, Plugin, Record, Timestamp, Window};
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Ok,
+    Trap,
+    Loop,
+    Alloc,
+    Error,
+    Reject,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    mode: Mode,
+    when: String,
+}
+
+pub struct Faulty {
+    mode: Mode,
+    when: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Input {
+    key: String,
+    value: f64,
+    time: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub key: String,
+    pub value: f64,
+    pub raw: String,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sum {
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Plugin for Faulty {
+    type Config = Config;
+
+    fn new(config: Config) -> Result<Self, Error> {
+        if config.mode == Mode::Reject {
+            return Err(Error::msg("mode \"reject\": this config is refused on purpose"));
+        }
+        Ok(Faulty { mode: config.mode, when: config.when })
+    }
+}
+
+impl Faulty {
+    fn misbehave(&self, subject: &str) -> Result<(), Error> {
+        if !subject.contains(&self.when) {
+            return Ok(());
+        }
+        match self.mode {
+            Mode::Ok | Mode::Reject => Ok(()),
+            Mode::Error => Err(Error::msg(format!("mode \"error\": refusing `{subject}`"))),
+            Mode::Trap => panic!("mode \"trap\": trapping on `{subject}`"),
+            Mode::Loop => {
+                let mut n = 0u64;
+                loop {
+                    n = black_box(n.wrapping_add(1));
+                }
+            }
+            Mode::Alloc => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(black_box(vec![1u8; 1 << 20]));
+                    black_box(&hoard);
+                }
+            }
+        }
+    }
+}
+
+impl DeserializeStage for Faulty {
+    type Event = Event;
+
+    fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_, Event>) -> Result<(), Error> {
+        let raw = record.text()?;
+        self.misbehave(raw)?;
+        let input: Input = record.json()?;
+        let time = Timestamp::parse_rfc3339(&input.time)?;
+        out.emit_at(Event { key: input.key, value: input.value, raw: raw.to_owned() }, time)
+    }
+}
+
+impl KeyStage for Faulty {
+    type Event = Event;
+
+    fn key(&self, event: &Event) -> Result<String, Error> {
+        self.misbehave(&event.raw)?;
+        Ok(event.key.clone())
+    }
+}
+
+impl FoldStage for Faulty {
+    type Event = Event;
+    type Acc = Sum;
+
+    fn init(&self) -> Sum {
+        Sum::default()
+    }
+
+    fn fold(&self, acc: &mut Sum, event: Event) -> Result<(), Error> {
+        self.misbehave(&event.raw)?;
+        acc.count += 1;
+        acc.sum += event.value;
+        Ok(())
+    }
+}
+
+impl FormatStage for Faulty {
+    type Acc = Sum;
+    type Output = serde_json::Value;
+
+    fn format(&self, window: &Window, acc: Sum) -> Result<serde_json::Value, Error> {
+        self.misbehave(&window.key)?;
+        Ok(serde_json::json!({ "key": window.key, "start": window.start.to_rfc3339(), "count": acc.count, "sum": acc.sum }))
+    }
+}
+
+weir_guest_sdk::export_plugin!(deserialize: Faulty, key: Faulty, fold: Faulty, format: Faulty);
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use weir_guest_sdk::testing;
+
+    use super::*;
+
+    #[test]
+    fn ok_mode_sums() {
+        let p: Faulty = testing::configure(json!({})).unwrap();
+        let events = testing::deserialize(&p, br#"{"key":"a","value":2,"time":"2022-01-01T00:00:00Z"}"#).unwrap();
+        let acc = testing::fold(&p, events.into_iter().map(|(e, _)| e)).unwrap();
+        assert_eq!(acc, Sum { count: 1, sum: 2.0 });
+    }
+
+    #[test]
+    fn error_mode_fails_only_matching_records() {
+        let p: Faulty = testing::configure(json!({ "mode": "error", "when": "bad" })).unwrap();
+        assert!(testing::deserialize(&p, br#"{"key":"a","value":2,"time":"2022-01-01T00:00:00Z"}"#).is_ok());
+        assert!(testing::deserialize(&p, br#"{"key":"bad","value":2,"time":"2022-01-01T00:00:00Z"}"#).is_err());
+    }
+
+    #[test]
+    fn reject_mode_refuses_config() {
+        let err = testing::configure::<Faulty>(json!({ "mode": "reject" })).err().unwrap();
+        assert!(err.to_string().contains("refused on purpose"), "{err}");
+    }
+}
