@@ -1,1 +1,88 @@
-//! End-to-end tests live in `tests/`.
+//! A harness for whole-pipeline tests: run a manifest with the real plugins,
+//! capture the sink's lines and the dead letters in memory.
+#![deny(missing_docs)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use weir::manifest::Manifest;
+use weir::pipeline::{Pipeline, PipelineError, Stages, Stats};
+use weir::plugin::PluginEngine;
+use weir::sink::{DeadLetter, DeadLetters, JsonLinesSink};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_owned()
+}
+
+/// A built plugin in `plugins/dist`; panics with what to run when missing.
+pub fn plugin(name: &str) -> PathBuf {
+    let path = root().join("plugins/dist").join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the plugins with `bash scripts/build-plugins.sh` (scripts/test.sh does it first)",
+        path.display()
+    );
+    path
+}
+
+/// One engine for the whole test binary, caching compiled plugins.
+pub fn engine() -> &'static PluginEngine {
+    static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| PluginEngine::new(PluginEngine::default_cache_dir()).expect("engine"))
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Output {
+    /// The sink's lines.
+    pub lines: Vec<String>,
+    /// Every dead letter.
+    pub dead: Vec<DeadLetter>,
+    /// The run's counts.
+    pub stats: Stats,
+}
+
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Loads the manifest at `path` (relative to the workspace root).
+pub fn manifest(path: &str) -> Manifest {
+    Manifest::load(&root().join(path)).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// Checks manifest text as if it were the file `dir/pipeline.toml`.
+pub fn manifest_text(dir: &Path, text: &str) -> Manifest {
+    Manifest::parse(text, &dir.join("pipeline.toml")).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// Runs `manifest` from its source to the end, capturing output.
+pub fn run(manifest: &Manifest) -> Result<Output, PipelineError> {
+    let stages = Stages::load(manifest, engine())?;
+    let buf = SharedBuf::default();
+    let sink = JsonLinesSink::to_writer(Box::new(buf.clone()), manifest.sink.text_field.clone());
+    let (dead, letters) = DeadLetters::memory();
+    let mut pipeline = Pipeline::new(manifest, stages, Box::new(sink), dead);
+    let source = weir::source::open(&manifest.source)?;
+    let stats = pipeline.run_source(source)?;
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).expect("UTF-8 output");
+    let dead = letters.lock().unwrap().clone();
+    Ok(Output { lines: text.lines().map(str::to_owned).collect(), dead, stats })
+}
+
+/// The lines of a file under the workspace root.
+pub fn expected(path: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join(path)).unwrap_or_else(|err| panic!("{path}: {err}"));
+    text.lines().map(str::to_owned).collect()
+}
