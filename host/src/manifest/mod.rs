@@ -229,19 +229,35 @@ impl Manifest {
 
     fn from_raw(raw: raw::RawManifest, base: &Path, name: String) -> Result<Manifest, Vec<Problem>> {
         let mut problems = Vec::new();
-        let mut problem = |field: &str, message: String| problems.push(Problem { field: field.to_owned(), message });
         let resolve = |p: &Path| if p.is_absolute() { p.to_owned() } else { base.join(p) };
 
-        let source = match &raw.source {
-            raw::RawSource::Csv { path } => SourceSpec::Csv(resolve(path)),
-            raw::RawSource::Jsonl { path } => SourceSpec::Jsonl(resolve(path)),
-            raw::RawSource::Stdin {} => SourceSpec::Stdin,
+        // A field that a kind needs: missing ones are named, not guessed.
+        fn required<T: Clone>(value: &Option<T>, field: &str, kind: &str, problems: &mut Vec<Problem>) -> Option<T> {
+            if value.is_none() {
+                problems.push(Problem { field: field.to_owned(), message: format!("required when kind = \"{kind}\"") });
+            }
+            value.clone()
+        }
+        fn unused<T>(value: &Option<T>, field: &str, kind: &str, problems: &mut Vec<Problem>) {
+            if value.is_some() {
+                problems.push(Problem { field: field.to_owned(), message: format!("has no meaning when kind = \"{kind}\"") });
+            }
+        }
+
+        let source = match raw.source.kind {
+            raw::SourceKind::Csv => required(&raw.source.path, "source.path", "csv", &mut problems).map(|p| SourceSpec::Csv(resolve(&p))),
+            raw::SourceKind::Jsonl => required(&raw.source.path, "source.path", "jsonl", &mut problems).map(|p| SourceSpec::Jsonl(resolve(&p))),
+            raw::SourceKind::Stdin => {
+                unused(&raw.source.path, "source.path", "stdin", &mut problems);
+                Some(SourceSpec::Stdin)
+            }
         };
-        if let SourceSpec::Csv(path) | SourceSpec::Jsonl(path) = &source
+        if let Some(SourceSpec::Csv(path) | SourceSpec::Jsonl(path)) = &source
             && !path.is_file()
         {
-            problem("source.path", format!("no such file: {}", path.display()));
+            problems.push(Problem { field: "source.path".to_owned(), message: format!("no such file: {}", path.display()) });
         }
+        let mut problem = |field: &str, message: String| problems.push(Problem { field: field.to_owned(), message });
 
         let mut stages = Vec::new();
         for kind in StageKind::ALL {
@@ -266,51 +282,117 @@ impl Manifest {
             stages.push(StageSpec { kind, plugin, config });
         }
 
-        let clock = match raw.clock {
-            raw::RawClock::Event { wait_for_system_duration } => {
-                ClockSpec::Event { wait_for_system_duration: wait_for_system_duration.micros() }
-            }
-            raw::RawClock::System {} => ClockSpec::System,
-        };
-
-        let window = match &raw.window {
-            raw::RawWindow::Tumbling { length, align_to } => {
-                if length.micros() <= 0 {
-                    problem("window.length", "must be longer than zero".to_owned());
+        let clock = match raw.clock.kind {
+            raw::ClockKind::Event => match raw.clock.wait_for_system_duration {
+                Some(wait) => ClockSpec::Event { wait_for_system_duration: wait.micros() },
+                None => {
+                    problem("clock.wait_for_system_duration", "required when kind = \"event\" (\"0s\" to wait for nothing)".to_owned());
+                    ClockSpec::Event { wait_for_system_duration: 0 }
                 }
-                let align = Timestamp::parse_rfc3339(align_to).unwrap_or_else(|| {
-                    problem("window.align_to", format!("`{align_to}` is not an RFC 3339 time like 2020-01-01T00:00:00Z"));
-                    Timestamp(0)
-                });
-                WindowSpec::Tumbling { length: length.micros().max(1), align_to: align }
-            }
-            raw::RawWindow::Collect { max_size, timeout } => {
-                if *max_size == 0 {
-                    problem("window.max_size", "must be at least 1".to_owned());
+            },
+            raw::ClockKind::System => {
+                if raw.clock.wait_for_system_duration.is_some() {
+                    problem("clock.wait_for_system_duration", "has no meaning when kind = \"system\"".to_owned());
                 }
-                if timeout.micros() <= 0 {
-                    problem("window.timeout", "must be longer than zero".to_owned());
-                }
-                WindowSpec::Collect { max_size: (*max_size).max(1), timeout: timeout.micros().max(1) }
+                ClockSpec::System
             }
         };
 
-        let sink = match raw.sink {
-            raw::RawSink::Stdout { text_field } => SinkSpec { path: None, text_field },
-            raw::RawSink::File { path, text_field } => {
-                let path = resolve(&path);
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-                    && !parent.is_dir()
-                {
-                    problem("sink.path", format!("folder {} does not exist", parent.display()));
+        let w = &raw.window;
+        let window = match w.kind {
+            raw::WindowKind::Tumbling => {
+                for (value, field) in [(w.max_size.is_some(), "window.max_size"), (w.timeout.is_some(), "window.timeout")] {
+                    if value {
+                        problem(field, "has no meaning when kind = \"tumbling\"".to_owned());
+                    }
                 }
-                SinkSpec { path: Some(path), text_field }
+                let length = match w.length {
+                    Some(length) if length.micros() > 0 => length.micros(),
+                    Some(_) => {
+                        problem("window.length", "must be longer than zero".to_owned());
+                        1
+                    }
+                    None => {
+                        problem("window.length", "required when kind = \"tumbling\"".to_owned());
+                        1
+                    }
+                };
+                let align_to = match w.align_to.as_deref() {
+                    None => Timestamp(0),
+                    Some(text) => Timestamp::parse_rfc3339(text).unwrap_or_else(|| {
+                        problem("window.align_to", format!("`{text}` is not an RFC 3339 time like 2020-01-01T00:00:00Z"));
+                        Timestamp(0)
+                    }),
+                };
+                WindowSpec::Tumbling { length, align_to }
+            }
+            raw::WindowKind::Collect => {
+                for (value, field) in [(w.length.is_some(), "window.length"), (w.align_to.is_some(), "window.align_to")] {
+                    if value {
+                        problem(field, "has no meaning when kind = \"collect\"".to_owned());
+                    }
+                }
+                let max_size = match w.max_size {
+                    Some(0) => {
+                        problem("window.max_size", "must be at least 1".to_owned());
+                        1
+                    }
+                    Some(n) => n,
+                    None => {
+                        problem("window.max_size", "required when kind = \"collect\"".to_owned());
+                        1
+                    }
+                };
+                let timeout = match w.timeout {
+                    Some(t) if t.micros() > 0 => t.micros(),
+                    Some(_) => {
+                        problem("window.timeout", "must be longer than zero".to_owned());
+                        1
+                    }
+                    None => {
+                        problem("window.timeout", "required when kind = \"collect\"".to_owned());
+                        1
+                    }
+                };
+                WindowSpec::Collect { max_size, timeout }
             }
         };
 
-        let dead_letter = match raw.dead_letter {
-            raw::RawDeadLetter::Log => DeadLetterSpec::Log,
-            raw::RawDeadLetter::File { path } => DeadLetterSpec::File(resolve(&path)),
+        let sink = match raw.sink.kind {
+            raw::SinkKind::Stdout => {
+                if raw.sink.path.is_some() {
+                    problem("sink.path", "has no meaning when kind = \"stdout\"".to_owned());
+                }
+                SinkSpec { path: None, text_field: raw.sink.text_field.clone() }
+            }
+            raw::SinkKind::File => match &raw.sink.path {
+                None => {
+                    problem("sink.path", "required when kind = \"file\"".to_owned());
+                    SinkSpec { path: None, text_field: None }
+                }
+                Some(path) => {
+                    let path = resolve(path);
+                    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+                        && !parent.is_dir()
+                    {
+                        problem("sink.path", format!("folder {} does not exist", parent.display()));
+                    }
+                    SinkSpec { path: Some(path), text_field: raw.sink.text_field.clone() }
+                }
+            },
+        };
+
+        let dead_letter = match (raw.dead_letter.kind, &raw.dead_letter.path) {
+            (raw::DeadLetterKind::Log, None) => DeadLetterSpec::Log,
+            (raw::DeadLetterKind::Log, Some(_)) => {
+                problem("dead_letter.path", "has no meaning when kind = \"log\"".to_owned());
+                DeadLetterSpec::Log
+            }
+            (raw::DeadLetterKind::File, Some(path)) => DeadLetterSpec::File(resolve(path)),
+            (raw::DeadLetterKind::File, None) => {
+                problem("dead_letter.path", "required when kind = \"file\"".to_owned());
+                DeadLetterSpec::Log
+            }
         };
 
         let defaults = Limits::default();
@@ -329,10 +411,9 @@ impl Manifest {
             problem("limits.memory", "must be at least 1MiB: a component needs memory to start".to_owned());
         }
 
-        if problems.is_empty() {
-            Ok(Manifest { name, source, stages, clock, window, sink, dead_letter, limits })
-        } else {
-            Err(problems)
+        match source {
+            Some(source) if problems.is_empty() => Ok(Manifest { name, source, stages, clock, window, sink, dead_letter, limits }),
+            _ => Err(problems),
         }
     }
 
@@ -342,17 +423,29 @@ impl Manifest {
     }
 }
 
-// toml names the line and column; turn that into "line N" plus the key path
-// when the message carries one.
+// toml gives a byte span; name the line and, when it can be told, the key
+// path (`clock.wait_for_system_duration`).
 fn syntax_field(err: &toml::de::Error, text: &str) -> String {
-    match err.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            let key = text[span.start.min(text.len())..span.end.min(text.len())].trim();
-            let key = key.split(['=', '\n']).next().unwrap_or("").trim();
-            if key.is_empty() || key.len() > 60 { format!("line {line}") } else { format!("line {line} (`{key}`)") }
+    let Some(span) = err.span() else { return "manifest".to_owned() };
+    let at = span.start.min(text.len());
+    let line_no = text[..at].matches('\n').count() + 1;
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(['[', ']']).trim().to_owned());
+    match line.split_once('=') {
+        Some((key, _)) if !line.starts_with('[') => {
+            let key = key.trim();
+            match table {
+                Some(table) => format!("line {line_no}: {table}.{key}"),
+                None => format!("line {line_no}: {key}"),
+            }
         }
-        None => "manifest".to_owned(),
+        _ => format!("line {line_no}: {line}"),
     }
 }
 

@@ -22,15 +22,24 @@ pub struct RawManifest {
     pub limits: RawLimits,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RawSource {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
     /// A CSV file with a header row; each row becomes a JSON object.
-    Csv { path: PathBuf },
+    Csv,
     /// A file of JSON values, one per line.
-    Jsonl { path: PathBuf },
+    Jsonl,
     /// Lines from standard input.
-    Stdin {},
+    Stdin,
+}
+
+// Flat structs with a `kind` rather than tagged enums: toml then points at
+// the exact key of a bad value instead of at the whole table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub kind: SourceKind,
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,40 +62,66 @@ pub struct RawStage {
     pub config: Option<toml::Table>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RawClock {
-    Event { wait_for_system_duration: HumanDuration },
-    System {},
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockKind {
+    Event,
+    System,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RawWindow {
-    Tumbling { length: HumanDuration, align_to: String },
-    Collect { max_size: u64, timeout: HumanDuration },
+#[serde(deny_unknown_fields)]
+pub struct RawClock {
+    pub kind: ClockKind,
+    pub wait_for_system_duration: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    Tumbling,
+    Collect,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RawSink {
-    Stdout {
-        text_field: Option<String>,
-    },
-    File {
-        path: PathBuf,
-        text_field: Option<String>,
-    },
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    pub kind: WindowKind,
+    pub length: Option<HumanDuration>,
+    pub align_to: Option<String>,
+    pub max_size: Option<u64>,
+    pub timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    Stdout,
+    File,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    pub kind: SinkKind,
+    pub path: Option<PathBuf>,
+    pub text_field: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterKind {
+    #[default]
+    Log,
+    File,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RawDeadLetter {
-    #[default]
-    Log,
-    File {
-        path: PathBuf,
-    },
+#[serde(deny_unknown_fields)]
+pub struct RawDeadLetter {
+    #[serde(default)]
+    pub kind: DeadLetterKind,
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,0 +1,140 @@
+use std::path::Path;
+
+use super::*;
+
+fn dir_with_plugin() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.wasm"), b"stand-in: only existence is checked here").unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), b"{}\n").unwrap();
+    dir
+}
+
+const GOOD: &str = r#"
+[source]
+kind = "jsonl"
+path = "in.jsonl"
+
+[stages]
+plugin = "p.wasm"
+config = { field = "x" }
+
+[stages.format]
+config = { style = "y" }
+
+[clock]
+kind = "event"
+wait_for_system_duration = "10s"
+
+[window]
+kind = "tumbling"
+length = "5s"
+align_to = "2024-01-01T00:00:00Z"
+
+[sink]
+kind = "stdout"
+"#;
+
+fn parse(dir: &Path, text: &str) -> Result<Manifest, ManifestError> {
+    Manifest::parse(text, &dir.join("pipeline.toml"))
+}
+
+fn problems(dir: &Path, text: &str) -> Vec<Problem> {
+    match parse(dir, text) {
+        Err(ManifestError::Invalid { problems, .. }) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_good_manifest_resolves_paths_and_configs() {
+    let dir = dir_with_plugin();
+    let m = parse(dir.path(), GOOD).unwrap();
+    assert_eq!(m.source, SourceSpec::Jsonl(dir.path().join("in.jsonl")));
+    assert_eq!(m.stage(StageKind::Key).plugin, dir.path().join("p.wasm"));
+    assert_eq!(m.stage(StageKind::Key).config, r#"{"field":"x"}"#);
+    assert_eq!(m.stage(StageKind::Format).config, r#"{"style":"y"}"#);
+    assert_eq!(m.clock, ClockSpec::Event { wait_for_system_duration: 10_000_000 });
+    assert_eq!(m.window, WindowSpec::Tumbling { length: 5_000_000, align_to: Timestamp(1_704_067_200_000_000) });
+    assert_eq!(m.limits, Limits::default());
+}
+
+#[test]
+fn an_unknown_field_is_named_with_its_line() {
+    let dir = dir_with_plugin();
+    let text = GOOD.replace("length = \"5s\"", "length = \"5s\"\nlenght = \"6s\"");
+    let p = problems(dir.path(), &text);
+    assert_eq!(p.len(), 1);
+    assert!(p[0].message.contains("unknown field `lenght`"), "{}", p[0]);
+    assert_eq!(p[0].field, "line 20: window.lenght");
+}
+
+#[test]
+fn a_bad_duration_says_how_to_write_one() {
+    let dir = dir_with_plugin();
+    let text = GOOD.replace("\"10s\"", "\"ten seconds\"");
+    let p = problems(dir.path(), &text);
+    assert!(p[0].message.contains("`ten seconds` is not a duration"), "{}", p[0]);
+    assert_eq!(p[0].field, "line 15: clock.wait_for_system_duration");
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_once_by_field() {
+    let dir = dir_with_plugin();
+    let text = GOOD
+        .replace("path = \"in.jsonl\"", "path = \"missing.jsonl\"")
+        .replace("[stages.format]", "[stages.fold]\nplugin = \"nope.wasm\"\n\n[stages.format]")
+        .replace("length = \"5s\"", "length = \"0s\"")
+        .replace("2024-01-01T00:00:00Z", "new year");
+    let p = problems(dir.path(), &text);
+    let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["source.path", "stages.fold.plugin", "window.length", "window.align_to"]);
+    assert!(p[1].message.contains("nope.wasm"), "{}", p[1]);
+    let err = parse(dir.path(), &text).unwrap_err().to_string();
+    assert!(err.contains("has 4 problem(s)"), "{err}");
+}
+
+#[test]
+fn a_stage_without_a_plugin_is_named() {
+    let dir = dir_with_plugin();
+    let text = GOOD.replace("plugin = \"p.wasm\"\n", "");
+    let p = problems(dir.path(), &text);
+    assert_eq!(p.len(), 4);
+    assert_eq!(p[0].field, "stages.deserialize.plugin");
+    assert!(p[0].message.contains("no component"), "{}", p[0]);
+}
+
+#[test]
+fn unknown_kinds_are_refused() {
+    let dir = dir_with_plugin();
+    let p = problems(dir.path(), &GOOD.replace("kind = \"tumbling\"", "kind = \"sliding\""));
+    assert!(p[0].message.contains("unknown variant `sliding`"), "{}", p[0]);
+}
+
+#[test]
+fn limits_are_checked() {
+    let dir = dir_with_plugin();
+    let text = format!("{GOOD}\n[limits]\nmemory = \"512KiB\"\ncall_timeout = \"0s\"\nbatch_size = 0\n");
+    let fields: Vec<String> = problems(dir.path(), &text).into_iter().map(|p| p.field).collect();
+    assert_eq!(fields, ["limits.batch_size", "limits.call_timeout", "limits.memory"]);
+}
+
+#[test]
+fn collect_windows_need_a_size() {
+    let dir = dir_with_plugin();
+    let text = GOOD.replace(
+        "kind = \"tumbling\"\nlength = \"5s\"\nalign_to = \"2024-01-01T00:00:00Z\"",
+        "kind = \"collect\"\nmax_size = 0\ntimeout = \"10s\"",
+    );
+    let p = problems(dir.path(), &text);
+    assert_eq!(p[0].field, "window.max_size");
+}
+
+#[test]
+fn a_field_a_kind_needs_is_named_when_missing() {
+    let dir = dir_with_plugin();
+    let p = problems(dir.path(), &GOOD.replace("wait_for_system_duration = \"10s\"\n", ""));
+    assert_eq!(p[0].field, "clock.wait_for_system_duration");
+    assert!(p[0].message.starts_with("required when kind = \"event\""), "{}", p[0]);
+    let p = problems(dir.path(), &GOOD.replace("kind = \"stdout\"", "kind = \"file\""));
+    assert_eq!(p[0].field, "sink.path");
+}
