@@ -1,0 +1,131 @@
+//! The `weir` binary as a user runs it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn weir(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(root())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weir starts");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_accepts_every_example() {
+    for manifest in [
+        "examples/seed-000-sensor-average/pipeline.toml",
+        "examples/seed-001-telemetry/pipeline.toml",
+        "examples/seed-002-min-max-mean/pipeline.toml",
+        "examples/seed-004-collect/collect.toml",
+        "examples/seed-004-collect/window.toml",
+    ] {
+        let out = weir(&["check", manifest], None);
+        assert!(out.status.success(), "{manifest}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains(": ok ("), "{stdout}");
+        assert!(stdout.contains("fold") && stdout.contains("state version 1"), "{stdout}");
+    }
+}
+
+#[test]
+fn check_names_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("bad.toml");
+    std::fs::write(
+        &manifest,
+        r#"
+[source]
+kind = "csv"
+path = "nowhere.csv"
+[stages]
+plugin = "missing.wasm"
+[clock]
+kind = "event"
+[window]
+kind = "tumbling"
+length = "1h"
+[sink]
+kind = "stdout"
+"#,
+    )
+    .unwrap();
+    let out = weir(&["check", manifest.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for field in ["source.path: no such file", "stages.deserialize.plugin: no such file", "clock.wait_for_system_duration: required"] {
+        assert!(stderr.contains(field), "missing `{field}` in:\n{stderr}");
+    }
+}
+
+#[test]
+fn run_writes_a_file_sink_and_a_dead_letter_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = root().join("examples/seed-002-min-max-mean");
+    let manifest = std::fs::read_to_string(example.join("pipeline.toml"))
+        .unwrap()
+        .replace("path = \"input.jsonl\"", &format!("path = {:?}", example.join("input.jsonl")))
+        .replace("../../plugins", root().join("plugins").to_str().unwrap())
+        .replace("kind = \"stdout\"", "kind = \"file\"\npath = \"out.jsonl\"")
+        + "\n[dead_letter]\nkind = \"file\"\npath = \"dead.jsonl\"\n";
+    std::fs::write(dir.path().join("pipeline.toml"), manifest).unwrap();
+    let out = weir(&["run", dir.path().join("pipeline.toml").to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+    let expected = std::fs::read_to_string(example.join("expected.jsonl")).unwrap();
+    assert_eq!(written, expected);
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+    let dead: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[0]["kind"], "late");
+    assert_eq!(dead[0]["position"], 201);
+    assert!(text(&out.stderr).contains("2 dead letters"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn run_reads_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        r#"
+[source]
+kind = "stdin"
+[stages]
+plugin = {:?}
+config = {{ key_field = "id", value_field = "v", time_field = "t" }}
+[clock]
+kind = "event"
+wait_for_system_duration = "0s"
+[window]
+kind = "tumbling"
+length = "1m"
+[sink]
+kind = "stdout"
+"#,
+        root().join("plugins/dist/window_stats.wasm")
+    );
+    std::fs::write(dir.path().join("p.toml"), manifest).unwrap();
+    let input = "{\"id\":\"x\",\"v\":1,\"t\":60}\n{\"id\":\"x\",\"v\":3,\"t\":61}\n{\"id\":\"x\",\"v\":5,\"t\":120}\n";
+    let out = weir(&["run", dir.path().join("p.toml").to_str().unwrap()], Some(input));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "{\"key\":\"x\",\"start\":\"1970-01-01T00:01:00Z\",\"end\":\"1970-01-01T00:02:00Z\",\"count\":2,\"mean\":2.0,\"min\":1.0,\"max\":3.0}\n\
+         {\"key\":\"x\",\"start\":\"1970-01-01T00:02:00Z\",\"end\":\"1970-01-01T00:03:00Z\",\"count\":1,\"mean\":5.0,\"min\":5.0,\"max\":5.0}\n"
+    );
+}
