@@ -4,6 +4,26 @@
 //! ([`window`]), owns their state ([`state`]), and writes a sink ([`sink`]);
 //! the user's steps — deserialize, key, fold, format — are components
 //! ([`plugin`]) named in a manifest ([`manifest`]) and run by [`pipeline`].
+//!
+//! The pieces that decide time are plain values you can try by hand:
+//!
+//! ```
+//! use weir::Timestamp;
+//! use weir::clock::{Arrival, EventClock};
+//! use weir::window::TumblingWindower;
+//!
+//! const S: i64 = 1_000_000; // microseconds
+//! let windows = TumblingWindower::new(5 * S, Timestamp(0));
+//! let mut clock = EventClock::new(10 * S); // wait_for_system_duration = 10 s
+//!
+//! let now = Timestamp(1_000 * S); // system time
+//! assert_eq!(clock.arrive("sensor-1", Timestamp(42 * S), now), Arrival::OnTime(Timestamp(42 * S)));
+//! assert_eq!(windows.assign(Timestamp(42 * S)).start, Timestamp(40 * S));
+//! // The watermark trails the newest event by the wait, and moves on with
+//! // system time even when no new event comes.
+//! assert_eq!(clock.watermark("sensor-1", now), Some(Timestamp(32 * S)));
+//! assert_eq!(clock.watermark("sensor-1", Timestamp(1_013 * S)), Some(Timestamp(45 * S)));
+//! ```
 #![deny(missing_docs)]
 
 pub mod cli;

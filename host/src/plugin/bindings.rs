@@ -6,6 +6,6 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
-pub use exports::weir::stream::{deserialize, fold, format, key};
-pub use weir::stream::log;
-pub use weir::stream::types;
+pub use self::exports::weir::stream::{deserialize, fold, format, key};
+pub use self::weir::stream::log;
+pub use self::weir::stream::types;
