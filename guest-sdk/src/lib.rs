@@ -105,8 +105,21 @@ pub use wit_bindgen;
 /// so a manifest that uses this component for it fails `weir check` with a
 /// clear message.
 ///
-/// ```ignore
-/// weir_guest_sdk::export_plugin!(deserialize: MyReader, key: MyReader);
+/// ```
+/// use weir_guest_sdk::{Error, KeyStage, Plugin};
+///
+/// struct ByText;
+/// impl Plugin for ByText {
+///     type Config = serde::de::IgnoredAny;
+///     fn new(_: Self::Config) -> Result<Self, Error> { Ok(ByText) }
+/// }
+/// impl KeyStage for ByText {
+///     type Event = String;
+///     fn key(&self, event: &String) -> Result<String, Error> { Ok(event.clone()) }
+/// }
+///
+/// // Serves the key stage; used for any other stage it refuses its config.
+/// weir_guest_sdk::export_plugin!(key: ByText);
 /// ```
 #[macro_export]
 macro_rules! export_plugin {

@@ -1,6 +1,6 @@
 //! The `weir` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -60,7 +60,7 @@ pub fn main(cli: Cli) -> Result<()> {
     }
 }
 
-fn check(path: &PathBuf, cache: Option<PathBuf>) -> Result<()> {
+fn check(path: &Path, cache: Option<PathBuf>) -> Result<()> {
     let manifest = Manifest::load(path)?;
     let engine = PluginEngine::new(cache)?;
     let stages = Stages::load(&manifest, &engine)?;
@@ -72,7 +72,7 @@ fn check(path: &PathBuf, cache: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn run(path: &PathBuf, cache: Option<PathBuf>) -> Result<()> {
+fn run(path: &Path, cache: Option<PathBuf>) -> Result<()> {
     let manifest = Manifest::load(path)?;
     let engine = PluginEngine::new(cache)?;
     let started = std::time::Instant::now();
