@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: builds the plugins, then every crate's tests (host
-# unit tests, guest SDK and plugin unit tests natively, end-to-end pipelines).
+# The whole test suite: builds the plugins, starts Kafka and DynamoDB Local,
+# then runs every crate's tests (host unit tests, guest SDK and plugin unit
+# tests natively, end-to-end pipelines against the real servers).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}
 bash scripts/build-plugins.sh
 python3 examples/reference_check.py
+# Real Kafka (tansu) and DynamoDB Local on free loopback ports, for the
+# end-to-end tests; stopped however the tests end.
+trap 'bash scripts/services.sh stop' EXIT
+eval "$(bash scripts/services.sh start)"
 cargo test --workspace --no-fail-fast "$@"

@@ -147,14 +147,25 @@ pub fn deserialize<D: DeserializeStage>(stage: Option<&D>, batch: deserialize::S
     let mut buf = EventBuf::default();
     let mut failures = Vec::new();
     let Some(stage) = stage else {
-        let failures = fail_all(batch.timestamps.len(), NOT_CONFIGURED);
+        let failures = fail_all(batch.values.ends.len(), NOT_CONFIGURED);
         return deserialize::Events { payloads: buf.payloads.finish(), times: vec![], origins: vec![], failures };
     };
-    let mut keys = items(&batch.keys);
-    for (index, value) in items(&batch.values).enumerate() {
+    let deserialize::SourceBatch { values, keys, timestamps, partitions, offsets, headers } = batch;
+    // Headers arrive in record order; each record gets its run of them.
+    let header_of: Vec<u32> = headers.iter().map(|h| h.index).collect();
+    let headers: Vec<crate::Header> = headers.into_iter().map(|h| crate::Header { name: h.name, value: h.value }).collect();
+    let mut next_header = 0usize;
+    let mut keys = items(&keys);
+    for (index, value) in items(&values).enumerate() {
         let key = keys.next().filter(|k| !k.is_empty());
-        let timestamp = Timestamp::from_micros(batch.timestamps.get(index).copied().unwrap_or(0));
-        let record = Record { value, key, timestamp };
+        let timestamp = Timestamp::from_micros(timestamps.get(index).copied().unwrap_or(0));
+        let first = next_header;
+        while header_of.get(next_header).is_some_and(|&i| i as usize == index) {
+            next_header += 1;
+        }
+        let partition = partitions.get(index).copied().filter(|p| *p >= 0);
+        let offset = offsets.get(index).copied().unwrap_or(0);
+        let record = Record { value, key, timestamp, partition, offset, headers: &headers[first..next_header] };
         let mark = buf.len();
         let mut out = Emitter::new(&mut buf, index as u32, timestamp);
         if let Err(err) = stage.deserialize(&record, &mut out) {

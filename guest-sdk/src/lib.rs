@@ -90,7 +90,7 @@ pub mod __rt;
 pub use decimal::Decimal;
 pub use error::Error;
 pub use log::{debug, error, info, warn};
-pub use record::{Emitter, Record};
+pub use record::{Emitter, Header, Record};
 pub use stage::{DeserializeStage, FoldStage, FormatStage, KeyStage, Plugin, Window};
 pub use time::{DateTimeParts, Timestamp};
 

@@ -16,9 +16,29 @@ pub struct Record<'a> {
     /// The source's time for the record: the Kafka timestamp, or when the
     /// host read it from a file.
     pub timestamp: Timestamp,
+    /// The Kafka partition; `None` for files and stdin.
+    pub partition: Option<i32>,
+    /// The Kafka offset, or the line number in a file.
+    pub offset: i64,
+    /// The Kafka headers, in order (empty for files).
+    pub headers: &'a [Header],
+}
+
+/// A Kafka message header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: Vec<u8>,
 }
 
 impl<'a> Record<'a> {
+    /// The value of the first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers.iter().find(|h| h.name == name).map(|h| h.value.as_slice())
+    }
+
     /// The value parsed as JSON into `T`; the error names what did not fit.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
         serde_json::from_slice(self.value).map_err(|err| Error::msg(format!("value is not the expected JSON: {err}")))

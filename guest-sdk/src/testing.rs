@@ -45,7 +45,14 @@ where
     D: DeserializeStage,
     D::Event: DeserializeOwned,
 {
-    let batch = wit_deserialize::SourceBatch { values: packed([value]), keys: packed([&[][..]]), timestamps: vec![0] };
+    let batch = wit_deserialize::SourceBatch {
+        values: packed([value]),
+        keys: packed([&[][..]]),
+        timestamps: vec![0],
+        partitions: vec![-1],
+        offsets: vec![1],
+        headers: vec![],
+    };
     let events = __rt::deserialize(Some(stage), batch);
     first_failure(events.failures)?;
     __rt::items(&events.payloads)

@@ -42,6 +42,66 @@ pub enum Command {
         /// The pipeline manifest (TOML).
         manifest: PathBuf,
     },
+    /// Send test data into a Kafka topic: random-walk sensors, or a file.
+    Produce {
+        /// Bootstrap servers (default: $WEIR_KAFKA_BROKERS).
+        #[arg(long, env = "WEIR_KAFKA_BROKERS")]
+        brokers: String,
+        /// The topic; created if missing.
+        #[arg(long)]
+        topic: String,
+        /// Partitions for a topic that does not exist yet.
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// Replay this CSV or JSON-lines file instead of generating.
+        #[arg(long)]
+        replay: Option<PathBuf>,
+        /// With --replay: the field whose value becomes the message key.
+        #[arg(long)]
+        key_field: Option<String>,
+        /// Generated sensors (`sensor-1` ...), the message key.
+        #[arg(long, default_value_t = 5)]
+        sensors: usize,
+        /// Generated readings in all.
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        /// Generated readings per second (0: as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Random seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Read window results back from DynamoDB by key and time range.
+    Query {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// The window key to read.
+        #[arg(long)]
+        key: String,
+        /// First window start (RFC 3339), inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last window start (RFC 3339), exclusive.
+        #[arg(long)]
+        to: Option<String>,
+        /// The table's partition key attribute.
+        #[arg(long, default_value = "key")]
+        partition_key: String,
+        /// The table's sort key attribute (window start, epoch ms).
+        #[arg(long, default_value = "window_start")]
+        sort_key: String,
+        /// Endpoint override, e.g. DynamoDB Local (default: $WEIR_DYNAMODB_ENDPOINT).
+        #[arg(long, env = "WEIR_DYNAMODB_ENDPOINT")]
+        endpoint: Option<String>,
+        /// Region.
+        #[arg(long)]
+        region: Option<String>,
+        /// Print an aligned table instead of JSON lines.
+        #[arg(long)]
+        table_output: bool,
+    },
 }
 
 /// Runs the command line; the process exit code follows the result.
@@ -57,6 +117,30 @@ pub fn main(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Check { manifest } => check(&manifest, cache),
         Command::Run { manifest } => run(&manifest, cache),
+        Command::Produce { brokers, topic, partitions, replay, key_field, sensors, count, rate, seed } => {
+            let payload = match replay {
+                Some(path) => crate::produce::Payload::Replay { path, key_field },
+                None => crate::produce::Payload::Generate { sensors: sensors.max(1), count, rate, seed },
+            };
+            crate::produce::produce(&brokers, &topic, partitions, &payload)?;
+            Ok(())
+        }
+        Command::Query { table, key, from, to, partition_key, sort_key, endpoint, region, table_output } => {
+            let time = |t: Option<String>, flag: &str| -> Result<Option<crate::Timestamp>> {
+                t.map(|t| crate::Timestamp::parse_rfc3339(&t).with_context(|| format!("--{flag} `{t}` is not an RFC 3339 time"))).transpose()
+            };
+            let q = crate::query::Query { table, partition_key, key, sort_key, from: time(from, "from")?, to: time(to, "to")?, endpoint, region };
+            let items = crate::query::run(&q)?;
+            if table_output {
+                print!("{}", crate::query::table(&items));
+            } else {
+                for item in &items {
+                    println!("{}", serde_json::to_string(item)?);
+                }
+            }
+            eprintln!("{} items", items.len());
+            Ok(())
+        }
     }
 }
 
@@ -77,17 +161,43 @@ fn run(path: &Path, cache: Option<PathBuf>) -> Result<()> {
     let engine = PluginEngine::new(cache)?;
     let started = std::time::Instant::now();
     let mut pipeline = Pipeline::load(&manifest, &engine)?;
-    let source = crate::source::open(&manifest.source)?;
-    let stats = pipeline.run_source(source)?;
+    let stats = match &manifest.source {
+        crate::manifest::SourceSpec::Kafka(spec) => {
+            // A stream has no end: SIGTERM or Ctrl-C stops it after a last
+            // checkpoint (open windows wait in it for the next run).
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed)).context("cannot install the signal handler")?;
+            if manifest.checkpoint.is_none() {
+                tracing::warn!("no [checkpoint] configured: offsets are committed after each flush, but open windows are lost on a stop");
+            }
+            let every = manifest.checkpoint.as_ref().map_or(std::time::Duration::from_secs(5), |c| c.interval);
+            crate::source::kafka::run(pipeline, spec, manifest.limits.batch_size, every, stop)?
+        }
+        _ => {
+            let source = crate::source::open(&manifest.source)?;
+            pipeline.run_source(source)?
+        }
+    };
     let elapsed = started.elapsed();
     tracing::info!(
         "{}: {} records, {} events, {} windows written, {} late, {} failed, in {:.2?}",
         manifest.name, stats.records, stats.events, stats.windows, stats.late, stats.failed, elapsed
     );
+    if stats.skipped > 0 {
+        tracing::info!("{} records skipped: a checkpoint had already absorbed them", stats.skipped);
+    }
+    if stats.key_partition_conflicts > 0 {
+        tracing::warn!(
+            "{} events had a key already seen in another partition: windows must follow the Kafka partitioning (see the README)",
+            stats.key_partition_conflicts
+        );
+    }
     if stats.late + stats.failed > 0 {
         let target = match &manifest.dead_letter {
             crate::manifest::DeadLetterSpec::Log => "the log above".to_owned(),
             crate::manifest::DeadLetterSpec::File(p) => p.display().to_string(),
+            crate::manifest::DeadLetterSpec::Kafka { topic, .. } => format!("Kafka topic {topic}"),
         };
         tracing::warn!("{} dead letters: see {target}", stats.late + stats.failed);
     }

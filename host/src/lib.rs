@@ -31,6 +31,8 @@ pub mod clock;
 pub mod manifest;
 pub mod pipeline;
 pub mod plugin;
+pub mod produce;
+pub mod query;
 pub mod sink;
 pub mod source;
 pub mod state;

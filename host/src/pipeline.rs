@@ -15,10 +15,11 @@ use crate::Timestamp;
 use crate::clock::{Arrival, Clock};
 use crate::manifest::{ClockSpec, DeadLetterSpec, Manifest, StageKind};
 use crate::plugin::{CallError, ClosedWindow, FoldGroup, Packed, PluginEngine, PluginError, SourceBatch, StagePlugin};
-use crate::sink::{self, DeadLetter, DeadLetterKind, DeadLetters, Sink, SinkError, WindowResult};
+use crate::sink::{self, DeadLetter, DeadLetterKind, DeadLetters, Rejection, Sink, SinkError, WindowResult};
 use crate::source::{self, Delivery, Source, SourceError, SourceRecord};
-use crate::state::{WindowId, WindowStore};
-use crate::window::{Assignment, Windower};
+use crate::state::checkpoint::{CheckpointError, CheckpointStore, CollectSnapshot, FORMAT_VERSION, PartitionId, PartitionSnapshot, WindowSnapshot};
+use crate::state::{OpenWindow, WindowId, WindowStore};
+use crate::window::{Assignment, WindowIndex, Windower};
 
 /// How long the pipeline waits for input before it lets system time close
 /// windows anyway.
@@ -38,6 +39,19 @@ pub enum PipelineError {
     /// The sink or the dead-letter output failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A checkpoint holds accumulators of another fold plugin version.
+    #[error("checkpoint of {partition} holds accumulators of state version {found}, but the fold plugin writes version {expected}; run the plugin that wrote it, or move the checkpoint away")]
+    StateVersion {
+        /// The partition.
+        partition: String,
+        /// In the checkpoint.
+        found: u32,
+        /// The plugin's.
+        expected: u32,
+    },
 }
 
 /// Counts of a run.
@@ -53,6 +67,10 @@ pub struct Stats {
     pub late: u64,
     /// Records or windows a stage failed, sent to the dead-letter output.
     pub failed: u64,
+    /// Records skipped because a checkpoint had already absorbed them.
+    pub skipped: u64,
+    /// Keys seen in more than one input partition.
+    pub key_partition_conflicts: u64,
 }
 
 /// The four stage plugins.
@@ -91,17 +109,80 @@ struct Placed {
 }
 
 struct Group {
+    partition: PartitionId,
     id: WindowId,
     assignment: Assignment,
     members: Vec<Placed>,
 }
 
-/// A running pipeline.
-pub struct Pipeline {
-    stages: Stages,
+/// The state of one input partition; it moves with the partition.
+struct PartitionState {
     clock: Clock,
     windower: Windower,
     store: WindowStore,
+    /// Per key, the highest tumbling window index emitted.
+    closed_through: HashMap<String, WindowIndex>,
+    /// The first offset not yet absorbed (Kafka).
+    next_offset: Option<i64>,
+}
+
+impl PartitionState {
+    fn new(manifest_clock: ClockSpec, window: crate::manifest::WindowSpec) -> Self {
+        PartitionState {
+            clock: Clock::from_spec(manifest_clock),
+            windower: Windower::from_spec(window),
+            store: WindowStore::new(),
+            closed_through: HashMap::new(),
+            next_offset: None,
+        }
+    }
+
+    fn snapshot(&self, now: Timestamp, state_version: u32) -> PartitionSnapshot {
+        let mut windows: Vec<WindowSnapshot> = self
+            .store
+            .iter()
+            .map(|(id, w)| WindowSnapshot { key: id.key.clone(), index: id.index, start: w.start.0, end: w.end.0, count: w.count, acc: w.acc.clone() })
+            .collect();
+        windows.sort_by(|a, b| (&a.key, a.index).cmp(&(&b.key, b.index)));
+        let collect = match &self.windower {
+            Windower::Collect(c) => c.snapshot().into_iter().map(|(key, open, next_index)| CollectSnapshot { key, open, next_index }).collect(),
+            Windower::Tumbling(_) => Vec::new(),
+        };
+        PartitionSnapshot {
+            format: FORMAT_VERSION,
+            state_version,
+            next_offset: self.next_offset,
+            windows,
+            watermarks: self.clock.snapshot(now),
+            collect,
+            closed_through: self.closed_through.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+
+    fn restore(&mut self, snapshot: PartitionSnapshot, now: Timestamp) {
+        self.next_offset = snapshot.next_offset;
+        for w in snapshot.windows {
+            let window = OpenWindow { start: Timestamp(w.start), end: Timestamp(w.end), count: w.count, acc: w.acc };
+            self.store.restore(WindowId { key: w.key, index: w.index }, window);
+        }
+        self.clock.restore(&snapshot.watermarks, now);
+        if let Windower::Collect(c) = &mut self.windower {
+            for s in snapshot.collect {
+                c.restore(&s.key, s.open, s.next_index);
+            }
+        }
+        self.closed_through.extend(snapshot.closed_through);
+    }
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    stages: Stages,
+    clock_spec: ClockSpec,
+    window_spec: crate::manifest::WindowSpec,
+    partitions: HashMap<PartitionId, PartitionState>,
+    key_home: HashMap<String, PartitionId>,
+    checkpoints: Option<CheckpointStore>,
     sink: Box<dyn Sink>,
     dead: DeadLetters,
     system_clock: bool,
@@ -118,17 +199,24 @@ impl Pipeline {
         let dead = match &manifest.dead_letter {
             DeadLetterSpec::Log => DeadLetters::log(),
             DeadLetterSpec::File(path) => DeadLetters::file(path)?,
+            DeadLetterSpec::Kafka { brokers, topic } => DeadLetters::kafka(brokers, topic)?,
         };
-        Ok(Self::new(manifest, stages, sink, dead))
+        let pipeline = Self::new(manifest, stages, sink, dead);
+        Ok(match &manifest.checkpoint {
+            Some(spec) => pipeline.with_checkpoints(CheckpointStore::open(&spec.dir)?),
+            None => pipeline,
+        })
     }
 
     /// A pipeline over loaded stages, writing to `sink` and `dead`.
     pub fn new(manifest: &Manifest, stages: Stages, sink: Box<dyn Sink>, dead: DeadLetters) -> Self {
         Pipeline {
             stages,
-            clock: Clock::from_spec(manifest.clock),
-            windower: Windower::from_spec(manifest.window),
-            store: WindowStore::new(),
+            clock_spec: manifest.clock,
+            window_spec: manifest.window,
+            partitions: HashMap::new(),
+            key_home: HashMap::new(),
+            checkpoints: None,
             sink,
             dead,
             system_clock: manifest.clock == ClockSpec::System,
@@ -145,6 +233,75 @@ impl Pipeline {
     /// The stages, e.g. to read their hashes.
     pub fn stages(&self) -> &Stages {
         &self.stages
+    }
+
+    /// Keeps checkpoints in `store`: [`Pipeline::checkpoint`] writes them and
+    /// [`Pipeline::take_partition`] reads them.
+    pub fn with_checkpoints(mut self, store: CheckpointStore) -> Self {
+        self.checkpoints = Some(store);
+        self
+    }
+
+    fn open_windows(&self) -> usize {
+        self.partitions.values().map(|p| p.store.len()).sum()
+    }
+
+    fn partition(&mut self, id: &PartitionId) -> &mut PartitionState {
+        let (clock, window) = (self.clock_spec, self.window_spec);
+        self.partitions.entry(id.clone()).or_insert_with(|| PartitionState::new(clock, window))
+    }
+
+    /// Starts owning `id` (a Kafka assignment): restores its checkpoint if
+    /// there is one. Returns the checkpoint's next offset.
+    pub fn take_partition(&mut self, id: &PartitionId, now: Timestamp) -> Result<Option<i64>, PipelineError> {
+        let snapshot = match &self.checkpoints {
+            Some(store) => store.read(id)?,
+            None => None,
+        };
+        let expected = self.stages.fold.state_version().unwrap_or(1);
+        let (clock, window) = (self.clock_spec, self.window_spec);
+        let state = self.partition(id);
+        let Some(snapshot) = snapshot else { return Ok(state.next_offset) };
+        if snapshot.state_version != expected {
+            return Err(PipelineError::StateVersion { partition: format!("{}[{}]", id.topic, id.partition), found: snapshot.state_version, expected });
+        }
+        let windows = snapshot.windows.len();
+        *state = PartitionState::new(clock, window);
+        state.restore(snapshot, now);
+        tracing::info!(topic = %id.topic, partition = id.partition, next_offset = ?state.next_offset, "restored {windows} open windows from the checkpoint");
+        Ok(state.next_offset)
+    }
+
+    /// Flushes the sink and the dead-letter output, then writes a checkpoint
+    /// of each partition in `which` (all when `None`). Returns each
+    /// partition's next offset, which is now safe to commit.
+    pub fn checkpoint(&mut self, which: Option<&[PartitionId]>, now: Timestamp) -> Result<Vec<(PartitionId, i64)>, PipelineError> {
+        self.flush_sink()?;
+        let version = self.stages.fold.state_version().unwrap_or(1);
+        let mut offsets = Vec::new();
+        for (id, state) in &self.partitions {
+            if which.is_some_and(|w| !w.contains(id)) {
+                continue;
+            }
+            if let Some(store) = &self.checkpoints {
+                store.write(id, &state.snapshot(now, version))?;
+            }
+            if let Some(next) = state.next_offset {
+                offsets.push((id.clone(), next));
+            }
+        }
+        Ok(offsets)
+    }
+
+    /// Stops owning partitions (a Kafka revoke): checkpoints them, then drops
+    /// their state. Returns the offsets to commit.
+    pub fn release_partitions(&mut self, which: &[PartitionId], now: Timestamp) -> Result<Vec<(PartitionId, i64)>, PipelineError> {
+        let offsets = self.checkpoint(Some(which), now)?;
+        for id in which {
+            self.partitions.remove(id);
+        }
+        self.key_home.retain(|_, home| !which.contains(home));
+        Ok(offsets)
     }
 
     /// Reads `source` to its end, processing each batch at the system time it
@@ -165,7 +322,7 @@ impl Pipeline {
                 let rate = s.records as f64 / started.elapsed().as_secs_f64();
                 tracing::info!(
                     "{} records ({rate:.0}/s), {} windows written, {} open, {} late, {} failed",
-                    s.records, s.windows, self.store.len(), s.late, s.failed
+                    s.records, s.windows, self.open_windows(), s.late, s.failed
                 );
                 last_report = Instant::now();
             }
@@ -176,6 +333,24 @@ impl Pipeline {
     /// Processes one batch of records at system time `now`, then closes the
     /// windows that are due.
     pub fn process(&mut self, records: Vec<SourceRecord>, now: Timestamp) -> Result<(), PipelineError> {
+        let mut records = records;
+        // Records a restored checkpoint has already absorbed are skipped;
+        // the others move their partition's next offset.
+        if records.iter().any(|r| r.origin.partition.is_some()) {
+            let before = records.len();
+            records.retain(|r| {
+                let Some(partition) = r.origin.partition else { return true };
+                let id = PartitionId { topic: r.origin.source.to_string(), partition };
+                let offset = r.origin.position as i64;
+                let state = self.partition(&id);
+                if state.next_offset.is_some_and(|next| offset < next) {
+                    return false;
+                }
+                state.next_offset = Some(offset + 1);
+                true
+            });
+            self.stats.skipped += (before - records.len()) as u64;
+        }
         if records.is_empty() {
             return self.advance(now);
         }
@@ -185,11 +360,19 @@ impl Pipeline {
             values: Packed::with_capacity(records.len(), bytes),
             keys: Packed::with_capacity(records.len(), 0),
             timestamps: Vec::with_capacity(records.len()),
+            partitions: Vec::with_capacity(records.len()),
+            offsets: Vec::with_capacity(records.len()),
+            headers: Vec::new(),
         };
-        for record in &records {
+        for (i, record) in records.iter().enumerate() {
             batch.values.push(&record.value);
             batch.keys.push(record.key.as_deref().unwrap_or_default());
             batch.timestamps.push(record.timestamp.0);
+            batch.partitions.push(record.origin.partition.unwrap_or(-1));
+            batch.offsets.push(record.origin.position as i64);
+            for (name, value) in &record.headers {
+                batch.headers.push((i as u32, name.clone(), value.clone()));
+            }
         }
 
         let events = match self.stages.deserialize.deserialize(batch) {
@@ -215,10 +398,10 @@ impl Pipeline {
             self.dead_record(&records[origins[failure.index as usize]], DeadLetterKind::Failed, "key", failure.reason.clone(), None)?;
         }
 
-        // Clock and window: group the events by the window they fall in,
-        // in order of first appearance.
+        // Clock and window: group the events by the partition and window
+        // they fall in, in order of first appearance.
         let mut groups: Vec<Group> = Vec::new();
-        let mut group_of: HashMap<WindowId, usize> = HashMap::new();
+        let mut group_of: HashMap<(PartitionId, WindowId), usize> = HashMap::new();
         for (event, &origin) in origins.iter().enumerate() {
             if key_failed[event] {
                 continue;
@@ -227,24 +410,39 @@ impl Pipeline {
                 self.dead_record(&records[origin], DeadLetterKind::Failed, "key", "the key is not UTF-8".to_owned(), None)?;
                 continue;
             };
+            let origin_of = &records[origin].origin;
+            let pid = PartitionId { topic: origin_of.source.to_string(), partition: origin_of.partition.unwrap_or(-1) };
+            self.note_home(key, &pid);
             let time = if self.system_clock { now } else { Timestamp(events.times[event]) };
-            let assignment = match &mut self.windower {
-                Windower::Tumbling(w) => match self.clock.arrive(key, time, now) {
-                    Arrival::OnTime(time) => w.assign(time),
-                    Arrival::Late { time, watermark } => {
-                        let reason = format!("late: event time {time} is before the watermark {watermark} of key `{key}`");
-                        self.dead_record(&records[origin], DeadLetterKind::Late, "clock", reason, Some(key))?;
-                        continue;
+            let state = self.partition(&pid);
+            let placement = match &mut state.windower {
+                Windower::Tumbling(w) => match state.clock.arrive(key, time, now) {
+                    Arrival::OnTime(time) => {
+                        let assignment = w.assign(time);
+                        if state.closed_through.get(key).is_some_and(|&closed| assignment.index <= closed) {
+                            Err(format!("late: event time {time} falls in a window of key `{key}` that was already emitted"))
+                        } else {
+                            Ok(assignment)
+                        }
                     }
+                    Arrival::Late { time, watermark } => Err(format!("late: event time {time} is before the watermark {watermark} of key `{key}`")),
                 },
                 // Collect windows count and time out in system time.
-                Windower::Collect(w) => w.assign(key, now),
+                Windower::Collect(w) => Ok(w.assign(key, now)),
+            };
+            let assignment = match placement {
+                Ok(assignment) => assignment,
+                Err(reason) => {
+                    self.dead_record(&records[origin], DeadLetterKind::Late, "clock", reason, Some(key))?;
+                    continue;
+                }
             };
             let id = WindowId { key: key.to_owned(), index: assignment.index };
-            let slot = match group_of.entry(id) {
+            let slot = match group_of.entry((pid, id)) {
                 Entry::Occupied(e) => *e.get(),
                 Entry::Vacant(e) => {
-                    groups.push(Group { id: e.key().clone(), assignment, members: Vec::new() });
+                    let (pid, id) = e.key().clone();
+                    groups.push(Group { partition: pid, id, assignment, members: Vec::new() });
                     *e.insert(groups.len() - 1)
                 }
             };
@@ -266,7 +464,7 @@ impl Pipeline {
                 events.push(payloads.get(member.event));
                 fold_origin.push(member.origin);
             }
-            let acc = self.store.get(&group.id).and_then(|w| w.acc.clone());
+            let acc = self.partitions.get(&group.partition).and_then(|p| p.store.get(&group.id)).and_then(|w| w.acc.clone());
             fold_groups.push(FoldGroup { acc, end: events.len() as u32 });
         }
         let folded = match self.stages.fold.fold(fold_groups, &events) {
@@ -285,43 +483,73 @@ impl Pipeline {
             let end = start + group.members.len();
             let absorbed = failed[start..end].iter().filter(|f| !**f).count() as u64;
             start = end;
-            if absorbed == 0 && self.store.get(&group.id).is_none() {
+            let state = self.partition(&group.partition);
+            if absorbed == 0 && state.store.get(&group.id).is_none() {
                 continue;
             }
             let Assignment { start: from, end: to, .. } = group.assignment;
-            self.store.absorb(group.id, from, to, folded.accs.get(i).to_vec(), absorbed);
+            state.store.absorb(group.id, from, to, folded.accs.get(i).to_vec(), absorbed);
         }
         Ok(())
     }
 
     /// Closes the windows due at system time `now` and writes them.
     pub fn advance(&mut self, now: Timestamp) -> Result<(), PipelineError> {
-        let closed = match &self.windower {
-            Windower::Tumbling(_) => {
-                let clock = &self.clock;
-                self.store.close_where(|id, w| clock.watermark(&id.key, now).is_some_and(|wm| wm >= w.end))
-            }
-            Windower::Collect(c) => self.store.close_where(|id, w| c.is_due(&id.key, id.index, w.start, now)),
-        };
-        if let Windower::Collect(c) = &mut self.windower {
-            for (id, _) in &closed {
-                c.closed(&id.key, id.index);
-            }
+        let mut closed = Vec::new();
+        for state in self.partitions.values_mut() {
+            let due = match &state.windower {
+                Windower::Tumbling(_) => {
+                    let clock = &state.clock;
+                    state.store.close_where(|id, w| clock.watermark(&id.key, now).is_some_and(|wm| wm >= w.end))
+                }
+                Windower::Collect(c) => state.store.close_where(|id, w| c.is_due(&id.key, id.index, w.start, now)),
+            };
+            note_closed(state, &due);
+            closed.extend(due);
         }
-        self.emit(closed)
+        self.emit(sorted(closed))
     }
 
     /// Closes every open window (the input has ended), writes them, and
     /// flushes the sink and the dead-letter output.
     pub fn finish(&mut self) -> Result<Stats, PipelineError> {
-        let closed = self.store.close_where(|_, _| true);
-        self.emit(closed)?;
-        self.sink.flush()?;
-        self.dead.flush()?;
+        let mut closed = Vec::new();
+        for state in self.partitions.values_mut() {
+            let due = state.store.close_where(|_, _| true);
+            note_closed(state, &due);
+            closed.extend(due);
+        }
+        self.emit(sorted(closed))?;
+        self.flush_sink()?;
         Ok(self.stats())
     }
 
-    fn emit(&mut self, closed: Vec<(WindowId, crate::state::OpenWindow)>) -> Result<(), PipelineError> {
+    // Windows must follow the input's partitioning: a key whose records
+    // arrive in two partitions gets two sets of windows, and in a keyed
+    // sink the later overwrites the earlier. Say so, once per key.
+    fn note_home(&mut self, key: &str, pid: &PartitionId) {
+        if pid.partition < 0 {
+            return;
+        }
+        match self.key_home.get(key) {
+            Some(home) if home != pid => {
+                self.stats.key_partition_conflicts += 1;
+                if self.stats.key_partition_conflicts <= 10 {
+                    tracing::warn!(
+                        key, first = %format!("{}[{}]", home.topic, home.partition), now = %format!("{}[{}]", pid.topic, pid.partition),
+                        "key seen in more than one partition: its windows are split; key the Kafka messages the way the key stage keys events"
+                    );
+                }
+                self.key_home.insert(key.to_owned(), pid.clone());
+            }
+            Some(_) => {}
+            None => {
+                self.key_home.insert(key.to_owned(), pid.clone());
+            }
+        }
+    }
+
+    fn emit(&mut self, closed: Vec<(WindowId, OpenWindow)>) -> Result<(), PipelineError> {
         let mut closed = closed.into_iter().peekable();
         while closed.peek().is_some() {
             let chunk: Vec<ClosedWindow> = closed
@@ -353,7 +581,15 @@ impl Pipeline {
                 let result = WindowResult { key, id, start: Timestamp(start), end: Timestamp(end), count, object };
                 match self.sink.write(&result) {
                     Ok(()) => self.stats.windows += 1,
-                    Err(err @ SinkError::MissingField { .. }) => self.dead_window(meta, err.to_string())?,
+                    Err(SinkError::Rejected(rejection)) => self.dead_rejection(rejection)?,
+                    Err(SinkError::RejectedMany(rejections)) => {
+                        // Those came from earlier writes in the same batch; this one went through.
+                        self.stats.windows += 1;
+                        for rejection in rejections {
+                            self.stats.windows = self.stats.windows.saturating_sub(1);
+                            self.dead_rejection(rejection)?;
+                        }
+                    }
                     Err(err) => return Err(err.into()),
                 }
             }
@@ -374,11 +610,25 @@ impl Pipeline {
             stage: stage.to_owned(),
             reason,
             source: record.origin.source.to_string(),
+            partition: record.origin.partition,
             position: record.origin.position,
             key: key.map(str::to_owned),
             value: String::from_utf8_lossy(&record.value).into_owned(),
         })?;
         Ok(())
+    }
+
+    fn flush_sink(&mut self) -> Result<(), PipelineError> {
+        for rejection in self.sink.flush()? {
+            self.stats.windows = self.stats.windows.saturating_sub(1);
+            self.dead_rejection(rejection)?;
+        }
+        self.dead.flush()?;
+        Ok(())
+    }
+
+    fn dead_rejection(&mut self, r: Rejection) -> Result<(), PipelineError> {
+        self.dead_window(&(r.key, r.id, r.start, r.end, r.count), format!("sink: {}", r.reason))
     }
 
     fn dead_window(&mut self, (key, id, start, end, count): &(String, i64, i64, i64, u64), reason: String) -> Result<(), PipelineError> {
@@ -390,12 +640,35 @@ impl Pipeline {
             stage: "format".to_owned(),
             reason,
             source: "window".to_owned(),
+            partition: None,
             position: 0,
             key: Some(key.clone()),
             value: value.to_string(),
         })?;
         Ok(())
     }
+}
+
+fn note_closed(state: &mut PartitionState, closed: &[(WindowId, OpenWindow)]) {
+    match &mut state.windower {
+        Windower::Collect(c) => {
+            for (id, _) in closed {
+                c.closed(&id.key, id.index);
+            }
+        }
+        Windower::Tumbling(_) => {
+            for (id, _) in closed {
+                let through = state.closed_through.entry(id.key.clone()).or_insert(id.index);
+                *through = (*through).max(id.index);
+            }
+        }
+    }
+}
+
+// Windows in a deterministic order: by start, key, index.
+fn sorted(mut closed: Vec<(WindowId, OpenWindow)>) -> Vec<(WindowId, OpenWindow)> {
+    closed.sort_by(|(a, wa), (b, wb)| (wa.start, &a.key, a.index).cmp(&(wb.start, &b.key, b.index)));
+    closed
 }
 
 // Distinct indices, in first-seen order.

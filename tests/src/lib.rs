@@ -2,6 +2,8 @@
 //! capture the sink's lines and the dead letters in memory.
 #![deny(missing_docs)]
 
+pub mod services;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -71,7 +73,11 @@ pub fn manifest_text(dir: &Path, text: &str) -> Manifest {
 pub fn run(manifest: &Manifest) -> Result<Output, PipelineError> {
     let stages = Stages::load(manifest, engine())?;
     let buf = SharedBuf::default();
-    let sink = JsonLinesSink::to_writer(Box::new(buf.clone()), manifest.sink.text_field.clone());
+    let text_field = match &manifest.sink {
+        weir::manifest::SinkSpec::Lines { text_field, .. } => text_field.clone(),
+        _ => None,
+    };
+    let sink = JsonLinesSink::to_writer(Box::new(buf.clone()), text_field);
     let (dead, letters) = DeadLetters::memory();
     let mut pipeline = Pipeline::new(manifest, stages, Box::new(sink), dead);
     let source = weir::source::open(&manifest.source)?;

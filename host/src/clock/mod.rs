@@ -51,6 +51,21 @@ impl Clock {
         }
     }
 
+    /// Watermarks for a checkpoint (none for the system clock).
+    pub fn snapshot(&self, now: Timestamp) -> Vec<(String, i64)> {
+        match self {
+            Clock::Event(c) => c.snapshot(now),
+            Clock::System(_) => Vec::new(),
+        }
+    }
+
+    /// Restores watermarks from a checkpoint.
+    pub fn restore(&mut self, watermarks: &[(String, i64)], now: Timestamp) {
+        if let Clock::Event(c) = self {
+            c.restore(watermarks, now);
+        }
+    }
+
     /// The watermark of `key` at system time `now`; `None` before the key's
     /// first event.
     pub fn watermark(&self, key: &str, now: Timestamp) -> Option<Timestamp> {

@@ -100,7 +100,31 @@ pub enum SourceSpec {
     Jsonl(PathBuf),
     /// Standard input, one record per line.
     Stdin,
+    /// Kafka topics in a consumer group.
+    Kafka(KafkaSourceSpec),
 }
+
+/// A Kafka source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSourceSpec {
+    /// Bootstrap servers, `host:port,...`.
+    pub brokers: String,
+    /// Topics to read.
+    pub topics: Vec<String>,
+    /// Consumer group.
+    pub group_id: String,
+    /// Where a group with no committed offset starts: `earliest` or `latest`.
+    pub start: &'static str,
+    /// Any other librdkafka consumer properties.
+    pub properties: Vec<(String, String)>,
+    /// Stop (closing every window) after this long without a message: for
+    /// replays that should end once caught up.
+    pub exit_when_idle: Option<Duration>,
+}
+
+/// Consumer properties weir sets itself; a manifest may not override them.
+pub const KAFKA_MANAGED_PROPERTIES: [&str; 5] =
+    ["enable.auto.commit", "enable.auto.offset.store", "group.id", "bootstrap.servers", "auto.offset.reset"];
 
 /// A stage's component and config.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,12 +171,58 @@ pub enum WindowSpec {
 
 /// Where window results go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SinkSpec {
-    /// `None` for standard output.
-    pub path: Option<PathBuf>,
-    /// Write this string field of each object as a raw line instead of the
-    /// object as JSON.
-    pub text_field: Option<String>,
+pub enum SinkSpec {
+    /// JSON lines on stdout or in a file.
+    Lines {
+        /// `None` for standard output.
+        path: Option<PathBuf>,
+        /// Write this string field of each object as a raw line instead of
+        /// the object as JSON.
+        text_field: Option<String>,
+    },
+    /// A DynamoDB table.
+    Dynamodb(DynamoSinkSpec),
+    /// A Kafka topic.
+    Kafka(KafkaSinkSpec),
+}
+
+/// A DynamoDB sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoSinkSpec {
+    /// The table.
+    pub table: String,
+    /// Attribute holding the window key (the table's partition key).
+    pub partition_key: String,
+    /// Attribute holding the window start in epoch milliseconds (the sort key).
+    pub sort_key: String,
+    /// Create the table if it does not exist.
+    pub create_table: bool,
+    /// Endpoint override (DynamoDB Local); the SDK's default otherwise.
+    pub endpoint: Option<String>,
+    /// Region; the SDK's default chain otherwise.
+    pub region: Option<String>,
+    /// BatchWriteItem calls in flight at once.
+    pub max_in_flight: usize,
+}
+
+/// A Kafka topic sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSinkSpec {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+    /// Any other librdkafka producer properties.
+    pub properties: Vec<(String, String)>,
+}
+
+/// Periodic checkpoints of window state and offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointSpec {
+    /// The folder; several processes of one consumer group may share it.
+    pub dir: PathBuf,
+    /// How often.
+    pub interval: Duration,
 }
 
 /// Where late items and failed records go.
@@ -162,6 +232,13 @@ pub enum DeadLetterSpec {
     Log,
     /// A JSON-lines file.
     File(PathBuf),
+    /// A Kafka topic, reason and origin in headers.
+    Kafka {
+        /// Bootstrap servers.
+        brokers: String,
+        /// The topic.
+        topic: String,
+    },
 }
 
 /// Limits each plugin runs under.
@@ -201,6 +278,8 @@ pub struct Manifest {
     pub dead_letter: DeadLetterSpec,
     /// Plugin limits and batch size.
     pub limits: Limits,
+    /// Checkpoints, when configured.
+    pub checkpoint: Option<CheckpointSpec>,
 }
 
 impl Manifest {
@@ -251,7 +330,50 @@ impl Manifest {
                 unused(&raw.source.path, "source.path", "stdin", &mut problems);
                 Some(SourceSpec::Stdin)
             }
+            raw::SourceKind::Kafka => {
+                let src = &raw.source;
+                unused(&src.path, "source.path", "kafka", &mut problems);
+                let brokers = required(&src.brokers, "source.brokers", "kafka", &mut problems).map(|b| expand_env(&b, "source.brokers", &mut problems));
+                let topics = required(&src.topics, "source.topics", "kafka", &mut problems);
+                if topics.as_ref().is_some_and(|t| t.is_empty() || t.iter().any(String::is_empty)) {
+                    problems.push(Problem { field: "source.topics".into(), message: "name at least one topic, none empty".into() });
+                }
+                let group_id = required(&src.group_id, "source.group_id", "kafka", &mut problems);
+                let properties: Vec<(String, String)> = src.properties.clone().unwrap_or_default().into_iter().collect();
+                for (name, _) in &properties {
+                    if KAFKA_MANAGED_PROPERTIES.contains(&name.as_str()) {
+                        problems.push(Problem {
+                            field: format!("source.properties.\"{name}\""),
+                            message: "weir sets this itself (use brokers, group_id and start; offsets are committed with checkpoints)".into(),
+                        });
+                    }
+                }
+                let start = match src.start.unwrap_or(raw::StartAt::Earliest) {
+                    raw::StartAt::Earliest => "earliest",
+                    raw::StartAt::Latest => "latest",
+                };
+                match (brokers, topics, group_id) {
+                    (Some(brokers), Some(topics), Some(group_id)) => {
+                        Some(SourceSpec::Kafka(KafkaSourceSpec { brokers, topics, group_id, start, properties, exit_when_idle: src.exit_when_idle.map(|d| d.0) }))
+                    }
+                    _ => None,
+                }
+            }
         };
+        if !matches!(raw.source.kind, raw::SourceKind::Kafka) {
+            for (set, field) in [
+                (raw.source.brokers.is_some(), "source.brokers"),
+                (raw.source.topics.is_some(), "source.topics"),
+                (raw.source.group_id.is_some(), "source.group_id"),
+                (raw.source.start.is_some(), "source.start"),
+                (raw.source.properties.is_some(), "source.properties"),
+                (raw.source.exit_when_idle.is_some(), "source.exit_when_idle"),
+            ] {
+                if set {
+                    problems.push(Problem { field: field.into(), message: "only means something when kind = \"kafka\"".into() });
+                }
+            }
+        }
         if let Some(SourceSpec::Csv(path) | SourceSpec::Jsonl(path)) = &source
             && !path.is_file()
         {
@@ -358,17 +480,18 @@ impl Manifest {
             }
         };
 
-        let sink = match raw.sink.kind {
+        let rs = &raw.sink;
+        let sink = match rs.kind {
             raw::SinkKind::Stdout => {
-                if raw.sink.path.is_some() {
+                if rs.path.is_some() {
                     problem("sink.path", "has no meaning when kind = \"stdout\"".to_owned());
                 }
-                SinkSpec { path: None, text_field: raw.sink.text_field.clone() }
+                SinkSpec::Lines { path: None, text_field: rs.text_field.clone() }
             }
-            raw::SinkKind::File => match &raw.sink.path {
+            raw::SinkKind::File => match &rs.path {
                 None => {
                     problem("sink.path", "required when kind = \"file\"".to_owned());
-                    SinkSpec { path: None, text_field: None }
+                    SinkSpec::Lines { path: None, text_field: None }
                 }
                 Some(path) => {
                     let path = resolve(path);
@@ -377,23 +500,92 @@ impl Manifest {
                     {
                         problem("sink.path", format!("folder {} does not exist", parent.display()));
                     }
-                    SinkSpec { path: Some(path), text_field: raw.sink.text_field.clone() }
+                    SinkSpec::Lines { path: Some(path), text_field: rs.text_field.clone() }
                 }
             },
+            raw::SinkKind::Dynamodb => {
+                let table = rs.table.clone().unwrap_or_else(|| {
+                    problem("sink.table", "required when kind = \"dynamodb\"".to_owned());
+                    String::new()
+                });
+                let endpoint = rs.endpoint.as_deref().map(|e| {
+                    let mut p = Vec::new();
+                    let e = expand_env(e, "sink.endpoint", &mut p);
+                    for x in p {
+                        problem(&x.field, x.message);
+                    }
+                    e
+                });
+                let max_in_flight = rs.max_in_flight.unwrap_or(4);
+                if max_in_flight == 0 {
+                    problem("sink.max_in_flight", "must be at least 1".to_owned());
+                }
+                SinkSpec::Dynamodb(DynamoSinkSpec {
+                    table,
+                    partition_key: rs.partition_key.clone().unwrap_or_else(|| "key".to_owned()),
+                    sort_key: rs.sort_key.clone().unwrap_or_else(|| "window_start".to_owned()),
+                    create_table: rs.create_table.unwrap_or(false),
+                    endpoint,
+                    region: rs.region.clone(),
+                    max_in_flight: max_in_flight.max(1),
+                })
+            }
+            raw::SinkKind::Kafka => {
+                let mut p = Vec::new();
+                let brokers = rs.brokers.as_deref().map(|b| expand_env(b, "sink.brokers", &mut p));
+                for x in p {
+                    problem(&x.field, x.message);
+                }
+                let brokers = brokers.unwrap_or_else(|| {
+                    problem("sink.brokers", "required when kind = \"kafka\"".to_owned());
+                    String::new()
+                });
+                let topic = rs.topic.clone().unwrap_or_else(|| {
+                    problem("sink.topic", "required when kind = \"kafka\"".to_owned());
+                    String::new()
+                });
+                SinkSpec::Kafka(KafkaSinkSpec { brokers, topic, properties: rs.properties.clone().unwrap_or_default().into_iter().collect() })
+            }
         };
 
-        let dead_letter = match (raw.dead_letter.kind, &raw.dead_letter.path) {
-            (raw::DeadLetterKind::Log, None) => DeadLetterSpec::Log,
-            (raw::DeadLetterKind::Log, Some(_)) => {
-                problem("dead_letter.path", "has no meaning when kind = \"log\"".to_owned());
+        let dl = &raw.dead_letter;
+        let dead_letter = match dl.kind {
+            raw::DeadLetterKind::Log => {
+                if dl.path.is_some() {
+                    problem("dead_letter.path", "has no meaning when kind = \"log\"".to_owned());
+                }
                 DeadLetterSpec::Log
             }
-            (raw::DeadLetterKind::File, Some(path)) => DeadLetterSpec::File(resolve(path)),
-            (raw::DeadLetterKind::File, None) => {
-                problem("dead_letter.path", "required when kind = \"file\"".to_owned());
-                DeadLetterSpec::Log
+            raw::DeadLetterKind::File => match &dl.path {
+                Some(path) => DeadLetterSpec::File(resolve(path)),
+                None => {
+                    problem("dead_letter.path", "required when kind = \"file\"".to_owned());
+                    DeadLetterSpec::Log
+                }
+            },
+            raw::DeadLetterKind::Kafka => {
+                let mut p = Vec::new();
+                let brokers = dl.brokers.as_deref().map(|b| expand_env(b, "dead_letter.brokers", &mut p));
+                for x in p {
+                    problem(&x.field, x.message);
+                }
+                match (brokers, dl.topic.clone()) {
+                    (Some(brokers), Some(topic)) => DeadLetterSpec::Kafka { brokers, topic },
+                    _ => {
+                        problem("dead_letter", "kind = \"kafka\" needs brokers and topic".to_owned());
+                        DeadLetterSpec::Log
+                    }
+                }
             }
         };
+
+        let checkpoint = raw.checkpoint.as_ref().map(|c| CheckpointSpec {
+            dir: resolve(&c.dir),
+            interval: c.interval.map_or(Duration::from_secs(5), |i| i.0),
+        });
+        if checkpoint.as_ref().is_some_and(|c| c.interval.is_zero()) {
+            problem("checkpoint.interval", "must be longer than zero".to_owned());
+        }
 
         let defaults = Limits::default();
         let limits = Limits {
@@ -412,7 +604,7 @@ impl Manifest {
         }
 
         match source {
-            Some(source) if problems.is_empty() => Ok(Manifest { name, source, stages, clock, window, sink, dead_letter, limits }),
+            Some(source) if problems.is_empty() => Ok(Manifest { name, source, stages, clock, window, sink, dead_letter, limits, checkpoint }),
             _ => Err(problems),
         }
     }
@@ -421,6 +613,28 @@ impl Manifest {
     pub fn stage(&self, kind: StageKind) -> &StageSpec {
         self.stages.iter().find(|s| s.kind == kind).expect("a checked manifest has all four stages")
     }
+}
+
+// `${NAME}` in a value is the environment variable NAME, so one manifest
+// serves a laptop and CI (brokers and endpoints differ).
+fn expand_env(text: &str, field: &str, problems: &mut Vec<Problem>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start + 2..].find('}') else {
+            problems.push(Problem { field: field.to_owned(), message: format!("unclosed `${{` in `{text}`") });
+            return text.to_owned();
+        };
+        let name = &rest[start + 2..start + 2 + len];
+        match std::env::var(name) {
+            Ok(value) => out.push_str(&value),
+            Err(_) => problems.push(Problem { field: field.to_owned(), message: format!("environment variable `{name}` is not set") }),
+        }
+        rest = &rest[start + 3 + len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 // toml gives a byte span; name the line and, when it can be told, the key

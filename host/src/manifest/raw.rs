@@ -20,6 +20,14 @@ pub struct RawManifest {
     pub dead_letter: RawDeadLetter,
     #[serde(default)]
     pub limits: RawLimits,
+    pub checkpoint: Option<RawCheckpoint>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheckpoint {
+    pub dir: PathBuf,
+    pub interval: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -31,6 +39,8 @@ pub enum SourceKind {
     Jsonl,
     /// Lines from standard input.
     Stdin,
+    /// Kafka topics, as a member of a consumer group.
+    Kafka,
 }
 
 // Flat structs with a `kind` rather than tagged enums: toml then points at
@@ -40,6 +50,19 @@ pub enum SourceKind {
 pub struct RawSource {
     pub kind: SourceKind,
     pub path: Option<PathBuf>,
+    pub brokers: Option<String>,
+    pub topics: Option<Vec<String>>,
+    pub group_id: Option<String>,
+    pub start: Option<StartAt>,
+    pub properties: Option<std::collections::BTreeMap<String, String>>,
+    pub exit_when_idle: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    Earliest,
+    Latest,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +121,8 @@ pub struct RawWindow {
 pub enum SinkKind {
     Stdout,
     File,
+    Dynamodb,
+    Kafka,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +131,16 @@ pub struct RawSink {
     pub kind: SinkKind,
     pub path: Option<PathBuf>,
     pub text_field: Option<String>,
+    pub table: Option<String>,
+    pub partition_key: Option<String>,
+    pub sort_key: Option<String>,
+    pub create_table: Option<bool>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub max_in_flight: Option<usize>,
+    pub brokers: Option<String>,
+    pub topic: Option<String>,
+    pub properties: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -114,6 +149,7 @@ pub enum DeadLetterKind {
     #[default]
     Log,
     File,
+    Kafka,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +158,8 @@ pub struct RawDeadLetter {
     #[serde(default)]
     pub kind: DeadLetterKind,
     pub path: Option<PathBuf>,
+    pub brokers: Option<String>,
+    pub topic: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

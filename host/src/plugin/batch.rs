@@ -66,6 +66,12 @@ pub struct SourceBatch {
     pub keys: Packed,
     /// Source time of each record, in microseconds.
     pub timestamps: Vec<i64>,
+    /// Kafka partition of each record; -1 when none.
+    pub partitions: Vec<i32>,
+    /// Kafka offset or line number of each record.
+    pub offsets: Vec<i64>,
+    /// Headers as (record index, name, value), in record order.
+    pub headers: Vec<(u32, String, Vec<u8>)>,
 }
 
 /// What the deserialize stage made of a batch.
@@ -158,7 +164,14 @@ fn failures(list: Vec<types::Failure>) -> Vec<RecordFailure> {
 
 impl From<SourceBatch> for deserialize::SourceBatch {
     fn from(b: SourceBatch) -> Self {
-        deserialize::SourceBatch { values: b.values.into(), keys: b.keys.into(), timestamps: b.timestamps }
+        deserialize::SourceBatch {
+            values: b.values.into(),
+            keys: b.keys.into(),
+            timestamps: b.timestamps,
+            partitions: b.partitions,
+            offsets: b.offsets,
+            headers: b.headers.into_iter().map(|(index, name, value)| deserialize::Header { index, name, value }).collect(),
+        }
     }
 }
 

@@ -8,7 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, ThreadedProducer};
+
 use super::SinkError;
+use super::kafka::DeliveryFailures;
 
 /// Why a record is a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,6 +35,9 @@ pub struct DeadLetter {
     pub reason: String,
     /// The file, topic or `stdin` it came from.
     pub source: String,
+    /// The Kafka partition, when it came from Kafka.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
     /// Its line (files) there.
     pub position: u64,
     /// The window key, when known.
@@ -44,6 +51,7 @@ enum Output {
     Log,
     File(BufWriter<File>, String),
     Memory(Arc<Mutex<Vec<DeadLetter>>>),
+    Kafka { producer: ThreadedProducer<DeliveryFailures>, failures: DeliveryFailures, topic: String },
 }
 
 /// The dead-letter output and its counts.
@@ -64,6 +72,15 @@ impl DeadLetters {
         let target = path.display().to_string();
         let file = File::create(path).map_err(|source| SinkError::Io { target: target.clone(), source })?;
         Ok(DeadLetters { output: Output::File(BufWriter::new(file), target), late: 0, failed: 0 })
+    }
+
+    /// Dead letters as messages in a Kafka topic: the value is the record,
+    /// the reason and origin are headers (`weir.kind`, `weir.stage`,
+    /// `weir.reason`, `weir.source`, `weir.partition`, `weir.offset`,
+    /// `weir.key`).
+    pub fn kafka(brokers: &str, topic: &str) -> Result<Self, SinkError> {
+        let (producer, failures) = super::kafka::producer(brokers, &[], topic)?;
+        Ok(DeadLetters { output: Output::Kafka { producer, failures, topic: topic.to_owned() }, late: 0, failed: 0 })
     }
 
     /// Dead letters kept in memory, shared with the returned handle.
@@ -95,15 +112,46 @@ impl DeadLetters {
                 shared.lock().expect("not poisoned").push(letter);
                 Ok(())
             }
+            Output::Kafka { producer, topic, .. } => {
+                let kind = match letter.kind {
+                    DeadLetterKind::Late => "late",
+                    DeadLetterKind::Failed => "failed",
+                };
+                let position = letter.position.to_string();
+                let mut headers = OwnedHeaders::new()
+                    .insert(Header { key: "weir.kind", value: Some(kind) })
+                    .insert(Header { key: "weir.stage", value: Some(&letter.stage) })
+                    .insert(Header { key: "weir.reason", value: Some(&letter.reason) })
+                    .insert(Header { key: "weir.source", value: Some(&letter.source) })
+                    .insert(Header { key: "weir.offset", value: Some(&position) });
+                if let Some(partition) = letter.partition {
+                    headers = headers.insert(Header { key: "weir.partition", value: Some(&partition.to_string()) });
+                }
+                if let Some(key) = &letter.key {
+                    headers = headers.insert(Header { key: "weir.key", value: Some(key) });
+                }
+                let mut record: BaseRecord<'_, str, str> = BaseRecord::to(topic).payload(letter.value.as_str()).headers(headers);
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => return Ok(()),
+                        Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                            record = back;
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                        }
+                        Err((err, _)) => return Err(SinkError::Kafka { topic: topic.clone(), message: err.to_string() }),
+                    }
+                }
+            }
         }
     }
 
     /// Flushes a file output.
     pub fn flush(&mut self) -> Result<(), SinkError> {
-        if let Output::File(out, target) = &mut self.output {
-            out.flush().map_err(|source| SinkError::Io { target: target.clone(), source })?;
+        match &mut self.output {
+            Output::File(out, target) => out.flush().map_err(|source| SinkError::Io { target: target.clone(), source }),
+            Output::Kafka { producer, failures, topic } => super::kafka::flush(producer, failures, topic),
+            Output::Log | Output::Memory(_) => Ok(()),
         }
-        Ok(())
     }
 
     /// Late items so far.

@@ -2,7 +2,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use super::{Sink, SinkError, WindowResult};
+use super::{Rejection, Sink, SinkError, WindowResult};
 
 /// One line per result: the object as JSON, or one of its string fields as
 /// raw text when `text_field` is set (for output meant for people).
@@ -42,12 +42,7 @@ impl Sink for JsonLinesSink {
             Some(field) => {
                 let object: serde_json::Value = serde_json::from_str(&result.object).unwrap_or_default();
                 let Some(text) = object.get(field).and_then(|v| v.as_str()) else {
-                    return Err(SinkError::MissingField {
-                        key: result.key.clone(),
-                        start: result.start,
-                        end: result.end,
-                        field: field.clone(),
-                    });
+                    return Err(SinkError::Rejected(Rejection::of(result, format!("the object has no string field `{field}` to write"))));
                 };
                 writeln!(self.out, "{text}")
             }
@@ -55,7 +50,8 @@ impl Sink for JsonLinesSink {
         written.map_err(|err| self.io(err))
     }
 
-    fn flush(&mut self) -> Result<(), SinkError> {
-        self.out.flush().map_err(|err| self.io(err))
+    fn flush(&mut self) -> Result<Vec<Rejection>, SinkError> {
+        self.out.flush().map_err(|err| self.io(err))?;
+        Ok(Vec::new())
     }
 }

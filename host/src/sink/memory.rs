@@ -1,6 +1,6 @@
 use std::sync::{Arc, Mutex};
 
-use super::{Sink, SinkError, WindowResult};
+use super::{Rejection, Sink, SinkError, WindowResult};
 
 /// Keeps results in memory, shared with whoever holds a clone; for tests.
 #[derive(Debug, Clone, Default)]
@@ -26,7 +26,7 @@ impl Sink for MemorySink {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
+    fn flush(&mut self) -> Result<Vec<Rejection>, SinkError> {
+        Ok(Vec::new())
     }
 }

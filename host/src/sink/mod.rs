@@ -2,12 +2,16 @@
 //! late and failed records go ([`dead_letter`]).
 
 pub mod dead_letter;
+pub mod dynamodb;
+pub mod kafka;
 mod lines;
 mod memory;
 
 use std::io;
 
 pub use dead_letter::{DeadLetter, DeadLetterKind, DeadLetters};
+pub use dynamodb::DynamoSink;
+pub use kafka::KafkaSink;
 pub use lines::JsonLinesSink;
 pub use memory::MemorySink;
 
@@ -31,6 +35,30 @@ pub struct WindowResult {
     pub object: String,
 }
 
+/// A window result a sink refused; it goes to the dead-letter output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The window key.
+    pub key: String,
+    /// The window index.
+    pub id: i64,
+    /// Start, microseconds.
+    pub start: i64,
+    /// End, microseconds.
+    pub end: i64,
+    /// Events in it.
+    pub count: u64,
+    /// Why.
+    pub reason: String,
+}
+
+impl Rejection {
+    /// The rejection of `result` for `reason`.
+    pub fn of(result: &WindowResult, reason: String) -> Self {
+        Rejection { key: result.key.clone(), id: result.id, start: result.start.0, end: result.end.0, count: result.count, reason }
+    }
+}
+
 /// Why a sink failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -42,32 +70,46 @@ pub enum SinkError {
         /// The I/O error.
         source: io::Error,
     },
-    /// The object has no string field the sink was told to write.
-    #[error("window {key} [{start}, {end}): the object has no string field `{field}` to write")]
-    MissingField {
-        /// The window key.
-        key: String,
-        /// Window start.
-        start: Timestamp,
-        /// Window end.
-        end: Timestamp,
-        /// The field.
-        field: String,
+    /// DynamoDB failed past retries.
+    #[error("DynamoDB table {table}: {message}")]
+    Dynamo {
+        /// The table.
+        table: String,
+        /// What happened.
+        message: String,
     },
+    /// Kafka failed past retries.
+    #[error("Kafka topic {topic}: {message}")]
+    Kafka {
+        /// The topic.
+        topic: String,
+        /// What happened.
+        message: String,
+    },
+    /// This one result cannot be written (too large, no such field); the
+    /// pipeline dead-letters it and goes on.
+    #[error("window {} [{}]: {}", .0.key, Timestamp(.0.start), .0.reason)]
+    Rejected(Rejection),
+    /// Results refused while writing a batch; dead-lettered likewise.
+    #[error("{} window results refused", .0.len())]
+    RejectedMany(Vec<Rejection>),
 }
 
 /// Receives window results.
 pub trait Sink: Send {
     /// Writes one result.
     fn write(&mut self, result: &WindowResult) -> Result<(), SinkError>;
-    /// Makes everything written so far durable or visible.
-    fn flush(&mut self) -> Result<(), SinkError>;
+    /// Makes everything written so far durable or visible; returns what
+    /// the destination refused, for the dead-letter output.
+    fn flush(&mut self) -> Result<Vec<Rejection>, SinkError>;
 }
 
 /// Opens the sink a manifest names.
 pub fn open(spec: &SinkSpec) -> Result<Box<dyn Sink>, SinkError> {
-    Ok(match &spec.path {
-        None => Box::new(JsonLinesSink::stdout(spec.text_field.clone())),
-        Some(path) => Box::new(JsonLinesSink::create(path, spec.text_field.clone())?),
+    Ok(match spec {
+        SinkSpec::Lines { path: None, text_field } => Box::new(JsonLinesSink::stdout(text_field.clone())),
+        SinkSpec::Lines { path: Some(path), text_field } => Box::new(JsonLinesSink::create(path, text_field.clone())?),
+        SinkSpec::Dynamodb(spec) => Box::new(DynamoSink::connect(spec)?),
+        SinkSpec::Kafka(spec) => Box::new(KafkaSink::connect(spec)?),
     })
 }

@@ -64,7 +64,13 @@ impl Source for CsvReader {
                 serde_json::to_writer(&mut value, &*text).expect("writing to a Vec cannot fail");
             }
             value.push(b'}');
-            batch.push(SourceRecord { value, key: None, timestamp: now, origin: Origin { source: self.name.clone(), position: line } });
+            batch.push(SourceRecord {
+                value,
+                key: None,
+                timestamp: now,
+                headers: Vec::new(),
+                origin: Origin { source: self.name.clone(), partition: None, position: line },
+            });
         }
         Ok(batch)
     }

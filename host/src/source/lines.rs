@@ -56,7 +56,8 @@ impl Source for LinesReader {
                 value: line.to_vec(),
                 key: None,
                 timestamp: now,
-                origin: Origin { source: self.name.clone(), position: self.line },
+                headers: Vec::new(),
+                origin: Origin { source: self.name.clone(), partition: None, position: self.line },
             });
         }
         Ok(batch)

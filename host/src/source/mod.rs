@@ -2,6 +2,7 @@
 //! memory. Each source reads on its own thread and hands over batches.
 
 mod csv;
+pub mod kafka;
 mod lines;
 
 use std::io;
@@ -16,12 +17,14 @@ pub use lines::LinesReader;
 use crate::Timestamp;
 use crate::manifest::SourceSpec;
 
-/// Where a record came from, for dead letters and errors.
+/// Where a record came from, for dead letters, errors and checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     /// The file, topic or `stdin`.
     pub source: Arc<str>,
-    /// The line number (files), counting from 1.
+    /// The Kafka partition; `None` for files and stdin.
+    pub partition: Option<i32>,
+    /// The Kafka offset, or the line number in a file (from 1).
     pub position: u64,
 }
 
@@ -34,6 +37,8 @@ pub struct SourceRecord {
     pub key: Option<Vec<u8>>,
     /// The source's time for the record.
     pub timestamp: Timestamp,
+    /// Kafka headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
     /// Where it came from.
     pub origin: Origin,
 }
@@ -48,6 +53,12 @@ pub enum SourceError {
         path: PathBuf,
         /// The I/O error.
         source: io::Error,
+    },
+    /// The source is not read in plain batches (Kafka runs its own loop).
+    #[error("{what} is read by the Kafka driver, not as a batch source")]
+    NotBatch {
+        /// Which source.
+        what: String,
     },
     /// A CSV file's structure is broken (not a single bad row, which is a
     /// dead letter).
@@ -87,7 +98,8 @@ impl MemorySource {
                 value: v.as_bytes().to_vec(),
                 key: None,
                 timestamp: Timestamp(0),
-                origin: Origin { source: source.clone(), position: i as u64 + 1 },
+                headers: Vec::new(),
+                origin: Origin { source: source.clone(), partition: None, position: i as u64 + 1 },
             })
             .collect();
         MemorySource::new(records)
@@ -106,6 +118,9 @@ pub fn open(spec: &SourceSpec) -> Result<Box<dyn Source>, SourceError> {
         SourceSpec::Csv(path) => Box::new(CsvReader::open(path)?),
         SourceSpec::Jsonl(path) => Box::new(LinesReader::open(path)?),
         SourceSpec::Stdin => Box::new(LinesReader::stdin()),
+        SourceSpec::Kafka(spec) => {
+            return Err(SourceError::NotBatch { what: format!("kafka topics {}", spec.topics.join(", ")) });
+        }
     })
 }
 

@@ -51,6 +51,23 @@ impl CollectWindower {
         }
     }
 
+    /// Per key: the open window (index, opened at, size) and the next index,
+    /// for a checkpoint.
+    pub fn snapshot(&self) -> Vec<(String, Option<(WindowIndex, i64, u64)>, WindowIndex)> {
+        self.next_index
+            .iter()
+            .map(|(key, next)| (key.clone(), self.open.get(key).map(|w| (w.index, w.opened_at.0, w.size)), *next))
+            .collect()
+    }
+
+    /// Restores what [`CollectWindower::snapshot`] returned.
+    pub fn restore(&mut self, key: &str, open: Option<(WindowIndex, i64, u64)>, next_index: WindowIndex) {
+        self.next_index.insert(key.to_owned(), next_index);
+        if let Some((index, opened_at, size)) = open {
+            self.open.insert(key.to_owned(), OpenCollect { index, opened_at: Timestamp(opened_at), size });
+        }
+    }
+
     /// Forgets `key`'s open window once it has closed.
     pub fn closed(&mut self, key: &str, index: WindowIndex) {
         if self.open.get(key).is_some_and(|w| w.index == index) {

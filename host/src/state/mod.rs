@@ -2,6 +2,8 @@
 //! fold plugin encodes), its bounds and how many events it has absorbed.
 //! A plugin never holds window state, so it survives a swap or a restart.
 
+pub mod checkpoint;
+
 use std::collections::HashMap;
 
 use crate::Timestamp;
@@ -60,6 +62,16 @@ impl WindowStore {
         let mut closed: Vec<_> = ids.into_iter().filter_map(|id| self.open.remove_entry(&id)).collect();
         closed.sort_by(|(a, wa), (b, wb)| (wa.start, &a.key, a.index).cmp(&(wb.start, &b.key, b.index)));
         closed
+    }
+
+    /// Every open window, for a checkpoint.
+    pub fn iter(&self) -> impl Iterator<Item = (&WindowId, &OpenWindow)> {
+        self.open.iter()
+    }
+
+    /// Puts back a window from a checkpoint.
+    pub fn restore(&mut self, id: WindowId, window: OpenWindow) {
+        self.open.insert(id, window);
     }
 
     /// How many windows are open.

@@ -1,0 +1,139 @@
+//! `weir produce`: test data into a Kafka topic — a random-walk sensor
+//! generator (seeds 002 and 003) or a replay of a CSV or JSON-lines file.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::BaseRecord;
+
+use crate::sink::kafka::{DeliveryFailures, flush, producer};
+use crate::sink::SinkError;
+use crate::source::{CsvReader, LinesReader, Source};
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// `sensors` random-walk sensors, `count` readings in all, at `rate` per second (0: as fast as possible).
+    Generate {
+        /// How many sensors.
+        sensors: usize,
+        /// Readings in all.
+        count: u64,
+        /// Readings per second; 0 for no limit.
+        rate: u64,
+        /// Seed for the random walk, so runs can be repeated.
+        seed: u64,
+    },
+    /// Every record of a file, keyed by `key_field` when given.
+    Replay {
+        /// The file (`.csv` or JSON lines).
+        path: std::path::PathBuf,
+        /// The field whose value becomes the Kafka key.
+        key_field: Option<String>,
+    },
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists.
+pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), SinkError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| SinkError::Kafka { topic: topic.to_owned(), message: e.to_string() })?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = runtime
+        .block_on(admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))))
+        .map_err(|e| SinkError::Kafka { topic: topic.to_owned(), message: format!("create topic: {e}") })?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!("created topic {topic} with {partitions} partitions"),
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(SinkError::Kafka { topic: topic.to_owned(), message: format!("create topic: {code}") }),
+        }
+    }
+    Ok(())
+}
+
+/// Sends `payload` to `topic`, showing progress on stderr; returns how many
+/// messages were acknowledged.
+pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -> Result<u64, anyhow::Error> {
+    ensure_topic(brokers, topic, partitions)?;
+    let (producer, failures) = producer(brokers, &[], topic)?;
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut last_report = Instant::now();
+    let mut send = |key: Option<&[u8]>, value: &[u8], sent: &mut u64| -> Result<(), anyhow::Error> {
+        send_one(&producer, topic, key, value)?;
+        *sent += 1;
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            eprintln!("produce: {sent} messages to {topic} ({:.0}/s)", *sent as f64 / started.elapsed().as_secs_f64());
+            last_report = Instant::now();
+        }
+        Ok(())
+    };
+    match payload {
+        Payload::Generate { sensors, count, rate, seed } => {
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(*seed);
+            let mut values: Vec<f64> = (0..*sensors).map(|_| rng.random_range(15.0..25.0)).collect();
+            let start = crate::Timestamp::now().0 / 1000;
+            for n in 0..*count {
+                let sensor = (n % *sensors as u64) as usize;
+                values[sensor] += rng.random_range(-0.5..0.5);
+                let id = format!("sensor-{}", sensor + 1);
+                let time = crate::Timestamp((start + n as i64 * 1000 / (*rate).max(1) as i64) * 1000);
+                let value = format!("{{\"id\":\"{id}\",\"value\":{:.2},\"time\":\"{time}\"}}", values[sensor]);
+                send(Some(id.as_bytes()), value.as_bytes(), &mut sent)?;
+                if *rate > 0 {
+                    let due = Duration::from_secs_f64((n + 1) as f64 / *rate as f64);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+        }
+        Payload::Replay { path, key_field } => {
+            let mut source = open(path)?;
+            loop {
+                let batch = source.next_batch(1024)?;
+                if batch.is_empty() {
+                    break;
+                }
+                for record in batch {
+                    let key = key_field.as_ref().and_then(|f| {
+                        let v: serde_json::Value = serde_json::from_slice(&record.value).ok()?;
+                        v.get(f).map(|k| k.as_str().map_or_else(|| k.to_string(), str::to_owned))
+                    });
+                    send(key.as_deref().map(str::as_bytes), &record.value, &mut sent)?;
+                }
+            }
+        }
+    }
+    flush(&producer, &failures, topic)?;
+    eprintln!("produce: {sent} messages to {topic} in {:.2?}", started.elapsed());
+    Ok(sent)
+}
+
+fn open(path: &Path) -> Result<Box<dyn Source>, anyhow::Error> {
+    Ok(if path.extension().is_some_and(|e| e == "csv") { Box::new(CsvReader::open(path)?) } else { Box::new(LinesReader::open(path)?) })
+}
+
+fn send_one(producer: &rdkafka::producer::ThreadedProducer<DeliveryFailures>, topic: &str, key: Option<&[u8]>, value: &[u8]) -> Result<(), anyhow::Error> {
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(value);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((err, _)) => return Err(anyhow::anyhow!("cannot send to {topic}: {err}")),
+        }
+    }
+}

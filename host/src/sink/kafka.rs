@@ -1,0 +1,102 @@
+//! Kafka out: window results as JSON values keyed by the window key, from an
+//! idempotent producer; flushed (every message acknowledged) before a
+//! checkpoint commits the input offsets.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+
+use super::{Rejection, Sink, SinkError, WindowResult};
+use crate::manifest::KafkaSinkSpec;
+
+/// How long a flush waits for every message to be acknowledged.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Remembers deliveries that failed for good (after librdkafka's retries).
+#[derive(Clone, Default)]
+pub struct DeliveryFailures(Arc<Mutex<Vec<String>>>);
+
+impl ClientContext for DeliveryFailures {}
+
+impl ProducerContext for DeliveryFailures {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((err, message)) = result {
+            let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+            self.0.lock().expect("not poisoned").push(format!("key `{key}`: {err}"));
+        }
+    }
+}
+
+impl DeliveryFailures {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+}
+
+/// An idempotent producer for one topic.
+pub fn producer(brokers: &str, properties: &[(String, String)], topic: &str) -> Result<(ThreadedProducer<DeliveryFailures>, DeliveryFailures), SinkError> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers).set("enable.idempotence", "true").set("linger.ms", "5");
+    for (name, value) in properties {
+        config.set(name, value);
+    }
+    let failures = DeliveryFailures::default();
+    let producer = config
+        .create_with_context(failures.clone())
+        .map_err(|err| SinkError::Kafka { topic: topic.to_owned(), message: format!("cannot create a producer for {brokers}: {err}") })?;
+    Ok((producer, failures))
+}
+
+/// Sends every queued message and waits for the acknowledgements.
+pub fn flush(producer: &ThreadedProducer<DeliveryFailures>, failures: &DeliveryFailures, topic: &str) -> Result<(), SinkError> {
+    producer.flush(FLUSH_TIMEOUT).map_err(|err| SinkError::Kafka { topic: topic.to_owned(), message: format!("flush: {err}") })?;
+    let failed = failures.take();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(SinkError::Kafka { topic: topic.to_owned(), message: format!("{} messages not delivered, first {}", failed.len(), failed[0]) })
+    }
+}
+
+/// The Kafka topic sink.
+pub struct KafkaSink {
+    topic: String,
+    producer: ThreadedProducer<DeliveryFailures>,
+    failures: DeliveryFailures,
+}
+
+impl KafkaSink {
+    /// A producer for `spec.topic`.
+    pub fn connect(spec: &KafkaSinkSpec) -> Result<Self, SinkError> {
+        let (producer, failures) = producer(&spec.brokers, &spec.properties, &spec.topic)?;
+        Ok(KafkaSink { topic: spec.topic.clone(), producer, failures })
+    }
+}
+
+impl Sink for KafkaSink {
+    fn write(&mut self, result: &WindowResult) -> Result<(), SinkError> {
+        let mut record = BaseRecord::to(&self.topic).key(result.key.as_bytes()).payload(result.object.as_bytes());
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                // The local queue is full: let it drain, then try again.
+                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((err, _)) => return Err(SinkError::Rejected(Rejection::of(result, format!("Kafka refused the message: {err}")))),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<Vec<Rejection>, SinkError> {
+        flush(&self.producer, &self.failures, &self.topic)?;
+        Ok(Vec::new())
+    }
+}

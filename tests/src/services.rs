@@ -1,0 +1,172 @@
+//! The real servers the end-to-end tests use, started by `scripts/test.sh`
+//! through `scripts/services.sh`, and the `weir` binary run against them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use rdkafka::Message;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// Where the services listen.
+pub struct Services {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// DynamoDB Local's endpoint.
+    pub dynamodb: String,
+}
+
+/// The running services, or a panic saying how to start them. A test that
+/// needs them never passes without them.
+pub fn services() -> Services {
+    let get = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: the end-to-end tests need real Kafka and DynamoDB Local. \
+                 Run them with `bash scripts/test.sh`, which starts both (scripts/services.sh start) and stops them after"
+            )
+        })
+    };
+    Services { brokers: get("WEIR_KAFKA_BROKERS"), dynamodb: get("WEIR_DYNAMODB_ENDPOINT") }
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// The `weir` binary cargo built beside this test.
+pub fn weir_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("weir");
+    assert!(path.is_file(), "{} is missing: `cargo test --workspace` builds it", path.display());
+    path
+}
+
+/// Runs `weir` with `args` to completion, within `limit`.
+pub fn weir(args: &[&str], limit: Duration) -> Output {
+    let child = spawn_weir(args);
+    wait(child, limit)
+}
+
+/// Starts `weir` with `args`, output captured.
+pub fn spawn_weir(args: &[&str]) -> Child {
+    Command::new(weir_binary())
+        .args(args)
+        .current_dir(crate::root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weir starts")
+}
+
+/// Waits for `child` at most `limit`, killing it (and failing) past that.
+pub fn wait(mut child: Child, limit: Duration) -> Output {
+    let started = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("weir did not finish within {limit:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends a signal to a child.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().expect("kill");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Every item of a DynamoDB table, as JSON with numbers as their text.
+pub fn scan(endpoint: &str, table: &str) -> Vec<BTreeMap<String, serde_json::Value>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = match client.scan().table_name(table).set_exclusive_start_key(start.take()).send().await {
+                Ok(out) => out,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Vec::new(),
+                Err(e) => panic!("scan {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)),
+            };
+            for item in out.items.unwrap_or_default() {
+                items.push(item.iter().map(|(k, v)| (k.clone(), json(v))).collect());
+            }
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        items
+    })
+}
+
+fn json(v: &AttributeValue) -> serde_json::Value {
+    match v {
+        AttributeValue::S(s) => serde_json::Value::String(s.clone()),
+        AttributeValue::N(n) => serde_json::Value::Number(serde_json::from_str(n).expect("a DynamoDB number")),
+        AttributeValue::Bool(b) => serde_json::Value::Bool(*b),
+        AttributeValue::Null(_) => serde_json::Value::Null,
+        AttributeValue::L(l) => serde_json::Value::Array(l.iter().map(json).collect()),
+        AttributeValue::M(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), json(v))).collect()),
+        other => panic!("unexpected attribute {other:?}"),
+    }
+}
+
+/// A message read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The key.
+    pub key: Option<String>,
+    /// The value.
+    pub value: String,
+    /// The headers.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Reads `topic` from the beginning with a plain consumer until `count`
+/// messages arrived or `limit` passed.
+pub fn consume(brokers: &str, topic: &str, count: usize, limit: Duration) -> Vec<Received> {
+    use rdkafka::message::Headers;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while out.len() < count && started.elapsed() < limit {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push(Received {
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                value: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                headers: m
+                    .headers()
+                    .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+                    .unwrap_or_default(),
+            }),
+            Some(Err(e)) => eprintln!("consume {topic}: {e}"),
+            None => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,390 @@
+//! The seed pipelines end to end against real servers on loopback: tansu
+//! (Kafka protocol) and AWS's DynamoDB Local, started by scripts/test.sh.
+//! Every test here fails, saying why, when the servers are not there.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use weir_tests::services::{consume, scan, services, signal, spawn_weir, unique, wait, weir};
+use weir_tests::{expected, manifest_text, plugin, root, run};
+
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+fn produce(topic: &str, partitions: u32, file: &Path, key_field: Option<&str>, rate: u32) {
+    let s = services();
+    let partitions = partitions.to_string();
+    let rate = rate.to_string();
+    let file = file.to_str().unwrap();
+    let mut args = vec!["produce", "--brokers", &s.brokers, "--topic", topic, "--partitions", &partitions, "--replay", file, "--rate", &rate];
+    if let Some(k) = key_field {
+        args.extend(["--key-field", k]);
+    }
+    let out = weir(&args, RUN_LIMIT);
+    assert!(out.status.success(), "produce failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn kafka_source(topic: &str, group: &str) -> String {
+    format!(
+        r#"
+[source]
+kind = "kafka"
+brokers = "${{WEIR_KAFKA_BROKERS}}"
+topics = ["{topic}"]
+group_id = "{group}"
+exit_when_idle = "4s"
+properties = {{ "session.timeout.ms" = "6000", "max.poll.interval.ms" = "10000", "heartbeat.interval.ms" = "1000" }}
+"#
+    )
+}
+
+fn dynamodb_sink(table: &str, partition_key: &str) -> String {
+    format!(
+        r#"
+[sink]
+kind = "dynamodb"
+table = "{table}"
+partition_key = "{partition_key}"
+sort_key = "window_start"
+create_table = true
+endpoint = "${{WEIR_DYNAMODB_ENDPOINT}}"
+region = "us-east-1"
+"#
+    )
+}
+
+fn write_manifest(dir: &Path, text: &str) -> String {
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn run_to_end(manifest: &str) -> String {
+    let out = weir(&["run", manifest], RUN_LIMIT);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "weir run failed:\n{stderr}");
+    stderr
+}
+
+/// Items without the sort key weir adds, as canonical JSON text.
+fn items_without(items: Vec<BTreeMap<String, Value>>, drop: &[&str]) -> BTreeSet<String> {
+    items
+        .into_iter()
+        .map(|mut item| {
+            for d in drop {
+                item.remove(*d);
+            }
+            serde_json::to_string(&item).unwrap()
+        })
+        .collect()
+}
+
+fn canonical(lines: &[String]) -> BTreeSet<String> {
+    lines.iter().map(|l| serde_json::to_string(&serde_json::from_str::<BTreeMap<String, Value>>(l).unwrap()).unwrap()).collect()
+}
+
+#[test]
+fn seed_000_from_kafka_into_dynamodb_with_exact_decimals() {
+    let s = services();
+    let (topic, table) = (unique("seed000"), unique("seed000"));
+    produce(&topic, 1, &root().join("examples/seed-000-sensor-average/input.jsonl"), Some("id"), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        r#"{source}
+[stages]
+plugin = "{plugin}"
+[stages.format]
+config = {{ start_at = "2024-01-01T00:00:00Z" }}
+[clock]
+kind = "event"
+wait_for_system_duration = "10s"
+[window]
+kind = "tumbling"
+length = "5s"
+align_to = "2024-01-01T00:00:00Z"
+{sink}"#,
+        source = kafka_source(&topic, &unique("g")),
+        plugin = plugin("sensor_average").display(),
+        sink = dynamodb_sink(&table, "id"),
+    );
+    run_to_end(&write_manifest(dir.path(), &manifest));
+    let items = scan(&s.dynamodb, &table);
+    let want = canonical(&expected("examples/seed-000-sensor-average/expected.jsonl"));
+    assert_eq!(items_without(items, &["window_start"]), want);
+}
+
+#[test]
+fn telemetry_replayed_into_three_partitions_matches_the_file_run() {
+    let s = services();
+    let (topic, table) = (unique("telemetry"), unique("telemetry"));
+    let csv = root().join("examples/seed-001-telemetry/iot_telemetry_data_1000.csv");
+    let started = Instant::now();
+    produce(&topic, 3, &csv, Some("device"), 0);
+    let produced = started.elapsed();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        r#"{source}
+[stages]
+plugin = "{plugin}"
+config = {{ key_field = "device", value_field = "temp", time_field = "ts" }}
+[clock]
+kind = "event"
+wait_for_system_duration = "30s"
+[window]
+kind = "tumbling"
+length = "1h"
+align_to = "2020-01-01T00:00:00Z"
+{sink}"#,
+        source = kafka_source(&topic, &unique("g")),
+        plugin = plugin("window_stats").display(),
+        sink = dynamodb_sink(&table, "key"),
+    );
+    let started = Instant::now();
+    let stderr = run_to_end(&write_manifest(dir.path(), &manifest));
+    eprintln!("telemetry: produced 999 records in {produced:?}; weir ran (including the 4 s idle exit) in {:?}", started.elapsed());
+    assert!(stderr.contains("999 records"), "{stderr}");
+    let items = scan(&s.dynamodb, &table);
+    let want = canonical(&expected("examples/seed-001-telemetry/expected.jsonl"));
+    assert_eq!(items_without(items, &["window_start"]), want);
+}
+
+#[test]
+fn seed_002_windows_to_an_output_topic() {
+    let s = services();
+    let (input, output) = (unique("seed002-in"), unique("seed002-out"));
+    produce(&input, 1, &root().join("examples/seed-002-min-max-mean/input.jsonl"), Some("sensor"), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        r#"{source}
+[stages]
+plugin = "{plugin}"
+config = {{ key_field = "sensor", value_field = "value", time_field = "ts" }}
+[clock]
+kind = "event"
+wait_for_system_duration = "1s"
+[window]
+kind = "tumbling"
+length = "10s"
+align_to = "1970-01-01T00:00:00Z"
+[sink]
+kind = "kafka"
+brokers = "${{WEIR_KAFKA_BROKERS}}"
+topic = "{output}"
+"#,
+        source = kafka_source(&input, &unique("g")),
+        plugin = plugin("window_stats").display(),
+    );
+    let stderr = run_to_end(&write_manifest(dir.path(), &manifest));
+    assert!(stderr.contains("2 late"), "the two late readings are dead letters: {stderr}");
+    let want = expected("examples/seed-002-min-max-mean/expected.jsonl");
+    let got = consume(&s.brokers, &output, want.len(), Duration::from_secs(30));
+    assert_eq!(got.iter().map(|m| m.value.clone()).collect::<BTreeSet<_>>(), want.iter().cloned().collect::<BTreeSet<_>>());
+    for m in &got {
+        let v: Value = serde_json::from_str(&m.value).unwrap();
+        assert_eq!(m.key.as_deref(), v["key"].as_str(), "the message key is the window key");
+    }
+}
+
+#[test]
+fn bad_records_go_to_the_dead_letter_topic_with_reasons() {
+    let s = services();
+    let (input, dead) = (unique("bad-in"), unique("bad-dead"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("input.jsonl");
+    std::fs::write(
+        &data,
+        r#"{"id":"s1","value":1.0,"time":"2024-01-01T00:00:01Z"}
+this is not json
+{"id":"s1","time":"2024-01-01T00:00:02Z"}
+{"id":"s1","value":3.0,"time":"2024-01-01T00:00:03Z"}
+{"id":"s2","value":4.0,"time":"yesterday"}
+"#,
+    )
+    .unwrap();
+    produce(&input, 1, &data, None, 0);
+    let out = dir.path().join("out.jsonl");
+    let manifest = format!(
+        r#"{source}
+[stages]
+plugin = "{plugin}"
+[clock]
+kind = "event"
+wait_for_system_duration = "0s"
+[window]
+kind = "tumbling"
+length = "10s"
+align_to = "2024-01-01T00:00:00Z"
+[sink]
+kind = "file"
+path = "{out}"
+[dead_letter]
+kind = "kafka"
+brokers = "${{WEIR_KAFKA_BROKERS}}"
+topic = "{dead}"
+"#,
+        source = kafka_source(&input, &unique("g")),
+        plugin = plugin("sensor_average").display(),
+        out = out.display(),
+    );
+    run_to_end(&write_manifest(dir.path(), &manifest));
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.trim(), r#"{"id":"s1","average":2.0,"num_events":2,"from":1.0,"to":3.0}"#);
+    let letters = consume(&s.brokers, &dead, 3, Duration::from_secs(30));
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    let by_offset: BTreeMap<String, _> = letters.iter().map(|l| (l.headers["weir.offset"].clone(), l)).collect();
+    assert_eq!(by_offset.keys().cloned().collect::<Vec<_>>(), ["1", "2", "4"]);
+    assert_eq!(by_offset["1"].value, "this is not json");
+    assert!(by_offset["1"].headers["weir.reason"].contains("value is not the expected JSON"), "{:?}", by_offset["1"]);
+    assert!(by_offset["2"].headers["weir.reason"].contains("missing field `value`"), "{:?}", by_offset["2"]);
+    assert!(by_offset["4"].headers["weir.reason"].contains("field `time`"), "{:?}", by_offset["4"]);
+    for l in &letters {
+        assert_eq!(l.headers["weir.kind"], "failed");
+        assert_eq!(l.headers["weir.stage"], "deserialize");
+        assert_eq!(l.headers["weir.source"], input);
+        assert_eq!(l.headers["weir.partition"], "0");
+    }
+}
+
+/// Sensor readings 2 ms apart, as a JSON-lines file, and what a plain file
+/// run of the restart pipeline makes of them.
+fn restart_data(dir: &Path, records: usize, sensors: usize) -> std::path::PathBuf {
+    let path = dir.join("readings.jsonl");
+    let start = 1_704_067_200_000i64; // 2024-01-01T00:00:00Z in ms
+    let mut text = String::new();
+    for i in 0..records {
+        let ms = start + 2 * i as i64;
+        let time = weir::Timestamp(ms * 1000).to_string();
+        let value = ((i * 37) % 1000) as f64 / 10.0;
+        text.push_str(&format!("{{\"id\":\"sensor-{}\",\"value\":{value},\"time\":\"{time}\"}}\n", i % sensors + 1));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn restart_pipeline(source: &str, sink: &str, checkpoint: &Path) -> String {
+    format!(
+        r#"{source}
+[stages]
+plugin = "{plugin}"
+[stages.format]
+config = {{ start_at = "2024-01-01T00:00:00Z" }}
+[clock]
+kind = "event"
+wait_for_system_duration = "3s"
+[window]
+kind = "tumbling"
+length = "1s"
+align_to = "2024-01-01T00:00:00Z"
+{sink}
+[checkpoint]
+dir = "{checkpoint}"
+interval = "300ms"
+"#,
+        plugin = plugin("sensor_average").display(),
+        checkpoint = checkpoint.display(),
+    )
+}
+
+fn expected_for(dir: &Path, data: &Path) -> BTreeSet<String> {
+    let file_source = format!("[source]\nkind = \"jsonl\"\npath = \"{}\"\n", data.display());
+    let text = restart_pipeline(&file_source, "[sink]\nkind = \"stdout\"\n", &dir.join("unused-checkpoints"));
+    let m = manifest_text(dir, &text);
+    let m = weir::manifest::Manifest { checkpoint: None, ..m };
+    canonical(&run(&m).unwrap().lines)
+}
+
+fn restart_after(sig: &str) {
+    let s = services();
+    let (topic, table, group) = (unique(&format!("restart-{sig}")), unique("restart"), unique("g"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = restart_data(dir.path(), 4000, 5);
+    let want = expected_for(dir.path(), &data);
+    assert_eq!(want.len(), 40, "5 sensors x 8 one-second windows");
+
+    let manifest = write_manifest(dir.path(), &restart_pipeline(&kafka_source(&topic, &group), &dynamodb_sink(&table, "id"), &dir.path().join("checkpoints")));
+    // The producer streams for ~8 s; weir is stopped in the middle of it.
+    let producer = {
+        let brokers = s.brokers.clone();
+        let topic = topic.clone();
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let out = weir(&["produce", "--brokers", &brokers, "--topic", &topic, "--partitions", "2", "--replay", data.to_str().unwrap(), "--key-field", "id", "--rate", "500"], RUN_LIMIT);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let first = spawn_weir(&["run", &manifest]);
+    std::thread::sleep(Duration::from_secs(4));
+    signal(&first, sig);
+    let first = wait(first, RUN_LIMIT);
+    let first_err = String::from_utf8_lossy(&first.stderr).into_owned();
+    if sig == "TERM" {
+        assert!(first.status.success(), "SIGTERM is a clean stop:\n{first_err}");
+        assert!(first_err.contains("writing a last checkpoint"), "{first_err}");
+    }
+    let written_before = scan(&s.dynamodb, &table).len();
+    assert!(written_before > 0 && written_before < want.len(), "stopped mid-stream: {written_before} of {} windows written\n{first_err}", want.len());
+
+    let second = run_to_end(&manifest);
+    producer.join().unwrap();
+    // The producer may still have been sending when the idle exit came; a
+    // third run picks up whatever is left.
+    let third = run_to_end(&manifest);
+    let items = scan(&s.dynamodb, &table);
+    assert_eq!(items.len(), want.len(), "every window once\nsecond run:\n{second}\nthird run:\n{third}");
+    assert_eq!(items_without(items, &["window_start"]), want, "no window lost or partial");
+}
+
+#[test]
+fn restart_after_sigterm_loses_nothing() {
+    restart_after("TERM");
+}
+
+#[test]
+fn restart_after_sigkill_loses_nothing() {
+    restart_after("KILL");
+}
+
+#[test]
+fn two_processes_in_one_group_split_the_partitions() {
+    let s = services();
+    let (topic, table, group) = (unique("pair"), unique("pair"), unique("g"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = restart_data(dir.path(), 3000, 8);
+    let want = expected_for(dir.path(), &data);
+    // Create the 4-partition topic empty, start both members, then stream.
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    produce(&topic, 4, &empty, None, 0);
+    let source = kafka_source(&topic, &group).replace("exit_when_idle = \"4s\"", "exit_when_idle = \"12s\"");
+    let manifest = write_manifest(dir.path(), &restart_pipeline(&source, &dynamodb_sink(&table, "id"), &dir.path().join("checkpoints")));
+    let a = spawn_weir(&["run", &manifest]);
+    let b = spawn_weir(&["run", &manifest]);
+    std::thread::sleep(Duration::from_secs(8));
+    produce(&topic, 4, &data, Some("id"), 1000);
+    let (a, b) = (wait(a, RUN_LIMIT), wait(b, RUN_LIMIT));
+    let (a_err, b_err) = (String::from_utf8_lossy(&a.stderr).into_owned(), String::from_utf8_lossy(&b.stderr).into_owned());
+    assert!(a.status.success() && b.status.success(), "A:\n{a_err}\nB:\n{b_err}");
+    let windows = |log: &str| -> u64 {
+        log.lines().rev().find_map(|l| l.split(" windows written").next()?.rsplit(", ").next()?.parse().ok()).unwrap_or(0)
+    };
+    assert!(windows(&a_err) > 0 && windows(&b_err) > 0, "both members wrote windows:\nA:\n{a_err}\nB:\n{b_err}");
+    assert!(!a_err.contains("more than one partition") && !b_err.contains("more than one partition"));
+    let items = scan(&s.dynamodb, &table);
+    assert_eq!(items.len(), want.len());
+    assert_eq!(items_without(items, &["window_start"]), want);
+}
+
+#[test]
+fn a_key_in_two_partitions_is_reported() {
+    let (topic, table) = (unique("unkeyed"), unique("unkeyed"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = restart_data(dir.path(), 400, 2);
+    // No message key: librdkafka spreads the messages over the partitions,
+    // so each sensor turns up in several.
+    produce(&topic, 4, &data, None, 0);
+    let manifest = write_manifest(dir.path(), &restart_pipeline(&kafka_source(&topic, &unique("g")), &dynamodb_sink(&table, "id"), &dir.path().join("c")));
+    let stderr = run_to_end(&manifest);
+    assert!(stderr.contains("key seen in more than one partition"), "{stderr}");
+}
