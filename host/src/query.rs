@@ -72,7 +72,7 @@ pub fn run(q: &Query) -> Result<Vec<BTreeMap<String, Value>>, anyhow::Error> {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("query {}: {}", q.table, aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| anyhow::anyhow!("query {}: {}", q.table, crate::sink::dynamodb::describe(&e)))?;
             for item in out.items.unwrap_or_default() {
                 items.push(item.iter().map(|(k, v)| (k.clone(), json(v))).collect::<BTreeMap<_, _>>());
             }

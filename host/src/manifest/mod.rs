@@ -506,8 +506,11 @@ impl Manifest {
             raw::SinkKind::Dynamodb => {
                 let table = rs.table.clone().unwrap_or_else(|| {
                     problem("sink.table", "required when kind = \"dynamodb\"".to_owned());
-                    String::new()
+                    "missing".to_owned()
                 });
+                if !(3..=255).contains(&table.len()) || !table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+                    problem("sink.table", format!("`{table}` is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, `_`, `-`, `.`)"));
+                }
                 let endpoint = rs.endpoint.as_deref().map(|e| {
                     let mut p = Vec::new();
                     let e = expand_env(e, "sink.endpoint", &mut p);

@@ -136,7 +136,7 @@ async fn ensure_table(client: &Client, spec: &DynamoSinkSpec) -> Result<(), Sink
                 return Err(err("the table does not exist; create it, or set sink.create_table = true".into()));
             }
         }
-        Err(e) => return Err(err(format!("cannot reach DynamoDB: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))),
+        Err(e) => return Err(err(format!("cannot reach DynamoDB: {}", describe(&e)))),
     }
     tracing::info!(table = %spec.table, "creating the table ({} string, {} number)", spec.partition_key, spec.sort_key);
     let attr = |name: &str, t| AttributeDefinition::builder().attribute_name(name).attribute_type(t).build().expect("complete");
@@ -154,7 +154,7 @@ async fn ensure_table(client: &Client, spec: &DynamoSinkSpec) -> Result<(), Sink
     if let Err(e) = created
         && !e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception())
     {
-        return Err(err(format!("cannot create it: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))));
+        return Err(err(format!("cannot create it: {}", describe(&e))));
     }
     for _ in 0..120 {
         let status = client.describe_table().table_name(&spec.table).send().await.ok().and_then(|d| d.table).and_then(|t| t.table_status);
@@ -164,6 +164,19 @@ async fn ensure_table(client: &Client, spec: &DynamoSinkSpec) -> Result<(), Sink
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Err(err("created, but not ACTIVE within 60 s".into()))
+}
+
+/// A short account of an SDK error: the service's code and message when it
+/// answered, the whole chain otherwise (connection trouble).
+pub fn describe<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err.as_service_error() {
+        Some(service) => format!("{}: {}", service.code().unwrap_or("error"), service.message().unwrap_or("no message")),
+        None => aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string(),
+    }
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -193,7 +206,7 @@ async fn write_batch(client: Client, table: String, chunk: Vec<Pending>) -> Resu
                 let retryable = e.as_service_error().is_none_or(|s| {
                     s.is_provisioned_throughput_exceeded_exception() || s.is_request_limit_exceeded() || s.is_internal_server_error()
                 });
-                let message = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
+                let message = describe(&e);
                 if !retryable {
                     // The service refused this batch's items (validation):
                     // they become dead letters, the pipeline goes on.
