@@ -65,7 +65,7 @@ pub enum Command {
         /// Generated readings in all.
         #[arg(long, default_value_t = 1000)]
         count: u64,
-        /// Generated readings per second (0: as fast as possible).
+        /// Messages per second, generated or replayed (0: as fast as possible).
         #[arg(long, default_value_t = 0)]
         rate: u64,
         /// Random seed of the generator.
@@ -119,7 +119,7 @@ pub fn main(cli: Cli) -> Result<()> {
         Command::Run { manifest } => run(&manifest, cache),
         Command::Produce { brokers, topic, partitions, replay, key_field, sensors, count, rate, seed } => {
             let payload = match replay {
-                Some(path) => crate::produce::Payload::Replay { path, key_field },
+                Some(path) => crate::produce::Payload::Replay { path, key_field, rate },
                 None => crate::produce::Payload::Generate { sensors: sensors.max(1), count, rate, seed },
             };
             crate::produce::produce(&brokers, &topic, partitions, &payload)?;

@@ -5,13 +5,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::BaseRecord;
 
-use crate::sink::kafka::{DeliveryFailures, flush, producer};
-use crate::sink::SinkError;
+use crate::sink::kafka::{DeliveryFailures, ensure_topic, flush, producer};
 use crate::source::{CsvReader, LinesReader, Source};
 
 /// What to send.
@@ -34,28 +30,9 @@ pub enum Payload {
         path: std::path::PathBuf,
         /// The field whose value becomes the Kafka key.
         key_field: Option<String>,
+        /// Messages per second; 0 for no limit.
+        rate: u64,
     },
-}
-
-/// Creates `topic` with `partitions` partitions unless it exists.
-pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), SinkError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| SinkError::Kafka { topic: topic.to_owned(), message: e.to_string() })?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let results = runtime
-        .block_on(admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))))
-        .map_err(|e| SinkError::Kafka { topic: topic.to_owned(), message: format!("create topic: {e}") })?;
-    for result in results {
-        match result {
-            Ok(_) => tracing::info!("created topic {topic} with {partitions} partitions"),
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(SinkError::Kafka { topic: topic.to_owned(), message: format!("create topic: {code}") }),
-        }
-    }
-    Ok(())
 }
 
 /// Sends `payload` to `topic`, showing progress on stderr; returns how many
@@ -66,9 +43,20 @@ pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -
     let started = Instant::now();
     let mut sent = 0u64;
     let mut last_report = Instant::now();
+    let rate = match payload {
+        Payload::Generate { rate, .. } => *rate,
+        Payload::Replay { rate, .. } => *rate,
+    };
     let mut send = |key: Option<&[u8]>, value: &[u8], sent: &mut u64| -> Result<(), anyhow::Error> {
         send_one(&producer, topic, key, value)?;
         *sent += 1;
+        if rate > 0 {
+            // Paced: message n goes out at n / rate seconds.
+            let due = Duration::from_secs_f64(*sent as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         if last_report.elapsed() >= Duration::from_secs(1) {
             eprintln!("produce: {sent} messages to {topic} ({:.0}/s)", *sent as f64 / started.elapsed().as_secs_f64());
             last_report = Instant::now();
@@ -87,15 +75,9 @@ pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -
                 let time = crate::Timestamp((start + n as i64 * 1000 / (*rate).max(1) as i64) * 1000);
                 let value = format!("{{\"id\":\"{id}\",\"value\":{:.2},\"time\":\"{time}\"}}", values[sensor]);
                 send(Some(id.as_bytes()), value.as_bytes(), &mut sent)?;
-                if *rate > 0 {
-                    let due = Duration::from_secs_f64((n + 1) as f64 / *rate as f64);
-                    if let Some(wait) = due.checked_sub(started.elapsed()) {
-                        std::thread::sleep(wait);
-                    }
-                }
             }
         }
-        Payload::Replay { path, key_field } => {
+        Payload::Replay { path, key_field, .. } => {
             let mut source = open(path)?;
             loop {
                 let batch = source.next_batch(1024)?;

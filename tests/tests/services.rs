@@ -75,13 +75,28 @@ fn items_without(items: Vec<BTreeMap<String, Value>>, drop: &[&str]) -> BTreeSet
             for d in drop {
                 item.remove(*d);
             }
-            serde_json::to_string(&item).unwrap()
+            serde_json::to_string(&normalize(serde_json::to_value(item).unwrap())).unwrap()
         })
         .collect()
 }
 
+/// DynamoDB stores a number's value exactly but not its spelling: `22.0`
+/// comes back as `22`. Compare numbers by value, digit for digit.
+fn normalize(value: Value) -> Value {
+    match value {
+        Value::Number(n) => {
+            let text = n.to_string();
+            let text = if text.contains('.') && !text.contains(['e', 'E']) { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text };
+            Value::Number(serde_json::from_str(&text).unwrap())
+        }
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect()),
+        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
+        other => other,
+    }
+}
+
 fn canonical(lines: &[String]) -> BTreeSet<String> {
-    lines.iter().map(|l| serde_json::to_string(&serde_json::from_str::<BTreeMap<String, Value>>(l).unwrap()).unwrap()).collect()
+    lines.iter().map(|l| serde_json::to_string(&normalize(serde_json::from_str(l).unwrap())).unwrap()).collect()
 }
 
 #[test]

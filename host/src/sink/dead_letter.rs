@@ -79,6 +79,7 @@ impl DeadLetters {
     /// `weir.reason`, `weir.source`, `weir.partition`, `weir.offset`,
     /// `weir.key`).
     pub fn kafka(brokers: &str, topic: &str) -> Result<Self, SinkError> {
+        super::kafka::ensure_topic(brokers, topic, 1)?;
         let (producer, failures) = super::kafka::producer(brokers, &[], topic)?;
         Ok(DeadLetters { output: Output::Kafka { producer, failures, topic: topic.to_owned() }, late: 0, failed: 0 })
     }

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
@@ -53,6 +55,28 @@ pub fn producer(brokers: &str, properties: &[(String, String)], topic: &str) -> 
     Ok((producer, failures))
 }
 
+/// Creates `topic` with `partitions` partitions unless it exists.
+/// (Brokers such as tansu do not create topics on first use.)
+pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), SinkError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| SinkError::Kafka { topic: topic.to_owned(), message: e.to_string() })?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = runtime
+        .block_on(admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))))
+        .map_err(|e| SinkError::Kafka { topic: topic.to_owned(), message: format!("create topic: {e}") })?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!("created topic {topic} with {partitions} partitions"),
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(SinkError::Kafka { topic: topic.to_owned(), message: format!("create topic: {code}") }),
+        }
+    }
+    Ok(())
+}
+
 /// Sends every queued message and waits for the acknowledgements.
 pub fn flush(producer: &ThreadedProducer<DeliveryFailures>, failures: &DeliveryFailures, topic: &str) -> Result<(), SinkError> {
     producer.flush(FLUSH_TIMEOUT).map_err(|err| SinkError::Kafka { topic: topic.to_owned(), message: format!("flush: {err}") })?;
@@ -74,6 +98,7 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// A producer for `spec.topic`.
     pub fn connect(spec: &KafkaSinkSpec) -> Result<Self, SinkError> {
+        ensure_topic(&spec.brokers, &spec.topic, 1)?;
         let (producer, failures) = producer(&spec.brokers, &spec.properties, &spec.topic)?;
         Ok(KafkaSink { topic: spec.topic.clone(), producer, failures })
     }
