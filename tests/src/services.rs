@@ -39,12 +39,26 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
-/// The `weir` binary cargo built beside this test.
+/// The `weir` binary beside this test, built up to date first: cargo builds
+/// another package's binary only when that package's tests run, and a stale
+/// binary would test old code.
 pub fn weir_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let path = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("weir");
-    assert!(path.is_file(), "{} is missing: `cargo test --workspace` builds it", path.display());
-    path
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "weir", "--bin", "weir"])
+                .current_dir(crate::root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "cannot build the weir binary");
+            let exe = std::env::current_exe().expect("test binary path");
+            let path = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("weir");
+            assert!(path.is_file(), "{} is missing after the build", path.display());
+            path
+        })
+        .clone()
 }
 
 /// Runs `weir` with `args` to completion, within `limit`.
@@ -65,6 +79,61 @@ pub fn spawn_weir(args: &[&str]) -> Child {
         .expect("weir starts")
 }
 
+/// A `weir` whose log goes to a file that can be read while it runs.
+pub struct Running {
+    /// The process.
+    pub child: Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Running {
+    /// Starts `weir` with `args`.
+    pub fn start(args: &[&str]) -> Running {
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let child = Command::new(weir_binary())
+            .args(args)
+            .current_dir(crate::root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log.reopen().expect("log file"))
+            .spawn()
+            .expect("weir starts");
+        Running { child, log }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Waits until `ready` holds, at most `limit`; panics with the log if not.
+    pub fn wait_until(&mut self, what: &str, limit: Duration, mut ready: impl FnMut(&str) -> bool) {
+        let started = Instant::now();
+        while !ready(&self.log()) {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("weir exited ({status}) before {what}:\n{}", self.log());
+            }
+            assert!(started.elapsed() < limit, "no {what} within {limit:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for the exit, at most `limit`; returns whether it succeeded and the log.
+    pub fn finish(mut self, limit: Duration) -> (bool, String) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return (status.success(), self.log());
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("weir did not finish within {limit:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// Waits for `child` at most `limit`, killing it (and failing) past that.
 pub fn wait(mut child: Child, limit: Duration) -> Output {
     let started = Instant::now();
@@ -79,12 +148,6 @@ pub fn wait(mut child: Child, limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Sends a signal to a child.
-pub fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().expect("kill");
-    assert!(status.success(), "kill -{signal} failed");
 }
 
 /// Every item of a DynamoDB table, as JSON with numbers as their text.

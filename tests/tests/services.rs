@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use weir_tests::services::{consume, scan, services, signal, spawn_weir, unique, wait, weir};
+use weir_tests::services::{Running, consume, scan, services, unique, weir};
 use weir_tests::{expected, manifest_text, plugin, root, run};
 
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -328,18 +328,24 @@ fn restart_after(sig: &str) {
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         })
     };
-    std::thread::sleep(Duration::from_millis(1500));
-    let first = spawn_weir(&["run", &manifest]);
-    std::thread::sleep(Duration::from_secs(4));
-    signal(&first, sig);
-    let first = wait(first, RUN_LIMIT);
-    let first_err = String::from_utf8_lossy(&first.stderr).into_owned();
+    // Stop weir in the middle: once some windows are in DynamoDB, well
+    // before the producer is done.
+    let mut first = Running::start(&["run", &manifest]);
+    let started = Instant::now();
+    while scan(&s.dynamodb, &table).len() < 5 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no window written within 60 s:\n{}", first.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::process::Command::new("kill").args([&format!("-{sig}"), &first.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let (clean, first_err) = first.finish(RUN_LIMIT);
     if sig == "TERM" {
-        assert!(first.status.success(), "SIGTERM is a clean stop:\n{first_err}");
+        assert!(clean, "SIGTERM is a clean stop:\n{first_err}");
         assert!(first_err.contains("writing a last checkpoint"), "{first_err}");
     }
     let written_before = scan(&s.dynamodb, &table).len();
-    assert!(written_before > 0 && written_before < want.len(), "stopped mid-stream: {written_before} of {} windows written\n{first_err}", want.len());
+    assert!(written_before < want.len(), "stopped mid-stream: {written_before} of {} windows written\n{first_err}", want.len());
 
     let second = run_to_end(&manifest);
     producer.join().unwrap();
@@ -374,13 +380,16 @@ fn two_processes_in_one_group_split_the_partitions() {
     produce(&topic, 4, &empty, None, 0);
     let source = kafka_source(&topic, &group).replace("exit_when_idle = \"4s\"", "exit_when_idle = \"12s\"");
     let manifest = write_manifest(dir.path(), &restart_pipeline(&source, &dynamodb_sink(&table, "id"), &dir.path().join("checkpoints")));
-    let a = spawn_weir(&["run", &manifest]);
-    let b = spawn_weir(&["run", &manifest]);
-    std::thread::sleep(Duration::from_secs(8));
+    let mut a = Running::start(&["run", &manifest]);
+    let mut b = Running::start(&["run", &manifest]);
+    // Both members in the group, each with its share, before data flows.
+    let assigned = |log: &str| log.contains("partitions assigned");
+    a.wait_until("an assignment", Duration::from_secs(60), assigned);
+    b.wait_until("an assignment", Duration::from_secs(60), assigned);
+    std::thread::sleep(Duration::from_secs(3));
     produce(&topic, 4, &data, Some("id"), 1000);
-    let (a, b) = (wait(a, RUN_LIMIT), wait(b, RUN_LIMIT));
-    let (a_err, b_err) = (String::from_utf8_lossy(&a.stderr).into_owned(), String::from_utf8_lossy(&b.stderr).into_owned());
-    assert!(a.status.success() && b.status.success(), "A:\n{a_err}\nB:\n{b_err}");
+    let ((a_ok, a_err), (b_ok, b_err)) = (a.finish(RUN_LIMIT), b.finish(RUN_LIMIT));
+    assert!(a_ok && b_ok, "A:\n{a_err}\nB:\n{b_err}");
     let windows = |log: &str| -> u64 {
         log.lines().rev().find_map(|l| l.split(" windows written").next()?.rsplit(", ").next()?.parse().ok()).unwrap_or(0)
     };
