@@ -89,7 +89,11 @@ fn normalize(value: Value) -> Value {
             let text = if text.contains('.') && !text.contains(['e', 'E']) { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text };
             Value::Number(serde_json::from_str(&text).unwrap())
         }
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect()),
+        // Sorted keys, whether or not serde_json preserves order in this build.
+        Value::Object(map) => {
+            let sorted: BTreeMap<String, Value> = map.into_iter().map(|(k, v)| (k, normalize(v))).collect();
+            Value::Object(sorted.into_iter().collect())
+        }
         Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
         other => other,
     }
