@@ -131,6 +131,66 @@ align_to = "2024-01-01T00:00:00Z"
     let items = scan(&s.dynamodb, &table);
     let want = canonical(&expected("examples/seed-000-sensor-average/expected.jsonl"));
     assert_eq!(items_without(items, &["window_start"]), want);
+
+    // `weir query` reads one sensor's windows back in time order, by range.
+    let out = weir(
+        &["query", "--table", &table, "--partition-key", "id", "--key", "sensor-2", "--from", "2024-01-01T00:00:05Z", "--to", "2024-01-01T00:00:20Z", "--endpoint", &s.dynamodb, "--region", "us-east-1"],
+        RUN_LIMIT,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let froms: Vec<String> = rows.iter().map(|r| r["from"].to_string()).collect();
+    assert_eq!(froms, ["5.308", "11.342", "15.75"], "{rows:?}");
+    assert!(rows.iter().all(|r| r["id"] == "sensor-2"));
+}
+
+#[test]
+fn an_item_over_400_kb_is_a_dead_letter_and_the_rest_is_written() {
+    let s = services();
+    let table = unique("big");
+    let dir = tempfile::tempdir().unwrap();
+    // Key `big` collects 450 items of 1 KB (one window over the limit);
+    // key `small` collects three.
+    let mut input = String::new();
+    for i in 0..450 {
+        input.push_str(&format!("{{\"user\":\"big\",\"n\":{i},\"pad\":\"{}\"}}\n", "x".repeat(1000)));
+    }
+    for i in 0..3 {
+        input.push_str(&format!("{{\"user\":\"small\",\"n\":{i}}}\n"));
+    }
+    std::fs::write(dir.path().join("input.jsonl"), input).unwrap();
+    let manifest = format!(
+        r#"
+[source]
+kind = "jsonl"
+path = "input.jsonl"
+[stages]
+plugin = "{plugin}"
+[stages.key]
+config = {{ field = "user" }}
+[clock]
+kind = "system"
+[window]
+kind = "collect"
+max_size = 1000
+timeout = "1h"
+{sink}
+[dead_letter]
+kind = "file"
+path = "dead.jsonl"
+"#,
+        plugin = plugin("collect_list").display(),
+        sink = dynamodb_sink(&table, "user_key"),
+    );
+    let stderr = run_to_end(&write_manifest(dir.path(), &manifest));
+    assert!(stderr.contains("1 windows written") && stderr.contains("1 failed"), "{stderr}");
+    let items = scan(&s.dynamodb, &table);
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["user_key"], "small");
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+    let dead: Value = serde_json::from_str(dead.trim()).unwrap();
+    assert_eq!(dead["key"], "big");
+    assert!(dead["reason"].as_str().unwrap().contains("over DynamoDB's 409600-byte limit"), "{dead}");
 }
 
 #[test]
@@ -334,7 +394,7 @@ fn restart_after(sig: &str) {
     };
     // Stop weir in the middle: once some windows are in DynamoDB, well
     // before the producer is done.
-    let mut first = Running::start(&["run", &manifest]);
+    let first = Running::start(&["run", &manifest]);
     let started = Instant::now();
     while scan(&s.dynamodb, &table).len() < 5 {
         assert!(started.elapsed() < Duration::from_secs(60), "no window written within 60 s:\n{}", first.log());
