@@ -146,6 +146,7 @@ pub fn run(
     let started = Instant::now();
     let mut last_report = Instant::now();
     let mut last_message = Instant::now();
+    let mut first_message: Option<Instant> = None;
     let mut idle_exit = false;
     while !stop.load(Ordering::Relaxed) {
         if spec.exit_when_idle.is_some_and(|idle| last_message.elapsed() >= idle) {
@@ -175,10 +176,14 @@ pub fn run(
             return Err(err.into());
         }
         if !batch.is_empty() {
-            last_message = Instant::now();
+            first_message.get_or_insert_with(Instant::now);
         }
+        let got_messages = !batch.is_empty();
         let mut p = pipeline.lock().expect("pipeline lock");
         p.process(batch, Timestamp::now())?;
+        if got_messages {
+            last_message = Instant::now();
+        }
         if last_checkpoint.elapsed() >= checkpoint_every {
             let offsets = p.checkpoint(None, Timestamp::now())?;
             drop(p);
@@ -199,6 +204,11 @@ pub fn run(
     let mut p = pipeline.lock().expect("pipeline lock");
     if idle_exit {
         p.finish()?;
+        if let Some(first) = first_message {
+            let span = last_message.saturating_duration_since(first).as_secs_f64().max(1e-3);
+            let records = p.stats().records;
+            tracing::info!("caught up: {records} records processed in {span:.2}s from the first message to the last ({:.0} records/s)", records as f64 / span);
+        }
     }
     tracing::info!("stopping: writing a last checkpoint");
     let offsets = p.checkpoint(None, Timestamp::now())?;
