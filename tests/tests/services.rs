@@ -476,3 +476,64 @@ fn a_key_in_two_partitions_is_reported() {
     let stderr = run_to_end(&manifest);
     assert!(stderr.contains("key seen in more than one partition"), "{stderr}");
 }
+
+#[test]
+fn a_broker_that_is_not_there_yet_is_waited_for() {
+    let tansu = std::env::var("WEIR_TANSU_BIN").expect("WEIR_TANSU_BIN is set by scripts/services.sh start (run via scripts/test.sh)");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let brokers = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let manifest = format!(
+        r#"
+[source]
+kind = "kafka"
+brokers = "{brokers}"
+topics = ["late-broker"]
+group_id = "g"
+exit_when_idle = "15s"
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000", "reconnect.backoff.max.ms" = "1000", "topic.metadata.refresh.interval.ms" = "1000" }}
+[stages]
+plugin = "{plugin}"
+[clock]
+kind = "event"
+wait_for_system_duration = "0s"
+[window]
+kind = "tumbling"
+length = "10s"
+align_to = "2024-01-01T00:00:00Z"
+[sink]
+kind = "file"
+path = "{out}"
+"#,
+        plugin = plugin("sensor_average").display(),
+        out = out.display(),
+    );
+    let path = write_manifest(dir.path(), &manifest);
+    let mut weir_run = Running::start(&["run", &path]);
+    // Nothing listens yet: weir says so and keeps trying.
+    weir_run.wait_until("a log line about the missing broker", Duration::from_secs(30), |log| log.contains("Connection refused") || log.contains("retrying"));
+    let mut broker = std::process::Command::new(&tansu)
+        .args(["broker", "--listener-url", &format!("tcp://{brokers}"), "--advertised-listener-url", &format!("tcp://{brokers}"), "--storage-engine", "memory://tansu/"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tansu starts");
+    let data = dir.path().join("in.jsonl");
+    std::fs::write(&data, "{\"id\":\"s1\",\"value\":1.0,\"time\":\"2024-01-01T00:00:01Z\"}\n{\"id\":\"s1\",\"value\":3.0,\"time\":\"2024-01-01T00:00:02Z\"}\n").unwrap();
+    let started = Instant::now();
+    loop {
+        let out = weir(&["produce", "--brokers", &brokers, "--topic", "late-broker", "--replay", data.to_str().unwrap()], RUN_LIMIT);
+        if out.status.success() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "cannot produce: {}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (ok, log) = weir_run.finish(RUN_LIMIT);
+    let _ = broker.kill();
+    let _ = broker.wait();
+    assert!(ok, "weir did not crash while the broker was away:\n{log}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.trim(), r#"{"id":"s1","average":2.0,"num_events":2,"from":1.0,"to":2.0}"#, "{log}");
+}
