@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rdkafka::producer::BaseRecord;
 
-use crate::sink::kafka::{DeliveryFailures, ensure_topic, flush, producer};
+use crate::sink::kafka::{DeliveryFailures, ensure_topic, flush, producer, send};
 use crate::source::{CsvReader, LinesReader, Source};
 
 /// What to send.
@@ -108,14 +108,5 @@ fn send_one(producer: &rdkafka::producer::ThreadedProducer<DeliveryFailures>, to
     if let Some(key) = key {
         record = record.key(key);
     }
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                producer.poll(Duration::from_millis(10));
-            }
-            Err((err, _)) => return Err(anyhow::anyhow!("cannot send to {topic}: {err}")),
-        }
-    }
+    send(producer, record).map_err(|err| anyhow::anyhow!("cannot send to {topic}: {err}"))
 }

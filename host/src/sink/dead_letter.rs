@@ -131,17 +131,8 @@ impl DeadLetters {
                 if let Some(key) = &letter.key {
                     headers = headers.insert(Header { key: "weir.key", value: Some(key) });
                 }
-                let mut record: BaseRecord<'_, str, str> = BaseRecord::to(topic).payload(letter.value.as_str()).headers(headers);
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => return Ok(()),
-                        Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                            record = back;
-                            std::thread::sleep(std::time::Duration::from_millis(10));
-                        }
-                        Err((err, _)) => return Err(SinkError::Kafka { topic: topic.clone(), message: err.to_string() }),
-                    }
-                }
+                let record: BaseRecord<'_, str, str> = BaseRecord::to(topic).payload(letter.value.as_str()).headers(headers);
+                super::kafka::send(producer, record).map_err(|err| SinkError::Kafka { topic: topic.clone(), message: err.to_string() })
             }
         }
     }

@@ -77,6 +77,24 @@ pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), S
     Ok(())
 }
 
+/// Queues `record`, waiting while librdkafka's local queue is full.
+pub fn send<K, P>(producer: &ThreadedProducer<DeliveryFailures>, mut record: BaseRecord<'_, K, P>) -> Result<(), rdkafka::error::KafkaError>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err((err, _)) => return Err(err),
+        }
+    }
+}
+
 /// Sends every queued message and waits for the acknowledgements.
 pub fn flush(producer: &ThreadedProducer<DeliveryFailures>, failures: &DeliveryFailures, topic: &str) -> Result<(), SinkError> {
     producer.flush(FLUSH_TIMEOUT).map_err(|err| SinkError::Kafka { topic: topic.to_owned(), message: format!("flush: {err}") })?;
@@ -106,18 +124,8 @@ impl KafkaSink {
 
 impl Sink for KafkaSink {
     fn write(&mut self, result: &WindowResult) -> Result<(), SinkError> {
-        let mut record = BaseRecord::to(&self.topic).key(result.key.as_bytes()).payload(result.object.as_bytes());
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                // The local queue is full: let it drain, then try again.
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err((err, _)) => return Err(SinkError::Rejected(Rejection::of(result, format!("Kafka refused the message: {err}")))),
-            }
-        }
+        let record = BaseRecord::to(&self.topic).key(result.key.as_bytes()).payload(result.object.as_bytes());
+        send(&self.producer, record).map_err(|err| SinkError::Rejected(Rejection::of(result, format!("Kafka refused the message: {err}"))))
     }
 
     fn flush(&mut self) -> Result<Vec<Rejection>, SinkError> {
