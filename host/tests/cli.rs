@@ -129,3 +129,18 @@ kind = "stdout"
          {\"key\":\"x\",\"start\":\"1970-01-01T00:02:00Z\",\"end\":\"1970-01-01T00:03:00Z\",\"count\":1,\"mean\":5.0,\"min\":5.0,\"max\":5.0}\n"
     );
 }
+
+#[test]
+fn a_missing_environment_variable_is_named() {
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["check", "examples/seed-000-sensor-average/kafka-dynamodb.toml"])
+        .current_dir(root())
+        .env_remove("WEIR_KAFKA_BROKERS")
+        .env_remove("WEIR_DYNAMODB_ENDPOINT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("source.brokers: environment variable `WEIR_KAFKA_BROKERS` is not set"), "{stderr}");
+    assert!(stderr.contains("sink.endpoint: environment variable `WEIR_DYNAMODB_ENDPOINT` is not set"), "{stderr}");
+}
