@@ -13,3 +13,6 @@ python3 examples/reference_check.py
 trap 'bash scripts/services.sh stop' EXIT
 eval "$(bash scripts/services.sh start)"
 cargo test --workspace --no-fail-fast "$@"
+# The benchmarks are not run here (they are measurements, not tests), but
+# they must keep compiling.
+cargo build --quiet --workspace --benches

@@ -16,7 +16,7 @@ use weir::Timestamp;
 use weir::manifest::Manifest;
 use weir::pipeline::{Pipeline, Stages};
 use weir::plugin::PluginEngine;
-use weir::sink::{DeadLetters, Sink, SinkError, WindowResult};
+use weir::sink::{DeadLetters, Rejection, Sink, SinkError, WindowResult};
 use weir::source::{CsvReader, Source, SourceRecord};
 
 struct NullSink(u64);
@@ -26,8 +26,8 @@ impl Sink for NullSink {
         self.0 += result.count;
         Ok(())
     }
-    fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
+    fn flush(&mut self) -> Result<Vec<Rejection>, SinkError> {
+        Ok(Vec::new())
     }
 }
 

@@ -387,8 +387,10 @@ impl Pipeline {
             return self.advance(now);
         }
         let origins: Vec<usize> = events.origins.iter().map(|&o| o as usize).collect();
+        let times = events.times;
 
-        let keys = match self.stages.key.key(&events.payloads) {
+        let (payloads, keyed) = self.stages.key.key(events.payloads);
+        let keys = match keyed {
             Ok(keys) => keys,
             Err(err) => return self.fail_records(&records, unique(&origins), StageKind::Key, &err),
         };
@@ -413,7 +415,7 @@ impl Pipeline {
             let origin_of = &records[origin].origin;
             let pid = PartitionId { topic: origin_of.source.to_string(), partition: origin_of.partition.unwrap_or(-1) };
             self.note_home(key, &pid);
-            let time = if self.system_clock { now } else { Timestamp(events.times[event]) };
+            let time = if self.system_clock { now } else { Timestamp(times[event]) };
             let state = self.partition(&pid);
             let placement = match &mut state.windower {
                 Windower::Tumbling(w) => match state.clock.arrive(key, time, now) {
@@ -448,7 +450,7 @@ impl Pipeline {
             };
             groups[slot].members.push(Placed { event, origin });
         }
-        self.fold(&records, &events.payloads, groups)?;
+        self.fold(&records, &payloads, groups)?;
         self.advance(now)
     }
 
@@ -467,13 +469,13 @@ impl Pipeline {
             let acc = self.partitions.get(&group.partition).and_then(|p| p.store.get(&group.id)).and_then(|w| w.acc.clone());
             fold_groups.push(FoldGroup { acc, end: events.len() as u32 });
         }
-        let folded = match self.stages.fold.fold(fold_groups, &events) {
+        let mut failed = vec![false; events.len()];
+        let folded = match self.stages.fold.fold(fold_groups, events) {
             Ok(folded) => folded,
             // Accumulators stay as they were: the store only takes what a
             // successful call returns.
             Err(err) => return self.fail_records(records, unique(&fold_origin), StageKind::Fold, &err),
         };
-        let mut failed = vec![false; events.len()];
         for failure in &folded.failures {
             failed[failure.index as usize] = true;
             self.dead_record(&records[fold_origin[failure.index as usize]], DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;

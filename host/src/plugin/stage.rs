@@ -186,28 +186,34 @@ impl StagePlugin {
         Ok(events)
     }
 
-    /// Keys a batch of events.
-    pub fn key(&mut self, events: &Packed) -> Result<Keys, CallError> {
-        let input: super::bindings::types::Packed = events.clone().into();
-        let keys: Keys = self
-            .call(|guest, store| match guest {
-                Guest::Key(g) => g.call_key(store, &input),
-                _ => unreachable!("indices match the kind"),
-            })?
-            .into();
-        if keys.keys.len() != events.len() || !keys.keys.is_well_formed() {
-            return Err(self.contract(format!("{} keys for {} events", keys.keys.len(), events.len())));
+    /// Keys a batch of events. The events are lent to the call and handed
+    /// back, not copied.
+    pub fn key(&mut self, events: Packed) -> (Packed, Result<Keys, CallError>) {
+        let count = events.len();
+        let input: super::bindings::types::Packed = events.into();
+        let result = self.call(|guest, store| match guest {
+            Guest::Key(g) => g.call_key(store, &input),
+            _ => unreachable!("indices match the kind"),
+        });
+        let events = input.into();
+        let keys: Keys = match result {
+            Ok(keys) => keys.into(),
+            Err(err) => return (events, Err(err)),
+        };
+        if keys.keys.len() != count || !keys.keys.is_well_formed() {
+            return (events, Err(self.contract(format!("{} keys for {count} events", keys.keys.len()))));
         }
-        if keys.failures.iter().any(|f| f.index as usize >= events.len()) {
-            return Err(self.contract("a failure index is past the end of the batch".to_owned()));
+        if keys.failures.iter().any(|f| f.index as usize >= count) {
+            return (events, Err(self.contract("a failure index is past the end of the batch".to_owned())));
         }
-        Ok(keys)
+        (events, Ok(keys))
     }
 
     /// Folds groups of events into their accumulators.
-    pub fn fold(&mut self, groups: Vec<FoldGroup>, events: &Packed) -> Result<Folded, CallError> {
+    pub fn fold(&mut self, groups: Vec<FoldGroup>, events: Packed) -> Result<Folded, CallError> {
         let group_count = groups.len();
-        let input = fold::FoldBatch { groups: groups.into_iter().map(Into::into).collect(), events: events.clone().into() };
+        let event_count = events.len();
+        let input = fold::FoldBatch { groups: groups.into_iter().map(Into::into).collect(), events: events.into() };
         let folded: Folded = self
             .call(|guest, store| match guest {
                 Guest::Fold(g) => g.call_fold(store, &input),
@@ -217,7 +223,7 @@ impl StagePlugin {
         if folded.accs.len() != group_count || !folded.accs.is_well_formed() {
             return Err(self.contract(format!("{} accumulators for {group_count} groups", folded.accs.len())));
         }
-        if folded.failures.iter().any(|f| f.index as usize >= events.len()) {
+        if folded.failures.iter().any(|f| f.index as usize >= event_count) {
             return Err(self.contract("a failure index is past the end of the batch".to_owned()));
         }
         Ok(folded)

@@ -8,7 +8,10 @@
 //! - `time_field` (default `"ts"`): event time, as Unix seconds (number or
 //!   numeric string) or RFC 3339 text.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use weir_guest_sdk::{DeserializeStage, Emitter, Error, FoldStage, FormatStage, KeyStage, Plugin, Record, Timestamp, Window};
 
@@ -86,6 +89,21 @@ impl DeserializeStage for WindowStats {
     type Event = Point;
 
     fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_, Point>) -> Result<(), Error> {
+        // Fast path: borrow the keys and leave every value unparsed but the
+        // three this plugin reads. Keys with escapes cannot be borrowed; such
+        // rows take the general path below.
+        if let Ok(row) = serde_json::from_slice::<HashMap<&str, &RawValue>>(record.value) {
+            let c = &self.config;
+            let raw = |name: &str| row.get(name).ok_or_else(|| Error::msg(format!("missing field `{name}`")));
+            let parse = |name: &str| -> Result<Value, Error> { Ok(serde_json::from_str(raw(name)?.get())?) };
+            let key = match parse(&c.key_field)? {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let value = number(&parse(&c.value_field)?, &c.value_field)?;
+            let at = time(&parse(&c.time_field)?, &c.time_field)?;
+            return out.emit_at(Point { key, value }, at);
+        }
         let row: Map<String, Value> = record.json()?;
         let c = &self.config;
         let key = match field(&row, &c.key_field)? {
