@@ -12,7 +12,18 @@ python3 examples/reference_check.py
 # end-to-end tests; stopped however the tests end.
 trap 'bash scripts/services.sh stop' EXIT
 eval "$(bash scripts/services.sh start)"
-cargo test --workspace --no-fail-fast "$@"
+log=$(mktemp)
+set +e
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
 # The benchmarks are not run here (they are measurements, not tests), but
 # they must keep compiling.
 cargo build --quiet --workspace --benches
+bash scripts/services.sh stop
+# One closing line for the whole suite (cargo's last line is often a crate
+# with no doctests).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"
