@@ -54,6 +54,33 @@ pub enum PipelineError {
     },
 }
 
+/// Why a hot swap was refused; the old component keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    /// The new component failed validation (compile, exports, start, config).
+    #[error("swap refused: {0}")]
+    Invalid(#[from] PluginError),
+    /// The new fold plugin writes another accumulator version.
+    #[error("swap refused: the new fold plugin writes accumulator version {new}, the running one {old}; open windows hold version {old} state")]
+    StateVersion {
+        /// The running plugin's version.
+        old: u32,
+        /// The new plugin's version.
+        new: u32,
+    },
+}
+
+/// A swap that took place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swapped {
+    /// The stage.
+    pub stage: StageKind,
+    /// SHA-256 of the component replaced.
+    pub old_hash: String,
+    /// SHA-256 of the component now running.
+    pub new_hash: String,
+}
+
 /// Counts of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -233,6 +260,37 @@ impl Pipeline {
     /// The stages, e.g. to read their hashes.
     pub fn stages(&self) -> &Stages {
         &self.stages
+    }
+
+    /// Replaces the component of stage `kind` with the one at `path`, with
+    /// the stage's config and limits. The new component is fully validated
+    /// first; a refusal leaves the old one running untouched. Called between
+    /// batches (the pipeline is single-threaded), so no record is processed
+    /// twice or lost, and open windows keep their accumulators.
+    pub fn swap_stage(&mut self, kind: StageKind, path: &std::path::Path, engine: &PluginEngine) -> Result<Swapped, SwapError> {
+        let old = match kind {
+            StageKind::Deserialize => &self.stages.deserialize,
+            StageKind::Key => &self.stages.key,
+            StageKind::Fold => &self.stages.fold,
+            StageKind::Format => &self.stages.format,
+        };
+        let new = StagePlugin::load(engine, kind, path, old.config(), old.limits())?;
+        if let (Some(old_version), Some(new_version)) = (old.state_version(), new.state_version())
+            && old_version != new_version
+        {
+            return Err(SwapError::StateVersion { old: old_version, new: new_version });
+        }
+        let old_hash = old.hash().to_owned();
+        let new_hash = new.hash().to_owned();
+        let slot = match kind {
+            StageKind::Deserialize => &mut self.stages.deserialize,
+            StageKind::Key => &mut self.stages.key,
+            StageKind::Fold => &mut self.stages.fold,
+            StageKind::Format => &mut self.stages.format,
+        };
+        *slot = new;
+        tracing::info!(stage = %kind, plugin = %path.display(), "swapped {} -> {}", &old_hash[..12], &new_hash[..12]);
+        Ok(Swapped { stage: kind, old_hash, new_hash })
     }
 
     /// Keeps checkpoints in `store`: [`Pipeline::checkpoint`] writes them and

@@ -136,6 +136,16 @@ impl StagePlugin {
         self.loaded_at
     }
 
+    /// The config the stage was given (JSON).
+    pub fn config(&self) -> &str {
+        &self.config
+    }
+
+    /// The limits it runs under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// The accumulator version a fold plugin declares.
     pub fn state_version(&self) -> Option<u32> {
         self.state_version

@@ -14,6 +14,9 @@ pub struct CollectWindower {
     next_index: HashMap<String, WindowIndex>,
 }
 
+/// An open collect window in a checkpoint: index, opened at (µs), size.
+pub type OpenSnapshot = (WindowIndex, i64, u64);
+
 #[derive(Debug, Clone, Copy)]
 struct OpenCollect {
     index: WindowIndex,
@@ -53,7 +56,7 @@ impl CollectWindower {
 
     /// Per key: the open window (index, opened at, size) and the next index,
     /// for a checkpoint.
-    pub fn snapshot(&self) -> Vec<(String, Option<(WindowIndex, i64, u64)>, WindowIndex)> {
+    pub fn snapshot(&self) -> Vec<(String, Option<OpenSnapshot>, WindowIndex)> {
         self.next_index
             .iter()
             .map(|(key, next)| (key.clone(), self.open.get(key).map(|w| (w.index, w.opened_at.0, w.size)), *next))
@@ -61,7 +64,7 @@ impl CollectWindower {
     }
 
     /// Restores what [`CollectWindower::snapshot`] returned.
-    pub fn restore(&mut self, key: &str, open: Option<(WindowIndex, i64, u64)>, next_index: WindowIndex) {
+    pub fn restore(&mut self, key: &str, open: Option<OpenSnapshot>, next_index: WindowIndex) {
         self.next_index.insert(key.to_owned(), next_index);
         if let Some((index, opened_at, size)) = open {
             self.open.insert(key.to_owned(), OpenCollect { index, opened_at: Timestamp(opened_at), size });
