@@ -461,7 +461,9 @@ impl Pipeline {
         // Clock and window: group the events by the partition and window
         // they fall in, in order of first appearance.
         let mut groups: Vec<Group> = Vec::new();
-        let mut group_of: HashMap<(PartitionId, WindowId), usize> = HashMap::new();
+        let mut group_of: HashMap<(usize, WindowId), usize> = HashMap::new();
+        // The batch's partitions, built once each rather than once per event.
+        let mut batch_partitions: Vec<PartitionId> = Vec::new();
         for (event, &origin) in origins.iter().enumerate() {
             if key_failed[event] {
                 continue;
@@ -471,10 +473,18 @@ impl Pipeline {
                 continue;
             };
             let origin_of = &records[origin].origin;
-            let pid = PartitionId { topic: origin_of.source.to_string(), partition: origin_of.partition.unwrap_or(-1) };
-            self.note_home(key, &pid);
+            let partition = origin_of.partition.unwrap_or(-1);
+            let slot_of_pid = match batch_partitions.iter().position(|p| p.partition == partition && *p.topic == *origin_of.source) {
+                Some(i) => i,
+                None => {
+                    batch_partitions.push(PartitionId { topic: origin_of.source.to_string(), partition });
+                    batch_partitions.len() - 1
+                }
+            };
+            let pid = &batch_partitions[slot_of_pid];
+            self.note_home(key, pid);
             let time = if self.system_clock { now } else { Timestamp(times[event]) };
-            let state = self.partition(&pid);
+            let state = self.partition(pid);
             let placement = match &mut state.windower {
                 Windower::Tumbling(w) => match state.clock.arrive(key, time, now) {
                     Arrival::OnTime(time) => {
@@ -498,11 +508,11 @@ impl Pipeline {
                 }
             };
             let id = WindowId { key: key.to_owned(), index: assignment.index };
-            let slot = match group_of.entry((pid, id)) {
+            let slot = match group_of.entry((slot_of_pid, id)) {
                 Entry::Occupied(e) => *e.get(),
                 Entry::Vacant(e) => {
-                    let (pid, id) = e.key().clone();
-                    groups.push(Group { partition: pid, id, assignment, members: Vec::new() });
+                    let id = e.key().1.clone();
+                    groups.push(Group { partition: pid.clone(), id, assignment, members: Vec::new() });
                     *e.insert(groups.len() - 1)
                 }
             };
