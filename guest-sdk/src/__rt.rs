@@ -237,6 +237,17 @@ pub fn fold<F: FoldStage>(stage: Option<&F>, batch: fold::FoldBatch) -> fold::Fo
     fold::Folded { accs: accs.finish(), failures }
 }
 
+/// Rewrites accumulators of another state version, all or nothing.
+pub fn migrate<F: FoldStage>(stage: Option<&F>, from_version: u32, accs: Packed) -> Result<Packed, String> {
+    let stage = stage.ok_or_else(|| NOT_CONFIGURED.to_owned())?;
+    let mut out = PackedBuf::default();
+    for (index, old) in items(&accs).enumerate() {
+        let acc = stage.migrate(from_version, old).map_err(|err| format!("accumulator {index}: {err}"))?;
+        out.push_encoded(&acc).map_err(|err| format!("accumulator {index}: {err}"))?;
+    }
+    Ok(out.finish())
+}
+
 /// Runs a format stage over closed windows.
 pub fn format<M: FormatStage>(stage: Option<&M>, windows: Vec<format::Window>) -> format::Formatted {
     let mut objects = Vec::with_capacity(windows.len());

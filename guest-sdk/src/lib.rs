@@ -91,7 +91,7 @@ pub use decimal::Decimal;
 pub use error::Error;
 pub use log::{debug, error, info, warn};
 pub use record::{Emitter, Header, Record};
-pub use stage::{DeserializeStage, FoldStage, FormatStage, KeyStage, Plugin, Window};
+pub use stage::{DeserializeStage, FoldStage, FormatStage, KeyStage, Plugin, Window, decode_state};
 pub use time::{DateTimeParts, Timestamp};
 
 #[doc(hidden)]
@@ -213,6 +213,9 @@ macro_rules! __export_plugin {
                 }
                 fn fold(batch: __stages::fold::FoldBatch) -> __stages::fold::Folded {
                     __FOLD.with(|slot| $crate::__rt::fold(slot.borrow().as_ref(), batch))
+                }
+                fn migrate(from_version: u32, accs: $crate::__bindings::weir::stream::types::Packed) -> Result<$crate::__bindings::weir::stream::types::Packed, String> {
+                    __FOLD.with(|slot| $crate::__rt::migrate(slot.borrow().as_ref(), from_version, accs))
                 }
             }
 

@@ -57,6 +57,27 @@ pub trait FoldStage: Plugin {
     /// Folds one event in. On `Err` the event is dead-lettered: return the
     /// error before changing `acc`, since the host keeps whatever `acc` holds.
     fn fold(&self, acc: &mut Self::Acc, event: Self::Event) -> Result<(), Error>;
+
+    /// Reads an accumulator that a plugin writing state version
+    /// `from_version` encoded, so open windows survive a hot swap (or a
+    /// checkpoint restore) to this plugin. Decode the old shape with
+    /// [`decode_state`](crate::decode_state) and build the new one. An
+    /// `Err` refuses the swap and the old plugin keeps running.
+    ///
+    /// The default migrates nothing: any other version is refused.
+    fn migrate(&self, from_version: u32, old: &[u8]) -> Result<Self::Acc, Error> {
+        let _ = old;
+        Err(Error::msg(format!(
+            "cannot read accumulators of state version {from_version}: this plugin writes version {} and does not implement FoldStage::migrate",
+            Self::STATE_VERSION
+        )))
+    }
+}
+
+/// Decodes accumulator bytes as the SDK encodes them, e.g. an old
+/// accumulator shape inside [`FoldStage::migrate`].
+pub fn decode_state<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    crate::__rt::decode(bytes, "accumulator")
 }
 
 /// Shapes a closed window into a JSON object for the sink.

@@ -95,6 +95,16 @@ where
     }
 }
 
+/// Migrates an accumulator of an older shape (`old`, as a plugin with state
+/// version `from_version` wrote it) through the same encoding the host uses
+/// on a hot swap.
+pub fn migrate<F: FoldStage>(stage: &F, from_version: u32, old: &impl Serialize) -> Result<F::Acc, Error> {
+    let encoded = postcard::to_allocvec(old).map_err(Error::from)?;
+    let packed_old = packed([&encoded[..]]);
+    let migrated = __rt::migrate(Some(stage), from_version, packed_old).map_err(Error::msg)?;
+    __rt::decode(__rt::items(&migrated).next().unwrap_or_default(), "accumulator")
+}
+
 /// Formats one window and parses the object back.
 pub fn format<M>(stage: &M, window: &Window, acc: M::Acc) -> Result<serde_json::Value, Error>
 where

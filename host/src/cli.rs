@@ -35,6 +35,33 @@ pub enum Command {
     Run {
         /// The pipeline manifest (TOML).
         manifest: PathBuf,
+        /// Swap a stage in when its component file changes (also
+        /// `[control] watch = true`).
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Show a running pipeline's counts and each stage's component, hash,
+    /// load time, records, errors and swaps.
+    Status {
+        /// Which pipeline.
+        #[command(flatten)]
+        target: Target,
+        /// Print the endpoint's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a running pipeline's stage component. The new component is
+    /// compiled, checked and configured first; the switch happens between
+    /// batches, or the swap is refused and the old component keeps running.
+    Swap {
+        /// The stage: deserialize, key, fold, format, a comma list, or
+        /// `all` (swapped together, between the same two batches).
+        stage: String,
+        /// The new component (.wasm).
+        plugin: PathBuf,
+        /// Which pipeline.
+        #[command(flatten)]
+        target: Target,
     },
     /// Check a manifest and its plugins without running anything: fields,
     /// files, each component's exports, limits and config.
@@ -104,6 +131,35 @@ pub enum Command {
     },
 }
 
+/// Which running pipeline `weir status` and `weir swap` talk to.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The running pipeline's manifest (its `[control]` table says where
+    /// the endpoint file is).
+    #[arg(short, long, conflicts_with = "endpoint")]
+    pub manifest: Option<PathBuf>,
+    /// The endpoint file the running pipeline wrote (also WEIR_CONTROL_ENDPOINT).
+    #[arg(long, env = "WEIR_CONTROL_ENDPOINT")]
+    pub endpoint: Option<PathBuf>,
+}
+
+impl Target {
+    fn client(&self) -> Result<crate::control::Client> {
+        let file = match (&self.endpoint, &self.manifest) {
+            (Some(file), _) => file.clone(),
+            (None, Some(manifest)) => {
+                let m = Manifest::load(manifest)?;
+                let Some(control) = m.control else {
+                    anyhow::bail!("{} has no [control] table, so its pipeline has no control endpoint", manifest.display());
+                };
+                control.endpoint_file
+            }
+            (None, None) => anyhow::bail!("say which pipeline: --manifest <pipeline.toml> or --endpoint <file>"),
+        };
+        Ok(crate::control::Client::new(crate::control::Endpoint::read(&file)?))
+    }
+}
+
 /// Runs the command line; the process exit code follows the result.
 pub fn main(cli: Cli) -> Result<()> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cli.log.clone());
@@ -116,7 +172,29 @@ pub fn main(cli: Cli) -> Result<()> {
     let cache = if cli.no_cache { None } else { cli.cache_dir.clone().or_else(PluginEngine::default_cache_dir) };
     match cli.command {
         Command::Check { manifest } => check(&manifest, cache),
-        Command::Run { manifest } => run(&manifest, cache),
+        Command::Run { manifest, watch } => run(&manifest, cache, watch),
+        Command::Status { target, json } => {
+            let status = target.client()?.status()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status_table(&status));
+            }
+            Ok(())
+        }
+        Command::Swap { stage, plugin, target } => {
+            let answer = target.client()?.swap(&stage, &plugin)?;
+            for s in answer["swapped"].as_array().into_iter().flatten() {
+                let short = |k: &str| s[k].as_str().unwrap_or_default().chars().take(12).collect::<String>();
+                println!("{}: {} -> {}", s["stage"].as_str().unwrap_or("?"), short("old_hash"), short("new_hash"));
+            }
+            println!(
+                "validated in {:.1} ms, pipeline paused {:.3} ms",
+                answer["validated_ms"].as_f64().unwrap_or(0.0),
+                answer["pipeline_paused_ms"].as_f64().unwrap_or(0.0)
+            );
+            Ok(())
+        }
         Command::Produce { brokers, topic, partitions, replay, key_field, sensors, count, rate, seed } => {
             let payload = match replay {
                 Some(path) => crate::produce::Payload::Replay { path, key_field, rate },
@@ -156,11 +234,61 @@ fn check(path: &Path, cache: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn run(path: &Path, cache: Option<PathBuf>) -> Result<()> {
+fn status_table(status: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let stats = &status["stats"];
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "pipeline {} (pid {}), started {}: {} records, {} events, {} windows written, {} open, {} late, {} failed",
+        status["pipeline"].as_str().unwrap_or("?"),
+        n(&status["pid"]),
+        status["started_at"].as_str().unwrap_or("?"),
+        n(&stats["records"]),
+        n(&stats["events"]),
+        n(&stats["windows"]),
+        n(&status["open_windows"]),
+        n(&stats["late"]),
+        n(&stats["failed"]),
+    );
+    let _ = writeln!(out, "{:<12} {:>10} {:>7} {:>6} {:>8}  {:<13} {:<27} component", "stage", "records", "errors", "swaps", "refused", "sha256", "loaded");
+    for s in status["stages"].as_array().into_iter().flatten() {
+        let version = s["state_version"].as_u64().map(|v| format!(" (state v{v})")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<12} {:>10} {:>7} {:>6} {:>8}  {:<13} {:<27} {}{version}",
+            s["stage"].as_str().unwrap_or("?"),
+            n(&s["records"]),
+            n(&s["errors"]),
+            n(&s["swaps"]),
+            n(&s["refused_swaps"]),
+            s["sha256"].as_str().unwrap_or("").chars().take(12).collect::<String>(),
+            s["loaded_at"].as_str().unwrap_or("?"),
+            s["plugin"].as_str().unwrap_or("?"),
+        );
+        if let Some(why) = s["last_refusal"].as_str() {
+            let _ = writeln!(out, "{:<12} last refusal: {why}", "");
+        }
+    }
+    out
+}
+
+fn run(path: &Path, cache: Option<PathBuf>, watch: bool) -> Result<()> {
     let manifest = Manifest::load(path)?;
-    let engine = PluginEngine::new(cache)?;
+    let engine = std::sync::Arc::new(PluginEngine::new(cache)?);
     let started = std::time::Instant::now();
     let mut pipeline = Pipeline::load(&manifest, &engine)?;
+    let watch = watch || manifest.control.as_ref().is_some_and(|c| c.watch);
+    // Kept alive for the run; dropping it removes the endpoint file.
+    let _control = if manifest.control.is_some() || watch {
+        let (requests, taken) = std::sync::mpsc::channel();
+        pipeline = pipeline.with_control(taken);
+        let sources = crate::control::StageSource::of(&manifest);
+        Some(crate::control::ControlServer::start(&manifest.name, manifest.control.as_ref(), watch, engine.clone(), sources, requests)?)
+    } else {
+        None
+    };
     let stats = match &manifest.source {
         crate::manifest::SourceSpec::Kafka(spec) => {
             // A stream has no end: SIGTERM or Ctrl-C stops it after a last

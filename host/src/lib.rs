@@ -28,6 +28,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod control;
 pub mod manifest;
 pub mod pipeline;
 pub mod plugin;

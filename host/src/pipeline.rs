@@ -43,8 +43,10 @@ pub enum PipelineError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// A checkpoint holds accumulators of another fold plugin version.
-    #[error("checkpoint of {partition} holds accumulators of state version {found}, but the fold plugin writes version {expected}; run the plugin that wrote it, or move the checkpoint away")]
+    #[error("checkpoint of {partition} holds accumulators of state version {found}, but the fold plugin writes version {expected} and cannot migrate them ({reason}); run the plugin that wrote it, or move the checkpoint away")]
     StateVersion {
+        /// The plugin's refusal.
+        reason: String,
         /// The partition.
         partition: String,
         /// In the checkpoint.
@@ -60,18 +62,82 @@ pub enum SwapError {
     /// The new component failed validation (compile, exports, start, config).
     #[error("swap refused: {0}")]
     Invalid(#[from] PluginError),
-    /// The new fold plugin writes another accumulator version.
-    #[error("swap refused: the new fold plugin writes accumulator version {new}, the running one {old}; open windows hold version {old} state")]
-    StateVersion {
+    /// The new fold plugin writes another accumulator version and could not
+    /// migrate the open windows' accumulators.
+    #[error("swap refused: the new fold plugin writes state version {new}, the open windows hold version {old}, and it could not migrate them: {reason}")]
+    Migration {
         /// The running plugin's version.
         old: u32,
         /// The new plugin's version.
         new: u32,
+        /// The plugin's refusal or failure.
+        reason: String,
     },
+    /// The running pipeline did not take the new component in time.
+    #[error("swap refused: {0}")]
+    Unavailable(String),
+}
+
+/// What the control endpoint asks of a running pipeline; answered between
+/// batches by [`Pipeline::serve_control`].
+pub enum ControlRequest {
+    /// Counts and each stage's component.
+    Status(std::sync::mpsc::Sender<PipelineStatus>),
+    /// Put loaded, configured components in place, all at once (see
+    /// [`Pipeline::install_all`]); the reply says how long the pipeline
+    /// spent on it.
+    Install(Vec<StagePlugin>, std::sync::mpsc::Sender<Result<(Vec<Swapped>, Duration), String>>),
+    /// A swap refused before it reached the pipeline: count it.
+    Refused(StageKind, SwapError, std::sync::mpsc::Sender<String>),
+}
+
+/// A running pipeline's counts and stages.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PipelineStatus {
+    /// Counts so far.
+    pub stats: Stats,
+    /// Windows open now.
+    pub open_windows: usize,
+    /// One entry per stage, in data-path order.
+    pub stages: Vec<StageStatus>,
+}
+
+/// One stage as `weir status` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StageStatus {
+    /// The stage's name.
+    pub stage: String,
+    /// The component file.
+    pub plugin: String,
+    /// SHA-256 of the component, hex.
+    pub sha256: String,
+    /// When the component was loaded (RFC 3339).
+    pub loaded_at: String,
+    /// The fold plugin's accumulator version.
+    pub state_version: Option<u32>,
+    /// Items handed to the stage (records, events or windows).
+    pub records: u64,
+    /// Items the stage failed (sent to the dead-letter output).
+    pub errors: u64,
+    /// Swaps that took place.
+    pub swaps: u64,
+    /// Swaps refused.
+    pub refused_swaps: u64,
+    /// Why the last refused swap was refused.
+    pub last_refusal: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct StageCounters {
+    records: u64,
+    errors: u64,
+    swaps: u64,
+    refused_swaps: u64,
+    last_refusal: Option<String>,
 }
 
 /// A swap that took place.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Swapped {
     /// The stage.
     pub stage: StageKind,
@@ -82,7 +148,7 @@ pub struct Swapped {
 }
 
 /// Counts of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     /// Records read from the source.
     pub records: u64,
@@ -113,6 +179,26 @@ pub struct Stages {
 }
 
 impl Stages {
+    /// The plugin of stage `kind`.
+    pub fn get(&self, kind: StageKind) -> &StagePlugin {
+        match kind {
+            StageKind::Deserialize => &self.deserialize,
+            StageKind::Key => &self.key,
+            StageKind::Fold => &self.fold,
+            StageKind::Format => &self.format,
+        }
+    }
+
+    /// The plugin of stage `kind`, to replace it.
+    pub fn get_mut(&mut self, kind: StageKind) -> &mut StagePlugin {
+        match kind {
+            StageKind::Deserialize => &mut self.deserialize,
+            StageKind::Key => &mut self.key,
+            StageKind::Fold => &mut self.fold,
+            StageKind::Format => &mut self.format,
+        }
+    }
+
     /// Loads and checks every stage of `manifest`: compiled, the right
     /// exports, instantiated under the limits, config accepted.
     pub fn load(manifest: &Manifest, engine: &PluginEngine) -> Result<Stages, PluginError> {
@@ -215,6 +301,8 @@ pub struct Pipeline {
     system_clock: bool,
     batch_size: usize,
     stats: Stats,
+    counters: [StageCounters; 4],
+    control: Option<std::sync::mpsc::Receiver<ControlRequest>>,
 }
 
 impl Pipeline {
@@ -249,6 +337,8 @@ impl Pipeline {
             system_clock: manifest.clock == ClockSpec::System,
             batch_size: manifest.limits.batch_size,
             stats: Stats::default(),
+            counters: Default::default(),
+            control: None,
         }
     }
 
@@ -263,34 +353,132 @@ impl Pipeline {
     }
 
     /// Replaces the component of stage `kind` with the one at `path`, with
-    /// the stage's config and limits. The new component is fully validated
-    /// first; a refusal leaves the old one running untouched. Called between
-    /// batches (the pipeline is single-threaded), so no record is processed
-    /// twice or lost, and open windows keep their accumulators.
+    /// the stage's config and limits: [`StagePlugin::load`] then
+    /// [`Pipeline::install`].
     pub fn swap_stage(&mut self, kind: StageKind, path: &std::path::Path, engine: &PluginEngine) -> Result<Swapped, SwapError> {
-        let old = match kind {
-            StageKind::Deserialize => &self.stages.deserialize,
-            StageKind::Key => &self.stages.key,
-            StageKind::Fold => &self.stages.fold,
-            StageKind::Format => &self.stages.format,
-        };
-        let new = StagePlugin::load(engine, kind, path, old.config(), old.limits())?;
-        if let (Some(old_version), Some(new_version)) = (old.state_version(), new.state_version())
-            && old_version != new_version
-        {
-            return Err(SwapError::StateVersion { old: old_version, new: new_version });
+        let old = self.stages.get(kind);
+        match StagePlugin::load(engine, kind, path, old.config(), old.limits()) {
+            Ok(new) => self.install(new),
+            Err(err) => Err(self.refused(kind, SwapError::Invalid(err))),
         }
-        let old_hash = old.hash().to_owned();
-        let new_hash = new.hash().to_owned();
-        let slot = match kind {
-            StageKind::Deserialize => &mut self.stages.deserialize,
-            StageKind::Key => &mut self.stages.key,
-            StageKind::Fold => &mut self.stages.fold,
-            StageKind::Format => &mut self.stages.format,
+    }
+
+    /// Puts a loaded, configured component in place of its stage's one.
+    /// Called between batches (the pipeline is single-threaded), so no
+    /// record is processed twice or lost, and open windows keep their
+    /// accumulators. A fold plugin of another state version must migrate
+    /// every open accumulator first; if it cannot, the swap is refused and
+    /// the old plugin and its windows are untouched.
+    pub fn install(&mut self, new: StagePlugin) -> Result<Swapped, SwapError> {
+        let mut swapped = self.install_all(vec![new])?;
+        Ok(swapped.remove(0))
+    }
+
+    /// Like [`Pipeline::install`] for several stages at once (one component
+    /// serving several stages changed): all are replaced between the same
+    /// two batches, or none is.
+    pub fn install_all(&mut self, mut new: Vec<StagePlugin>) -> Result<Vec<Swapped>, SwapError> {
+        for plugin in &mut new {
+            let kind = plugin.kind();
+            if let (Some(from), Some(to)) = (self.stages.get(kind).state_version(), plugin.state_version())
+                && from != to
+                && let Err(err) = self.migrate_open_windows(plugin, from, to)
+            {
+                return Err(self.refused(kind, err));
+            }
+        }
+        let mut swapped = Vec::with_capacity(new.len());
+        for plugin in new {
+            let kind = plugin.kind();
+            let old_hash = self.stages.get(kind).hash().to_owned();
+            let new_hash = plugin.hash().to_owned();
+            let path = plugin.path().to_owned();
+            *self.stages.get_mut(kind) = plugin;
+            self.counters[kind as usize].swaps += 1;
+            tracing::info!(stage = %kind, plugin = %path.display(), "swapped {} -> {}", &old_hash[..12], &new_hash[..12]);
+            swapped.push(Swapped { stage: kind, old_hash, new_hash });
+        }
+        Ok(swapped)
+    }
+
+    /// Counts a refused swap and says why in the log.
+    pub fn refused(&mut self, kind: StageKind, err: SwapError) -> SwapError {
+        let counters = &mut self.counters[kind as usize];
+        counters.refused_swaps += 1;
+        counters.last_refusal = Some(err.to_string());
+        tracing::warn!(stage = %kind, "{err}; the running plugin stays");
+        err
+    }
+
+    // Rewrites every open accumulator with `new`, all or nothing.
+    fn migrate_open_windows(&mut self, new: &mut StagePlugin, from: u32, to: u32) -> Result<(), SwapError> {
+        let mut accs: Vec<&mut Vec<u8>> = self.partitions.values_mut().flat_map(|p| p.store.accs_mut()).collect();
+        let mut packed = Packed::with_capacity(accs.len(), accs.iter().map(|a| a.len()).sum());
+        for acc in &accs {
+            packed.push(acc);
+        }
+        let count = accs.len();
+        let migrated = match new.migrate(from, packed) {
+            Ok(Ok(migrated)) => migrated,
+            Ok(Err(reason)) => return Err(SwapError::Migration { old: from, new: to, reason }),
+            Err(err) => return Err(SwapError::Migration { old: from, new: to, reason: err.to_string() }),
         };
-        *slot = new;
-        tracing::info!(stage = %kind, plugin = %path.display(), "swapped {} -> {}", &old_hash[..12], &new_hash[..12]);
-        Ok(Swapped { stage: kind, old_hash, new_hash })
+        for (i, acc) in accs.iter_mut().enumerate() {
+            **acc = migrated.get(i).to_vec();
+        }
+        tracing::info!("migrated {count} open accumulators from state version {from} to {to}");
+        Ok(())
+    }
+
+    /// Each stage's component and counts, for `weir status`.
+    pub fn status(&self) -> Vec<StageStatus> {
+        StageKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let plugin = self.stages.get(kind);
+                let c = &self.counters[kind as usize];
+                StageStatus {
+                    stage: kind.name().to_owned(),
+                    plugin: plugin.path().display().to_string(),
+                    sha256: plugin.hash().to_owned(),
+                    loaded_at: Timestamp::from(plugin.loaded_at()).to_string(),
+                    state_version: plugin.state_version(),
+                    records: c.records,
+                    errors: c.errors,
+                    swaps: c.swaps,
+                    refused_swaps: c.refused_swaps,
+                    last_refusal: c.last_refusal.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Answers control requests waiting in the channel (status, swaps).
+    /// Runs between batches.
+    pub fn serve_control(&mut self) {
+        let Some(control) = self.control.take() else { return };
+        while let Ok(request) = control.try_recv() {
+            match request {
+                ControlRequest::Status(reply) => {
+                    let _ = reply.send(PipelineStatus { stats: self.stats(), open_windows: self.open_windows(), stages: self.status() });
+                }
+                ControlRequest::Install(new, reply) => {
+                    let started = Instant::now();
+                    let result = self.install_all(new).map_err(|e| e.to_string());
+                    let _ = reply.send(result.map(|swapped| (swapped, started.elapsed())));
+                }
+                ControlRequest::Refused(kind, err, reply) => {
+                    let _ = reply.send(self.refused(kind, err).to_string());
+                }
+            }
+        }
+        self.control = Some(control);
+    }
+
+    /// Takes control requests from `requests` between batches.
+    pub fn with_control(mut self, requests: std::sync::mpsc::Receiver<ControlRequest>) -> Self {
+        self.control = Some(requests);
+        self
     }
 
     /// Keeps checkpoints in `store`: [`Pipeline::checkpoint`] writes them and
@@ -317,12 +505,28 @@ impl Pipeline {
             None => None,
         };
         let expected = self.stages.fold.state_version().unwrap_or(1);
+        let Some(mut snapshot) = snapshot else { return Ok(self.partition(id).next_offset) };
+        if snapshot.state_version != expected {
+            // The fold plugin changed since the checkpoint: it may read the
+            // old accumulators; if not, stop rather than misread them.
+            let found = snapshot.state_version;
+            let refuse = |reason: String| PipelineError::StateVersion { partition: format!("{}[{}]", id.topic, id.partition), found, expected, reason };
+            let mut packed = Packed::with_capacity(snapshot.windows.len(), 0);
+            for w in snapshot.windows.iter().filter_map(|w| w.acc.as_ref()) {
+                packed.push(w);
+            }
+            let migrated = match self.stages.fold.migrate(found, packed) {
+                Ok(Ok(migrated)) => migrated,
+                Ok(Err(reason)) => return Err(refuse(reason)),
+                Err(err) => return Err(refuse(err.to_string())),
+            };
+            for (i, acc) in snapshot.windows.iter_mut().filter_map(|w| w.acc.as_mut()).enumerate() {
+                *acc = migrated.get(i).to_vec();
+            }
+            tracing::info!(topic = %id.topic, partition = id.partition, "migrated the checkpoint's accumulators from state version {found} to {expected}");
+        }
         let (clock, window) = (self.clock_spec, self.window_spec);
         let state = self.partition(id);
-        let Some(snapshot) = snapshot else { return Ok(state.next_offset) };
-        if snapshot.state_version != expected {
-            return Err(PipelineError::StateVersion { partition: format!("{}[{}]", id.topic, id.partition), found: snapshot.state_version, expected });
-        }
         let windows = snapshot.windows.len();
         *state = PartitionState::new(clock, window);
         state.restore(snapshot, now);
@@ -391,6 +595,7 @@ impl Pipeline {
     /// Processes one batch of records at system time `now`, then closes the
     /// windows that are due.
     pub fn process(&mut self, records: Vec<SourceRecord>, now: Timestamp) -> Result<(), PipelineError> {
+        self.serve_control();
         let mut records = records;
         // Records a restored checkpoint has already absorbed are skipped;
         // the others move their partition's next offset.
@@ -410,7 +615,7 @@ impl Pipeline {
             self.stats.skipped += (before - records.len()) as u64;
         }
         if records.is_empty() {
-            return self.advance(now);
+            return self.close_due(now);
         }
         self.stats.records += records.len() as u64;
         let bytes: usize = records.iter().map(|r| r.value.len()).sum();
@@ -433,25 +638,35 @@ impl Pipeline {
             }
         }
 
+        self.counters[StageKind::Deserialize as usize].records += records.len() as u64;
         let events = match self.stages.deserialize.deserialize(batch) {
             Ok(events) => events,
-            Err(err) => return self.fail_records(&records, 0..records.len(), StageKind::Deserialize, &err),
+            Err(err) => {
+                self.counters[StageKind::Deserialize as usize].errors += records.len() as u64;
+                return self.fail_records(&records, 0..records.len(), StageKind::Deserialize, &err);
+            }
         };
+        self.counters[StageKind::Deserialize as usize].errors += events.failures.len() as u64;
         for failure in &events.failures {
             self.dead_record(&records[failure.index as usize], DeadLetterKind::Failed, "deserialize", failure.reason.clone(), None)?;
         }
         self.stats.events += events.times.len() as u64;
         if events.payloads.is_empty() {
-            return self.advance(now);
+            return self.close_due(now);
         }
         let origins: Vec<usize> = events.origins.iter().map(|&o| o as usize).collect();
         let times = events.times;
 
+        self.counters[StageKind::Key as usize].records += origins.len() as u64;
         let (payloads, keyed) = self.stages.key.key(events.payloads);
         let keys = match keyed {
             Ok(keys) => keys,
-            Err(err) => return self.fail_records(&records, unique(&origins), StageKind::Key, &err),
+            Err(err) => {
+                self.counters[StageKind::Key as usize].errors += origins.len() as u64;
+                return self.fail_records(&records, unique(&origins), StageKind::Key, &err);
+            }
         };
+        self.counters[StageKind::Key as usize].errors += keys.failures.len() as u64;
         let mut key_failed = vec![false; origins.len()];
         for failure in &keys.failures {
             key_failed[failure.index as usize] = true;
@@ -519,7 +734,7 @@ impl Pipeline {
             groups[slot].members.push(Placed { event, origin });
         }
         self.fold(&records, &payloads, groups)?;
-        self.advance(now)
+        self.close_due(now)
     }
 
     fn fold(&mut self, records: &[SourceRecord], payloads: &Packed, groups: Vec<Group>) -> Result<(), PipelineError> {
@@ -538,12 +753,18 @@ impl Pipeline {
             fold_groups.push(FoldGroup { acc, end: events.len() as u32 });
         }
         let mut failed = vec![false; events.len()];
+        let fold_counters = StageKind::Fold as usize;
+        self.counters[fold_counters].records += fold_origin.len() as u64;
         let folded = match self.stages.fold.fold(fold_groups, events) {
             Ok(folded) => folded,
             // Accumulators stay as they were: the store only takes what a
             // successful call returns.
-            Err(err) => return self.fail_records(records, unique(&fold_origin), StageKind::Fold, &err),
+            Err(err) => {
+                self.counters[fold_counters].errors += fold_origin.len() as u64;
+                return self.fail_records(records, unique(&fold_origin), StageKind::Fold, &err);
+            }
         };
+        self.counters[fold_counters].errors += folded.failures.len() as u64;
         for failure in &folded.failures {
             failed[failure.index as usize] = true;
             self.dead_record(&records[fold_origin[failure.index as usize]], DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;
@@ -563,8 +784,14 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Closes the windows due at system time `now` and writes them.
+    /// Lets system time `now` pass with no input: answers control requests,
+    /// then closes the windows due and writes them.
     pub fn advance(&mut self, now: Timestamp) -> Result<(), PipelineError> {
+        self.serve_control();
+        self.close_due(now)
+    }
+
+    fn close_due(&mut self, now: Timestamp) -> Result<(), PipelineError> {
         let mut closed = Vec::new();
         for state in self.partitions.values_mut() {
             let due = match &state.windower {
@@ -628,9 +855,11 @@ impl Pipeline {
                 .map(|(id, w)| ClosedWindow { key: id.key, id: id.index, start: w.start.0, end: w.end.0, count: w.count, acc: w.acc.unwrap_or_default() })
                 .collect();
             let metas: Vec<(String, i64, i64, i64, u64)> = chunk.iter().map(|w| (w.key.clone(), w.id, w.start, w.end, w.count)).collect();
+            self.counters[StageKind::Format as usize].records += metas.len() as u64;
             let formatted = match self.stages.format.format(chunk) {
                 Ok(formatted) => formatted,
                 Err(err) => {
+                    self.counters[StageKind::Format as usize].errors += metas.len() as u64;
                     for meta in &metas {
                         self.dead_window(meta, err.to_string())?;
                     }
@@ -640,6 +869,7 @@ impl Pipeline {
             let mut reasons: HashMap<usize, String> = formatted.failures.into_iter().map(|f| (f.index as usize, f.reason)).collect();
             for (i, (object, meta)) in formatted.objects.into_iter().zip(&metas).enumerate() {
                 if let Some(reason) = reasons.remove(&i) {
+                    self.counters[StageKind::Format as usize].errors += 1;
                     self.dead_window(meta, reason)?;
                     continue;
                 }

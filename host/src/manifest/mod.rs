@@ -85,6 +85,23 @@ impl StageKind {
     }
 }
 
+impl serde::Serialize for StageKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl std::str::FromStr for StageKind {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        StageKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| format!("no stage `{name}`: the stages are deserialize, key, fold and format"))
+    }
+}
+
 impl fmt::Display for StageKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -225,6 +242,21 @@ pub struct CheckpointSpec {
     pub interval: Duration,
 }
 
+/// The control endpoint of a running pipeline (`weir status`, `weir swap`)
+/// and plugin-file watching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlSpec {
+    /// Where the endpoint listens; loopback unless `allow_remote`.
+    pub listen: std::net::SocketAddr,
+    /// The bearer token clients must send; random per run when not given.
+    pub token: Option<String>,
+    /// Where the running process writes its address and token (mode 0600)
+    /// for `weir status` and `weir swap` to find.
+    pub endpoint_file: PathBuf,
+    /// Swap a stage when its component file changes.
+    pub watch: bool,
+}
+
 /// Where late items and failed records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeadLetterSpec {
@@ -280,6 +312,8 @@ pub struct Manifest {
     pub limits: Limits,
     /// Checkpoints, when configured.
     pub checkpoint: Option<CheckpointSpec>,
+    /// The control endpoint, when configured.
+    pub control: Option<ControlSpec>,
 }
 
 impl Manifest {
@@ -590,6 +624,36 @@ impl Manifest {
             problem("checkpoint.interval", "must be longer than zero".to_owned());
         }
 
+        let control = raw.control.as_ref().and_then(|c| {
+            let listen_text = c.listen.clone().unwrap_or_else(|| "127.0.0.1:0".to_owned());
+            let listen: std::net::SocketAddr = match listen_text.parse() {
+                Ok(addr) => addr,
+                Err(_) => {
+                    problem("control.listen", format!("`{listen_text}` is not an address and port such as 127.0.0.1:7070"));
+                    return None;
+                }
+            };
+            if !listen.ip().is_loopback() && !c.allow_remote.unwrap_or(false) {
+                problem(
+                    "control.listen",
+                    format!("{listen} is reachable from other machines; the control endpoint swaps code, so set control.allow_remote = true if that is meant"),
+                );
+            }
+            let token = c.token.as_ref().map(|t| {
+                let mut env_problems = Vec::new();
+                let t = expand_env(t, "control.token", &mut env_problems);
+                for p in env_problems {
+                    problem(&p.field, p.message);
+                }
+                t
+            });
+            if token.as_ref().is_some_and(|t| t.len() < 16) {
+                problem("control.token", "must be at least 16 characters (leave it out for a random one per run)".to_owned());
+            }
+            let endpoint_file = c.endpoint_file.as_ref().map_or_else(|| base.join(".weir").join(format!("{name}.control.json")), |p| resolve(p));
+            Some(ControlSpec { listen, token, endpoint_file, watch: c.watch.unwrap_or(false) })
+        });
+
         let defaults = Limits::default();
         let limits = Limits {
             memory: raw.limits.memory.map_or(defaults.memory, |m| m.0),
@@ -607,7 +671,7 @@ impl Manifest {
         }
 
         match source {
-            Some(source) if problems.is_empty() => Ok(Manifest { name, source, stages, clock, window, sink, dead_letter, limits, checkpoint }),
+            Some(source) if problems.is_empty() => Ok(Manifest { name, source, stages, clock, window, sink, dead_letter, limits, checkpoint, control }),
             _ => Err(problems),
         }
     }

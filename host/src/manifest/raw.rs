@@ -21,6 +21,17 @@ pub struct RawManifest {
     #[serde(default)]
     pub limits: RawLimits,
     pub checkpoint: Option<RawCheckpoint>,
+    pub control: Option<RawControl>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    pub listen: Option<String>,
+    pub token: Option<String>,
+    pub endpoint_file: Option<PathBuf>,
+    pub allow_remote: Option<bool>,
+    pub watch: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

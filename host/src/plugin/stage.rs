@@ -239,6 +239,28 @@ impl StagePlugin {
         Ok(folded)
     }
 
+    /// Asks a fold plugin to rewrite accumulators written under state
+    /// version `from_version` into its own encoding. `Ok(Err(reason))` is
+    /// the plugin's refusal.
+    pub fn migrate(&mut self, from_version: u32, accs: Packed) -> Result<Result<Packed, String>, CallError> {
+        let count = accs.len();
+        let input: super::bindings::types::Packed = accs.into();
+        let result = self.call(|guest, store| match guest {
+            Guest::Fold(g) => g.call_migrate(store, from_version, &input),
+            _ => unreachable!("indices match the kind"),
+        })?;
+        match result {
+            Ok(migrated) => {
+                let migrated: Packed = migrated.into();
+                if migrated.len() != count || !migrated.is_well_formed() {
+                    return Err(self.contract(format!("{} accumulators migrated from {count}", migrated.len())));
+                }
+                Ok(Ok(migrated))
+            }
+            Err(reason) => Ok(Err(reason)),
+        }
+    }
+
     /// Formats closed windows.
     pub fn format(&mut self, windows: Vec<ClosedWindow>) -> Result<Formatted, CallError> {
         let count = windows.len();

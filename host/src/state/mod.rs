@@ -69,6 +69,11 @@ impl WindowStore {
         self.open.iter()
     }
 
+    /// Every open window's accumulator, to rewrite in place (a migration).
+    pub fn accs_mut(&mut self) -> impl Iterator<Item = &mut Vec<u8>> {
+        self.open.values_mut().filter_map(|w| w.acc.as_mut())
+    }
+
     /// Puts back a window from a checkpoint.
     pub fn restore(&mut self, id: WindowId, window: OpenWindow) {
         self.open.insert(id, window);

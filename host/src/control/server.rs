@@ -1,0 +1,327 @@
+//! The endpoint's thread: accepts requests, loads new components, watches
+//! plugin files, and hands work to the pipeline through its channel.
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+
+use super::http::{self, ReadError};
+use super::{ControlError, Endpoint};
+use crate::manifest::{ControlSpec, Limits, Manifest, StageKind};
+use crate::pipeline::{ControlRequest, SwapError};
+use crate::plugin::{PluginEngine, StagePlugin};
+
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a status request waits for the pipeline to reach a batch end.
+const STATUS_WAIT: Duration = Duration::from_secs(10);
+/// How long a swap waits for the pipeline to take the new component.
+const INSTALL_WAIT: Duration = Duration::from_secs(60);
+/// How often watched files are looked at.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// How often the accept loop looks for a connection or a stop.
+const IDLE_SLEEP: Duration = Duration::from_millis(10);
+
+/// A stage as the manifest configured it: what a new component for it is
+/// loaded with.
+#[derive(Debug, Clone)]
+pub struct StageSource {
+    /// The stage.
+    pub kind: StageKind,
+    /// Its component file in the manifest (watched with `watch`).
+    pub path: PathBuf,
+    /// Its config (JSON).
+    pub config: String,
+    /// Its limits.
+    pub limits: Limits,
+}
+
+impl StageSource {
+    /// The four stages of `manifest`.
+    pub fn of(manifest: &Manifest) -> Vec<StageSource> {
+        manifest.stages.iter().map(|s| StageSource { kind: s.kind, path: s.plugin.clone(), config: s.config.clone(), limits: manifest.limits }).collect()
+    }
+}
+
+/// The running endpoint; dropping it stops the thread and removes the
+/// endpoint file.
+pub struct ControlServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    endpoint: Option<(PathBuf, Endpoint)>,
+}
+
+struct Context {
+    pipeline: String,
+    token: String,
+    engine: Arc<PluginEngine>,
+    stages: Vec<StageSource>,
+    requests: Sender<ControlRequest>,
+    started: SystemTime,
+}
+
+impl ControlServer {
+    /// Starts listening as `spec` says (when given) and watching the
+    /// stages' files (when `watch`). Requests reach the pipeline through
+    /// `requests`.
+    pub fn start(
+        pipeline: &str,
+        spec: Option<&ControlSpec>,
+        watch: bool,
+        engine: Arc<PluginEngine>,
+        stages: Vec<StageSource>,
+        requests: Sender<ControlRequest>,
+    ) -> Result<ControlServer, ControlError> {
+        let token = spec.and_then(|s| s.token.clone()).unwrap_or_else(random_token);
+        let ctx = Context { pipeline: pipeline.to_owned(), token, engine, stages, requests, started: SystemTime::now() };
+        let mut endpoint = None;
+        let listener = match spec {
+            Some(spec) => {
+                let listener = TcpListener::bind(spec.listen).map_err(|source| ControlError::Bind { addr: spec.listen, source })?;
+                listener.set_nonblocking(true).map_err(|source| ControlError::Bind { addr: spec.listen, source })?;
+                let address = listener.local_addr().map_err(|source| ControlError::Bind { addr: spec.listen, source })?;
+                let info = Endpoint { pipeline: pipeline.to_owned(), address, token: ctx.token.clone(), pid: std::process::id() };
+                info.write(&spec.endpoint_file)?;
+                tracing::info!("control endpoint on http://{address} (token in {})", spec.endpoint_file.display());
+                endpoint = Some((spec.endpoint_file.clone(), info));
+                Some(listener)
+            }
+            None => None,
+        };
+        let mut watcher = watch.then(|| Watcher::new(&ctx.stages));
+        if watcher.is_some() {
+            tracing::info!("watching the plugin files: a changed file is swapped in");
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("weir-control".to_owned())
+            .spawn(move || {
+                while !stopping.load(Ordering::Relaxed) {
+                    let mut busy = false;
+                    if let Some(listener) = &listener {
+                        match listener.accept() {
+                            Ok((stream, _)) => {
+                                busy = true;
+                                serve(&ctx, stream);
+                            }
+                            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(err) => tracing::warn!("control endpoint: {err}"),
+                        }
+                    }
+                    if let Some(watcher) = &mut watcher {
+                        watcher.poll(&ctx);
+                    }
+                    if !busy {
+                        std::thread::sleep(IDLE_SLEEP);
+                    }
+                }
+            })
+            .map_err(|err| ControlError::Protocol(format!("cannot start the control thread: {err}")))?;
+        Ok(ControlServer { stop, thread: Some(thread), endpoint })
+    }
+
+    /// Where clients find it, when it listens.
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        self.endpoint.as_ref().map(|(_, e)| e)
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        if let Some((path, _)) = &self.endpoint {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    hex::encode(bytes)
+}
+
+fn serve(ctx: &Context, stream: TcpStream) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(READ_TIMEOUT));
+    let (status, body) = match http::read_request(&stream) {
+        Ok(request) => answer(ctx, request),
+        Err(ReadError::TooLarge) => (413, json!({ "error": format!("request too large (head at most 16 KiB, body at most {} bytes)", http::MAX_BODY) })),
+        Err(ReadError::Bad(why)) => (400, json!({ "error": why })),
+        Err(ReadError::Io(err)) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            (408, json!({ "error": format!("no complete request within {READ_TIMEOUT:?}") }))
+        }
+        Err(ReadError::Io(_)) => return,
+    };
+    if let Err(err) = http::respond(&stream, status, &body) {
+        tracing::debug!("control endpoint: cannot answer: {err}");
+    }
+}
+
+fn answer(ctx: &Context, request: http::Request) -> (u16, serde_json::Value) {
+    // The token comes first: without it nothing else is revealed, not even
+    // which paths exist.
+    if !http::token_matches(request.bearer.as_deref(), &ctx.token) {
+        tracing::warn!(method = %request.method, path = %request.path, "control endpoint: refused a request without the right token");
+        return (401, json!({ "error": "missing or wrong token: send `Authorization: Bearer <token>` with the token from the endpoint file" }));
+    }
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/v1/status") => status(ctx),
+        ("POST", "/v1/swap") => match serde_json::from_slice::<SwapBody>(&request.body) {
+            Ok(body) => swap(ctx, &body.stage, Path::new(&body.plugin)),
+            Err(err) => (400, json!({ "error": format!("swap body must be {{\"stage\": ..., \"plugin\": ...}}: {err}") })),
+        },
+        (_, "/v1/status" | "/v1/swap") => (405, json!({ "error": format!("{} is not allowed on {}", request.method, request.path) })),
+        _ => (404, json!({ "error": format!("no such endpoint {}; there are GET /v1/status and POST /v1/swap", request.path) })),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwapBody {
+    stage: String,
+    plugin: String,
+}
+
+fn status(ctx: &Context) -> (u16, serde_json::Value) {
+    let (reply, answer) = mpsc::channel();
+    if ctx.requests.send(ControlRequest::Status(reply)).is_err() {
+        return (504, json!({ "error": "the pipeline has stopped" }));
+    }
+    match answer.recv_timeout(STATUS_WAIT) {
+        Ok(status) => {
+            let mut value = serde_json::to_value(&status).unwrap_or_default();
+            value["pipeline"] = json!(ctx.pipeline);
+            value["pid"] = json!(std::process::id());
+            value["started_at"] = json!(crate::Timestamp::from(ctx.started).to_string());
+            (200, value)
+        }
+        Err(_) => (504, json!({ "error": format!("the pipeline did not reach the end of a batch within {STATUS_WAIT:?}") })),
+    }
+}
+
+/// Which stages `spec` names: one, a comma list, or `all` (every stage the
+/// manifest serves from one file is swapped together).
+fn stages_named(spec: &str) -> Result<Vec<StageKind>, String> {
+    if spec == "all" {
+        return Ok(StageKind::ALL.to_vec());
+    }
+    let mut kinds = Vec::new();
+    for name in spec.split(',') {
+        let kind: StageKind = name.trim().parse()?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
+}
+
+/// Loads `plugin` for the named stages off the data path, then asks the
+/// pipeline to put them in place between batches.
+fn swap(ctx: &Context, spec: &str, plugin: &Path) -> (u16, serde_json::Value) {
+    let kinds = match stages_named(spec) {
+        Ok(kinds) => kinds,
+        Err(why) => return (400, json!({ "error": why })),
+    };
+    if !plugin.is_absolute() {
+        return (400, json!({ "error": format!("plugin path {} must be absolute (the pipeline's working folder is not yours)", plugin.display()) }));
+    }
+    let started = Instant::now();
+    let mut loaded = Vec::new();
+    for kind in kinds {
+        let Some(source) = ctx.stages.iter().find(|s| s.kind == kind) else { continue };
+        match StagePlugin::load(&ctx.engine, kind, plugin, &source.config, source.limits) {
+            Ok(new) => loaded.push(new),
+            Err(err) => {
+                let (reply, answer) = mpsc::channel();
+                let refusal = SwapError::Invalid(err);
+                let message = refusal.to_string();
+                if ctx.requests.send(ControlRequest::Refused(kind, refusal, reply)).is_ok() {
+                    let _ = answer.recv_timeout(STATUS_WAIT);
+                }
+                return (409, json!({ "error": message, "stage": kind.name() }));
+            }
+        }
+    }
+    let validated = started.elapsed();
+    let (reply, answer) = mpsc::channel();
+    if ctx.requests.send(ControlRequest::Install(loaded, reply)).is_err() {
+        return (504, json!({ "error": "the pipeline has stopped" }));
+    }
+    match answer.recv_timeout(INSTALL_WAIT) {
+        Ok(Ok((swapped, stall))) => (
+            200,
+            json!({ "swapped": swapped, "validated_ms": validated.as_secs_f64() * 1e3, "pipeline_paused_ms": stall.as_secs_f64() * 1e3 }),
+        ),
+        Ok(Err(message)) => (409, json!({ "error": message })),
+        Err(RecvTimeoutError::Timeout) => (
+            504,
+            json!({ "error": format!("the pipeline did not reach the end of a batch within {INSTALL_WAIT:?}; the swap is still queued and happens between batches (see `weir status`)") }),
+        ),
+        Err(RecvTimeoutError::Disconnected) => (504, json!({ "error": "the pipeline stopped before taking the swap" })),
+    }
+}
+
+/// Looks at the stages' component files and swaps a stage in when its
+/// file changed and has stayed the same for one more look (so a file being
+/// written is not loaded half-way).
+struct Watcher {
+    files: HashMap<PathBuf, Seen>,
+    last: Instant,
+}
+
+struct Seen {
+    settled: Option<(SystemTime, u64)>,
+    pending: Option<(SystemTime, u64)>,
+}
+
+fn signature(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+impl Watcher {
+    fn new(stages: &[StageSource]) -> Self {
+        let files = stages.iter().map(|s| (s.path.clone(), Seen { settled: signature(&s.path), pending: None })).collect();
+        Watcher { files, last: Instant::now() }
+    }
+
+    fn poll(&mut self, ctx: &Context) {
+        if self.last.elapsed() < WATCH_EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        for (path, seen) in &mut self.files {
+            let now = signature(path);
+            if now == seen.settled {
+                seen.pending = None;
+                continue;
+            }
+            if now.is_none() || seen.pending != now {
+                // Changed since the last look (or gone): look again later.
+                seen.pending = now;
+                continue;
+            }
+            seen.settled = now;
+            seen.pending = None;
+            let kinds: Vec<&str> = ctx.stages.iter().filter(|s| &s.path == path).map(|s| s.kind.name()).collect();
+            let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            tracing::info!(plugin = %path.display(), "plugin file changed: swapping {}", kinds.join(", "));
+            match swap(ctx, &kinds.join(","), &absolute) {
+                (200, _) => {}
+                (_, body) => tracing::warn!(plugin = %path.display(), "watched swap refused: {}", body["error"].as_str().unwrap_or("unknown")),
+            }
+        }
+    }
+}
