@@ -26,4 +26,19 @@ for p in "${plugins[@]}"; do
         cp "$built" "plugins/dist/$file"
     fi
 done
+# Variants of the test plugin for the hot-swap tests, each its own file.
+for feature in v2 trap-on-start; do
+    cargo build --quiet --profile plugin --target wasm32-wasip2 -p faulty --features "$feature"
+    file="faulty_${feature//-/_}.wasm"
+    if ! cmp -s "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/faulty.wasm" "plugins/dist/$file"; then
+        cp "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/faulty.wasm" "plugins/dist/$file"
+    fi
+done
+
+# A component of another world (a WASI command), which a swap must refuse.
+cargo build --quiet --profile plugin --target wasm32-wasip2 -p wrong-world
+if ! cmp -s "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/wrong-world.wasm" plugins/dist/wrong_world.wasm; then
+    cp "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/wrong-world.wasm" plugins/dist/wrong_world.wasm
+fi
+
 echo "weir: plugins ready in plugins/dist ($(ls plugins/dist | tr '\n' ' '))" >&2

@@ -40,6 +40,16 @@ pub enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Run a compiled component in the real host against a file of cases
+    /// (input records, config, expected windows, dead letters or error);
+    /// prints a diff on a mismatch and fails if any case fails.
+    Test {
+        /// The component (.wasm).
+        plugin: PathBuf,
+        /// The cases file (TOML; see `weir::cases`).
+        #[arg(long)]
+        cases: PathBuf,
+    },
     /// Show a running pipeline's counts and each stage's component, hash,
     /// load time, records, errors and swaps.
     Status {
@@ -173,6 +183,28 @@ pub fn main(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Check { manifest } => check(&manifest, cache),
         Command::Run { manifest, watch } => run(&manifest, cache, watch),
+        Command::Test { plugin, cases } => {
+            let engine = PluginEngine::new(cache)?;
+            let results = crate::cases::run(&plugin, &cases, &engine)?;
+            println!("{} against {}:", plugin.display(), cases.display());
+            let failed = results.iter().filter(|r| r.failure.is_some()).count();
+            for r in &results {
+                match &r.failure {
+                    None => println!("  ok    {}", r.name),
+                    Some(why) => {
+                        println!("  FAIL  {}", r.name);
+                        for line in why.lines() {
+                            println!("        {line}");
+                        }
+                    }
+                }
+            }
+            println!("{} passed, {failed} failed", results.len() - failed);
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} cases failed", results.len());
+            }
+            Ok(())
+        }
         Command::Status { target, json } => {
             let status = target.client()?.status()?;
             if json {

@@ -26,9 +26,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cases;
 pub mod cli;
 pub mod clock;
 pub mod control;
+pub mod harness;
 pub mod manifest;
 pub mod pipeline;
 pub mod plugin;

@@ -7,6 +7,12 @@
 //!   `"reject"` (refuses its config).
 //! - `when`: misbehave only for records whose raw text (format: whose key)
 //!   contains this; empty means always.
+//!
+//! Two build variants exist for the hot-swap tests (`scripts/build-plugins.sh`
+//! builds both): feature `v2` writes accumulator state version 2 (the sum
+//! plus the window's maximum), migrates version 1 accumulators (their
+//! maximum is unknown: `null`), and formats `"version": 2`; feature
+//! `trap-on-start` panics while starting, whatever its config.
 
 use std::hint::black_box;
 
@@ -57,10 +63,28 @@ pub struct Sum {
     pub sum: f64,
 }
 
+/// Version 2 of the accumulator: the sum and the maximum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SumV2 {
+    pub count: u64,
+    pub sum: f64,
+    /// The largest value; `None` when the window began under version 1,
+    /// whose accumulator did not keep it.
+    pub max: Option<f64>,
+}
+
+#[cfg(not(feature = "v2"))]
+type Acc = Sum;
+#[cfg(feature = "v2")]
+type Acc = SumV2;
+
 impl Plugin for Faulty {
     type Config = Config;
 
     fn new(config: Config) -> Result<Self, Error> {
+        if cfg!(feature = "trap-on-start") {
+            panic!("built with `trap-on-start`: trapping while starting, on purpose");
+        }
         if config.mode == Mode::Reject {
             return Err(Error::msg("mode \"reject\": this config is refused on purpose"));
         }
@@ -115,6 +139,7 @@ impl KeyStage for Faulty {
     }
 }
 
+#[cfg(not(feature = "v2"))]
 impl FoldStage for Faulty {
     type Event = Event;
     type Acc = Sum;
@@ -131,13 +156,50 @@ impl FoldStage for Faulty {
     }
 }
 
+#[cfg(feature = "v2")]
+impl FoldStage for Faulty {
+    type Event = Event;
+    type Acc = SumV2;
+    const STATE_VERSION: u32 = 2;
+
+    fn init(&self) -> SumV2 {
+        SumV2 { count: 0, sum: 0.0, max: Some(f64::NEG_INFINITY) }
+    }
+
+    fn fold(&self, acc: &mut SumV2, event: Event) -> Result<(), Error> {
+        self.misbehave(&event.raw)?;
+        acc.count += 1;
+        acc.sum += event.value;
+        acc.max = acc.max.map(|m| m.max(event.value));
+        Ok(())
+    }
+
+    fn migrate(&self, from_version: u32, old: &[u8]) -> Result<SumV2, Error> {
+        match from_version {
+            1 => {
+                let old: Sum = weir_guest_sdk::decode_state(old)?;
+                Ok(SumV2 { count: old.count, sum: old.sum, max: None })
+            }
+            v => Err(Error::msg(format!("no migration from state version {v}"))),
+        }
+    }
+}
+
 impl FormatStage for Faulty {
-    type Acc = Sum;
+    type Acc = Acc;
     type Output = serde_json::Value;
 
-    fn format(&self, window: &Window, acc: Sum) -> Result<serde_json::Value, Error> {
+    fn format(&self, window: &Window, acc: Acc) -> Result<serde_json::Value, Error> {
         self.misbehave(&window.key)?;
-        Ok(serde_json::json!({ "key": window.key, "start": window.start.to_rfc3339(), "count": acc.count, "sum": acc.sum }))
+        let mut object = serde_json::json!({ "key": window.key, "start": window.start.to_rfc3339(), "count": acc.count, "sum": acc.sum });
+        if cfg!(feature = "v2") {
+            object["version"] = 2.into();
+        }
+        #[cfg(feature = "v2")]
+        {
+            object["max"] = acc.max.into();
+        }
+        Ok(object)
     }
 }
 
@@ -155,7 +217,7 @@ mod tests {
         let p: Faulty = testing::configure(json!({})).unwrap();
         let events = testing::deserialize(&p, br#"{"key":"a","value":2,"time":"2022-01-01T00:00:00Z"}"#).unwrap();
         let acc = testing::fold(&p, events.into_iter().map(|(e, _)| e)).unwrap();
-        assert_eq!(acc, Sum { count: 1, sum: 2.0 });
+        assert_eq!((acc.count, acc.sum), (1, 2.0));
     }
 
     #[test]
@@ -163,6 +225,23 @@ mod tests {
         let p: Faulty = testing::configure(json!({ "mode": "error", "when": "bad" })).unwrap();
         assert!(testing::deserialize(&p, br#"{"key":"a","value":2,"time":"2022-01-01T00:00:00Z"}"#).is_ok());
         assert!(testing::deserialize(&p, br#"{"key":"bad","value":2,"time":"2022-01-01T00:00:00Z"}"#).is_err());
+    }
+
+    #[cfg(feature = "v2")]
+    #[test]
+    fn v2_migrates_v1_sums_with_an_unknown_maximum() {
+        let p: Faulty = testing::configure(json!({})).unwrap();
+        let acc = testing::migrate(&p, 1, &Sum { count: 3, sum: 4.5 }).unwrap();
+        assert_eq!(acc, SumV2 { count: 3, sum: 4.5, max: None });
+        assert!(testing::migrate(&p, 7, &Sum::default()).is_err());
+    }
+
+    #[cfg(not(feature = "v2"))]
+    #[test]
+    fn v1_refuses_to_migrate() {
+        let p: Faulty = testing::configure(json!({})).unwrap();
+        let err = testing::migrate(&p, 2, &SumV2 { count: 1, sum: 1.0, max: Some(1.0) }).unwrap_err();
+        assert!(err.to_string().contains("state version 2"), "{err}");
     }
 
     #[test]
