@@ -72,3 +72,132 @@ fn refused_swaps_leave_the_run_unharmed() {
     assert!(refusals[2].contains("refused its format config") && refusals[2].contains("unknown field `start_at`"), "{}", refusals[2]);
     assert!(refusals.iter().all(|r| r.starts_with("swap refused: ")));
 }
+
+// A pipeline of the test plugin (`faulty`, mode ok) in every stage: sums
+// per key and 10 s window, the event clock with no wait.
+fn faulty_pipeline(plugin_file: &str) -> weir::harness::Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+        [source]
+        kind = "stdin"
+        [stages]
+        plugin = "{}"
+        config = {{ when = "" }}
+        [clock]
+        kind = "event"
+        wait_for_system_duration = "0s"
+        [window]
+        kind = "tumbling"
+        length = "10s"
+        align_to = "2022-01-01T00:00:00Z"
+        [sink]
+        kind = "stdout"
+        "#,
+        plugin(plugin_file).display()
+    );
+    let m = weir_tests::manifest_text(dir.path(), &text);
+    weir::harness::Harness::new(&m, engine()).unwrap()
+}
+
+fn reading(key: &str, second: u32, value: f64) -> String {
+    format!(r#"{{"key":"{key}","value":{value},"time":"2022-01-01T00:00:{second:02}Z"}}"#)
+}
+
+#[test]
+fn a_changed_plugin_applies_from_the_switch_point_and_open_windows_migrate() {
+    let mut h = faulty_pipeline("faulty");
+    // [0,10) closes under version 1 when the reading at 11 s arrives; [10,20) stays open.
+    h.push([reading("a", 1, 1.0), reading("a", 2, 2.0), reading("a", 11, 5.0)]).unwrap();
+    let before = h.take_objects();
+    assert_eq!(before, vec![serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:00Z", "count": 2, "sum": 3.0 })]);
+
+    let v2 = plugin("faulty_v2");
+    for kind in StageKind::ALL {
+        h.swap(kind, &v2, engine()).unwrap_or_else(|err| panic!("{kind}: {err}"));
+    }
+    h.push([reading("a", 12, 7.0), reading("a", 21, 3.0)]).unwrap();
+    h.finish().unwrap();
+    let after = h.take_objects();
+    assert_eq!(
+        after,
+        vec![
+            // Open at the switch: its version 1 sum was migrated (the maximum
+            // of its first reading is unknown) and the new reading added.
+            serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:10Z", "count": 2, "sum": 12.0, "version": 2, "max": null }),
+            // Opened after the switch: all version 2.
+            serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:20Z", "count": 1, "sum": 3.0, "version": 2, "max": 3.0 }),
+        ]
+    );
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+    let status = h.pipeline().status();
+    assert_eq!(status[StageKind::Fold as usize].swaps, 1);
+    assert_eq!(status[StageKind::Fold as usize].state_version, Some(2));
+}
+
+#[test]
+fn a_fold_plugin_that_cannot_read_the_open_windows_is_refused() {
+    let mut h = faulty_pipeline("faulty_v2");
+    h.push([reading("a", 1, 1.0), reading("b", 2, 2.0)]).unwrap();
+    let err = h.swap(StageKind::Fold, &plugin("faulty"), engine()).unwrap_err().to_string();
+    assert!(err.contains("state version 1, the open windows hold version 2"), "{err}");
+    assert!(err.contains("cannot read accumulators of state version 2"), "{err}");
+    h.push([reading("a", 3, 4.0)]).unwrap();
+    h.finish().unwrap();
+    let out = h.take_objects();
+    assert_eq!(out[0], serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:00Z", "count": 2, "sum": 5.0, "version": 2, "max": 4.0 }));
+    assert_eq!(out.len(), 2);
+    let status = h.pipeline().status();
+    assert_eq!((status[StageKind::Fold as usize].swaps, status[StageKind::Fold as usize].refused_swaps), (0, 1));
+}
+
+#[test]
+fn every_kind_of_bad_component_is_refused_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt.wasm");
+    let mut bytes = std::fs::read(plugin("faulty")).unwrap();
+    let half = bytes.len() / 2;
+    bytes.truncate(half);
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let missing = dir.path().join("missing.wasm");
+
+    let batches: Vec<Vec<String>> = (0..8).map(|i| vec![reading("a", i * 3, f64::from(i)), reading("b", i * 3 + 1, 1.0)]).collect();
+    let run = |attempts: &mut dyn FnMut(usize, &mut weir::harness::Harness)| {
+        let mut h = faulty_pipeline("faulty");
+        for (i, batch) in batches.iter().enumerate() {
+            h.push(batch).unwrap();
+            attempts(i, &mut h);
+        }
+        h.finish().unwrap();
+        (h.take_objects(), h.pipeline().status())
+    };
+    let (baseline, _) = run(&mut |_, _| {});
+    let mut refusals = Vec::new();
+    let (out, status) = run(&mut |i, h| {
+        let (kind, file) = match i {
+            0 => (StageKind::Fold, plugin("wrong_world")),
+            1 => (StageKind::Deserialize, plugin("sensor_average")),
+            2 => (StageKind::Key, plugin("faulty_trap_on_start")),
+            3 => (StageKind::Format, corrupt.clone()),
+            4 => (StageKind::Fold, missing.clone()),
+            _ => return,
+        };
+        refusals.push(h.swap(kind, &file, engine()).expect_err("refused").to_string());
+    });
+    assert_eq!(out, baseline, "the old components kept running");
+    let expect = [
+        "cannot serve the fold stage",
+        "refused its deserialize config",
+        "failed to start for the key stage: key plugin trapped",
+        "corrupt.wasm",
+        "cannot read",
+    ];
+    for (refusal, want) in refusals.iter().zip(expect) {
+        assert!(refusal.starts_with("swap refused: ") && refusal.contains(want), "{refusal:?} should say {want:?}");
+    }
+    assert!(refusals[0].contains("wrong_world.wasm"), "{}", refusals[0]);
+    assert!(refusals[1].contains("unknown field `when`"), "{}", refusals[1]);
+    let refused: Vec<u64> = status.iter().map(|s| s.refused_swaps).collect();
+    assert_eq!(refused, vec![1, 1, 2, 1]);
+    assert!(status.iter().all(|s| s.swaps == 0));
+}

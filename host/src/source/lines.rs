@@ -6,10 +6,24 @@ use std::sync::Arc;
 use super::{Origin, Source, SourceError, SourceRecord};
 use crate::Timestamp;
 
+/// A buffered reader that says how much it holds already.
+trait Buffered: BufRead + Send {
+    fn buffered(&self) -> usize;
+}
+
+impl<R: io::Read + Send> Buffered for BufReader<R> {
+    fn buffered(&self) -> usize {
+        self.buffer().len()
+    }
+}
+
 /// One record per line (JSON lines, or any text on stdin). Blank lines are
-/// skipped; a trailing `\r` is dropped.
+/// skipped; a trailing `\r` is dropped. Standard input is a stream: a batch
+/// ends when no more input is waiting, so a slow writer's lines are
+/// processed as they come, not when a batch fills.
 pub struct LinesReader {
-    input: Box<dyn BufRead + Send>,
+    input: Box<dyn Buffered>,
+    streaming: bool,
     path: PathBuf,
     name: Arc<str>,
     line: u64,
@@ -20,17 +34,17 @@ impl LinesReader {
     /// Reads the file at `path`.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
         let file = File::open(path).map_err(|source| SourceError::Io { path: path.to_owned(), source })?;
-        Ok(Self::new(Box::new(BufReader::with_capacity(1 << 16, file)), path.to_owned()))
+        Ok(Self::new(Box::new(BufReader::with_capacity(1 << 16, file)), path.to_owned(), false))
     }
 
     /// Reads standard input.
     pub fn stdin() -> Self {
-        Self::new(Box::new(BufReader::new(io::stdin())), PathBuf::from("stdin"))
+        Self::new(Box::new(BufReader::with_capacity(1 << 16, io::stdin())), PathBuf::from("stdin"), true)
     }
 
-    fn new(input: Box<dyn BufRead + Send>, path: PathBuf) -> Self {
+    fn new(input: Box<dyn Buffered>, path: PathBuf, streaming: bool) -> Self {
         let name = Arc::from(path.display().to_string());
-        LinesReader { input, path, name, line: 0, buf: Vec::new() }
+        LinesReader { input, streaming, path, name, line: 0, buf: Vec::new() }
     }
 }
 
@@ -39,6 +53,9 @@ impl Source for LinesReader {
         let mut batch = Vec::with_capacity(max.min(4096));
         let now = Timestamp::now();
         while batch.len() < max {
+            if self.streaming && !batch.is_empty() && self.input.buffered() == 0 {
+                break;
+            }
             self.buf.clear();
             let read = self.input.read_until(b'\n', &mut self.buf).map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
             if read == 0 {
