@@ -16,6 +16,15 @@ log=$(mktemp)
 set +e
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The test plugin's state-version-2 build has its own unit tests.
+cargo test -p faulty --features v2 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+# Every plugin's compiled component against its cases, in the real host.
+for cases in plugins/*/cases.toml; do
+    name=$(basename "$(dirname "$cases")")
+    "$CARGO_TARGET_DIR/debug/weir" --log error test "plugins/dist/${name//-/_}.wasm" --cases "$cases" 2>&1 | tee -a "$log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+done
 set -e
 # The benchmarks are not run here (they are measurements, not tests), but
 # they must keep compiling.
@@ -24,6 +33,7 @@ bash scripts/services.sh stop
 # One closing line for the whole suite (cargo's last line is often a crate
 # with no doctests).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     /^[0-9]+ cases passed, [0-9]+ failed$/ { p += $1; f += $4 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
 exit "$status"

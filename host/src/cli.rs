@@ -199,7 +199,7 @@ pub fn main(cli: Cli) -> Result<()> {
                     }
                 }
             }
-            println!("{} passed, {failed} failed", results.len() - failed);
+            println!("{} cases passed, {failed} failed", results.len() - failed);
             if failed > 0 {
                 anyhow::bail!("{failed} of {} cases failed", results.len());
             }

@@ -48,7 +48,7 @@ pub fn weir_binary() -> PathBuf {
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "weir", "--bin", "weir"])
+                .args(["build", "--quiet", "--workspace", "--bin", "weir"])
                 .current_dir(crate::root())
                 .status()
                 .expect("cargo runs");
