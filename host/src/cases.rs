@@ -104,6 +104,10 @@ pub struct CaseResult {
 
 /// Runs every case of `cases` against the component at `plugin`.
 pub fn run(plugin: &Path, cases: &Path, engine: &PluginEngine) -> Result<Vec<CaseResult>, CasesError> {
+    if !plugin.is_file() {
+        let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such component (build it first)");
+        return Err(CasesError::Read { path: plugin.to_owned(), source });
+    }
     let text = std::fs::read_to_string(cases).map_err(|source| CasesError::Read { path: cases.to_owned(), source })?;
     let file: CasesFile = toml::from_str(&text).map_err(|err| {
         let line = err.span().map(|s| text[..s.start].matches('\n').count() + 1);

@@ -40,6 +40,22 @@ pub enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Make a ready plugin crate: Cargo.toml, a working example with unit
+    /// tests, `weir test` cases and a README.
+    New {
+        /// What it serves: pipeline (all four stages), deserialize, key,
+        /// fold or format.
+        #[arg(value_enum)]
+        kind: crate::scaffold::Kind,
+        /// The crate's name (also its folder).
+        name: String,
+        /// Where to put the folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// weir's guest-sdk folder, which the crate depends on by path.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Run a compiled component in the real host against a file of cases
     /// (input records, config, expected windows, dead letters or error);
     /// prints a diff on a mismatch and fails if any case fails.
@@ -183,6 +199,15 @@ pub fn main(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Check { manifest } => check(&manifest, cache),
         Command::Run { manifest, watch } => run(&manifest, cache, watch),
+        Command::New { kind, name, dir, sdk } => {
+            let sdk = sdk.unwrap_or_else(crate::scaffold::default_sdk);
+            let root = crate::scaffold::create(kind, &name, &dir, &sdk)?;
+            let module = name.replace('-', "_");
+            println!("created {}", root.display());
+            println!("  cd {} && cargo test && cargo build --release --target wasm32-wasip2", root.display());
+            println!("  weir test target/wasm32-wasip2/release/{module}.wasm --cases cases.toml");
+            Ok(())
+        }
         Command::Test { plugin, cases } => {
             let engine = PluginEngine::new(cache)?;
             let results = crate::cases::run(&plugin, &cases, &engine)?;

@@ -36,6 +36,7 @@ pub mod pipeline;
 pub mod plugin;
 pub mod produce;
 pub mod query;
+pub mod scaffold;
 pub mod sink;
 pub mod source;
 pub mod state;
