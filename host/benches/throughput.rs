@@ -5,8 +5,13 @@
 //! plain native Rust (serde_json, a HashMap of stats) as the baseline, so the
 //! ratio says what the sandbox and the host cost.
 //!
+//! Then the same job with the Python plugin (`plugins/window-stats-py`,
+//! componentize-py) against the Rust one on the same records: the cost per
+//! record of each, and the ratio.
+//!
 //! Run: `cargo bench -p weir --bench throughput` (after
-//! `bash scripts/build-plugins.sh`). `WEIR_BENCH_RECORDS` changes the count.
+//! `bash scripts/build-plugins.sh`). `WEIR_BENCH_RECORDS` changes the count,
+//! `WEIR_BENCH_PY_RECORDS` the Python comparison's (default 100,000).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -145,4 +150,26 @@ fn main() {
             native_rate / rate
         );
     }
+
+    // Rust vs Python, the same job: seed 001's manifest with the plugin swapped.
+    let py_count: usize = std::env::var("WEIR_BENCH_PY_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let python = root().join("plugins/dist/window_stats_py.wasm");
+    assert!(python.is_file(), "build the plugins first: bash scripts/build-plugins.sh");
+    let mut py_manifest = manifest.clone();
+    for stage in &mut py_manifest.stages {
+        stage.plugin = python.clone();
+    }
+    let sample = &records[..py_count.min(records.len())];
+    println!();
+    println!("per-record cost, same job, {} records, batch 1024:", sample.len());
+    println!("{:<34} {:>12} {:>14} {:>12} {:>9}", "plugin", "wall", "records/s", "µs/record", "windows");
+    let mut per_record = Vec::new();
+    for (name, m) in [("Rust (window-stats)", &manifest), ("Python (window-stats-py)", &py_manifest)] {
+        let (wall, cpu, n, windows) = run_weir(m, &engine, sample, 1024);
+        let busy = cpu.filter(|c| !c.is_zero()).unwrap_or(wall);
+        let micros = busy.as_secs_f64() * 1e6 / n as f64;
+        per_record.push(micros);
+        println!("{name:<34} {wall:>12.3?} {:>14.0} {micros:>12.2} {windows:>9}", n as f64 / wall.as_secs_f64());
+    }
+    println!("the Python plugin costs {:.1}x the Rust plugin per record", per_record[1] / per_record[0]);
 }

@@ -33,6 +33,7 @@ fn check_accepts_every_example() {
         "examples/seed-000-sensor-average/pipeline.toml",
         "examples/seed-001-telemetry/pipeline.toml",
         "examples/seed-002-min-max-mean/pipeline.toml",
+        "examples/seed-002-min-max-mean/python.toml",
         "examples/seed-004-collect/collect.toml",
         "examples/seed-004-collect/window.toml",
     ] {

@@ -39,6 +39,16 @@ fn seed_001_window_length_is_configurable() {
 }
 
 #[test]
+fn seed_002_with_the_python_plugin_equals_the_rust_plugin() {
+    let python = run(&manifest("examples/seed-002-min-max-mean/python.toml")).unwrap();
+    assert_lines(&python.lines, &expected("examples/seed-002-min-max-mean/expected.jsonl"));
+    let rust = run(&manifest("examples/seed-002-min-max-mean/pipeline.toml")).unwrap();
+    assert_eq!(python.lines, rust.lines, "byte for byte");
+    let positions: Vec<u64> = python.dead.iter().map(|d| d.position).collect();
+    assert_eq!(positions, [201, 251], "the same late readings");
+}
+
+#[test]
 fn seed_002_min_max_mean_sends_late_readings_to_dead_letters() {
     let out = run(&manifest("examples/seed-002-min-max-mean/pipeline.toml")).unwrap();
     assert_lines(&out.lines, &expected("examples/seed-002-min-max-mean/expected.jsonl"));
