@@ -39,13 +39,19 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
-/// The `weir` binary beside this test, built up to date first: cargo builds
-/// another package's binary only when that package's tests run, and a stale
-/// binary would test old code.
+/// The `weir` binary beside this test, up to date. `cargo test --workspace`
+/// builds it (the host's own CLI tests need it); run alone, this crate's
+/// tests build it here, since a stale binary would test old code.
 pub fn weir_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test binary path");
+            let path = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("weir");
+            let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            if built.is_some_and(|built| newest_source() <= built) {
+                return path;
+            }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             let status = Command::new(cargo)
                 .args(["build", "--quiet", "--workspace", "--bin", "weir"])
@@ -53,12 +59,34 @@ pub fn weir_binary() -> PathBuf {
                 .status()
                 .expect("cargo runs");
             assert!(status.success(), "cannot build the weir binary");
-            let exe = std::env::current_exe().expect("test binary path");
-            let path = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("weir");
             assert!(path.is_file(), "{} is missing after the build", path.display());
             path
         })
         .clone()
+}
+
+// The newest change to what the weir binary is built from.
+fn newest_source() -> std::time::SystemTime {
+    fn walk(dir: &std::path::Path, newest: &mut std::time::SystemTime) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, newest);
+            } else if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+                *newest = (*newest).max(modified);
+            }
+        }
+    }
+    let root = crate::root();
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    walk(&root.join("host/src"), &mut newest);
+    walk(&root.join("wit"), &mut newest);
+    for file in ["host/Cargo.toml", "Cargo.toml", "Cargo.lock"] {
+        if let Ok(modified) = std::fs::metadata(root.join(file)).and_then(|m| m.modified()) {
+            newest = newest.max(modified);
+        }
+    }
+    newest
 }
 
 /// Runs `weir` with `args` to completion, within `limit`.

@@ -238,3 +238,59 @@ fn a_control_endpoint_on_a_public_address_needs_allow_remote() {
     let err = weir::manifest::Manifest::parse(&short, &path).unwrap_err().to_string();
     assert!(err.contains("control.token") && err.contains("16 characters"), "{err}");
 }
+
+#[test]
+fn watch_swaps_a_changed_plugin_file_in_with_its_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.wasm");
+    std::fs::copy(plugin("faulty"), &live).unwrap();
+    let path = manifest(dir.path(), true);
+    let text = std::fs::read_to_string(&path).unwrap().replace(&plugin("faulty").display().to_string(), &live.display().to_string());
+    std::fs::write(&path, text).unwrap();
+    let mut child = Command::new(weir_binary())
+        .args(["--log", "info", "run", "--watch"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Readings 0..15 s under version 1: the windows [0,10) and [10,20) of
+    // each key are open when the file changes (the clock waits 60 s).
+    for i in 0..15 {
+        stdin.write_all(line(i).as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    let client = Client::new(endpoint(dir.path()));
+    // Write the new build beside it and rename it over, as a build tool does.
+    let next = dir.path().join("next.wasm");
+    std::fs::copy(plugin("faulty_v2"), &next).unwrap();
+    std::fs::rename(&next, &live).unwrap();
+    let started = Instant::now();
+    loop {
+        let status = client.status().unwrap();
+        if status["stages"][2]["state_version"] == 2 {
+            let swaps: Vec<u64> = status["stages"].as_array().unwrap().iter().map(|s| s["swaps"].as_u64().unwrap()).collect();
+            assert_eq!(swaps, [1, 1, 1, 1], "the four stages of the one file swapped together: {status}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no watched swap within 30 s: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 15..40 {
+        stdin.write_all(line(i).as_bytes()).unwrap();
+    }
+    drop(stdin);
+    let log = finish(child, Duration::from_secs(60));
+    assert!(log.contains("plugin file changed"), "{log}");
+    let out: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(out.len(), 12, "40 s of readings, 3 keys, 10 s windows");
+    let counts: u64 = out.iter().map(|o| o["count"].as_u64().unwrap()).sum();
+    assert_eq!(counts, 40, "every reading in exactly one window");
+    // The first six windows were open at the swap: migrated, their maximum
+    // unknown; the rest opened under version 2.
+    assert!(out[..6].iter().all(|o| o["version"] == 2 && o["max"].is_null()), "{out:?}");
+    assert!(out[6..].iter().all(|o| o["version"] == 2 && o["max"].is_number()), "{out:?}");
+}
