@@ -188,7 +188,7 @@ fn every_kind_of_bad_component_is_refused_and_the_run_goes_on() {
     let expect = [
         "cannot serve the fold stage",
         "refused its deserialize config",
-        "failed to start for the key stage: key plugin trapped",
+        "failed to start for the key stage: key plugin trapped: panicked at plugins/faulty/src/lib.rs",
         "corrupt.wasm",
         "cannot read",
     ];
@@ -197,6 +197,7 @@ fn every_kind_of_bad_component_is_refused_and_the_run_goes_on() {
     }
     assert!(refusals[0].contains("wrong_world.wasm"), "{}", refusals[0]);
     assert!(refusals[1].contains("unknown field `when`"), "{}", refusals[1]);
+    assert!(refusals[2].contains("built with `trap-on-start`: trapping while starting, on purpose"), "the panic message: {}", refusals[2]);
     let refused: Vec<u64> = status.iter().map(|s| s.refused_swaps).collect();
     assert_eq!(refused, vec![1, 1, 2, 1]);
     assert!(status.iter().all(|s| s.swaps == 0));

@@ -89,7 +89,7 @@ impl StagePlugin {
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
-        let instance = self.pre.instantiate(&mut store).map_err(|err| failed(describe(kind, &err, &self.limits).to_string()))?;
+        let instance = self.pre.instantiate(&mut store).map_err(|err| failed(describe(kind, &err, &self.limits, &store.data().stderr.take()).to_string()))?;
         let guest = match &self.indices {
             Indices::Deserialize(i) => i.load(&mut store, &instance).map(Guest::Deserialize),
             Indices::Key(i) => i.load(&mut store, &instance).map(Guest::Key),
@@ -104,13 +104,13 @@ impl StagePlugin {
             Guest::Fold(g) => g.call_configure(&mut store, &self.config),
             Guest::Format(g) => g.call_configure(&mut store, &self.config),
         }
-        .map_err(|err| failed(describe(kind, &err, &self.limits).to_string()))?;
+        .map_err(|err| failed(describe(kind, &err, &self.limits, &store.data().stderr.take()).to_string()))?;
         if let Err(message) = configured {
             return Err(PluginError::ConfigRejected { path: self.path.clone(), stage: kind, message });
         }
         if let Guest::Fold(g) = &guest {
             store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
-            let version = g.call_state_version(&mut store).map_err(|err| failed(describe(kind, &err, &self.limits).to_string()))?;
+            let version = g.call_state_version(&mut store).map_err(|err| failed(describe(kind, &err, &self.limits, &store.data().stderr.take()).to_string()))?;
             self.state_version = Some(version);
         }
         Ok(Live { store, guest })
@@ -164,8 +164,9 @@ impl StagePlugin {
         match call(&live.guest, &mut live.store) {
             Ok(result) => Ok(result),
             Err(err) => {
+                let stderr = live.store.data().stderr.take();
                 self.live = None;
-                let error = describe(self.kind, &err, &self.limits);
+                let error = describe(self.kind, &err, &self.limits, &stderr);
                 tracing::warn!(stage = %self.kind, plugin = %self.path.display(), elapsed = ?started.elapsed(), "{error}; the batch goes to the dead-letter output and the plugin restarts");
                 Err(error)
             }
@@ -282,7 +283,7 @@ fn deadline_ticks(limit: Duration) -> u64 {
     (limit.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1
 }
 
-fn describe(stage: StageKind, err: &wasmtime::Error, limits: &Limits) -> CallError {
+fn describe(stage: StageKind, err: &wasmtime::Error, limits: &Limits, stderr: &str) -> CallError {
     if let Some(trap) = err.downcast_ref::<Trap>()
         && *trap == Trap::Interrupt
     {
@@ -291,6 +292,14 @@ fn describe(stage: StageKind, err: &wasmtime::Error, limits: &Limits) -> CallErr
     let text = format!("{err:#}");
     if text.contains("forcing trap when growing memory") || text.contains("memory limit") {
         return CallError::Memory { stage, limit: limits.memory };
+    }
+    // A Rust panic prints its message to stderr before it traps: that
+    // message says more to the plugin's author than the wasm backtrace.
+    if let Some(at) = stderr.rfind("panicked at ") {
+        let message: Vec<&str> = stderr[at..].lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE")).collect();
+        let message: String = message.join(" ").chars().take(1000).collect();
+        let trap = err.downcast_ref::<Trap>().map_or_else(|| "trap".to_owned(), |t| t.to_string());
+        return CallError::Trap { stage, detail: format!("{message} ({trap})") };
     }
     CallError::Trap { stage, detail: text }
 }
