@@ -264,13 +264,7 @@ pub fn format<M: FormatStage>(stage: Option<&M>, windows: Vec<format::Window>) -
             Some(stage) => decode::<M::Acc>(&window.acc, "accumulator")
                 .and_then(|acc| stage.format(&meta, acc))
                 .and_then(|output| serde_json::to_string(&output).map_err(Error::from))
-                .and_then(|text| {
-                    if text.starts_with('{') {
-                        Ok(text)
-                    } else {
-                        Err(Error::msg(format!("format must return a JSON object, got `{text}`")))
-                    }
-                }),
+                .and_then(|text| if text.starts_with('{') { Ok(text) } else { Err(Error::msg(format!("format must return a JSON object, got `{text}`"))) }),
             None => Err(Error::msg(NOT_CONFIGURED)),
         };
         match result {

@@ -39,11 +39,7 @@ impl Decimal {
     /// Takes decimal text as it is, after checking it is a JSON number.
     pub fn parse(text: &str) -> Result<Self, Error> {
         let valid = serde_json::from_str::<serde_json::Number>(text).is_ok() && !text.trim().is_empty();
-        if valid && text.trim() == text {
-            Ok(Decimal(text.to_owned()))
-        } else {
-            Err(Error::msg(format!("`{text}` is not a decimal number")))
-        }
+        if valid && text.trim() == text { Ok(Decimal(text.to_owned())) } else { Err(Error::msg(format!("`{text}` is not a decimal number"))) }
     }
 
     /// The decimal text.

@@ -55,10 +55,7 @@ where
     };
     let events = __rt::deserialize(Some(stage), batch);
     first_failure(events.failures)?;
-    __rt::items(&events.payloads)
-        .zip(events.times)
-        .map(|(payload, time)| Ok((__rt::decode(payload, "event")?, Timestamp::from_micros(time))))
-        .collect()
+    __rt::items(&events.payloads).zip(events.times).map(|(payload, time)| Ok((__rt::decode(payload, "event")?, Timestamp::from_micros(time)))).collect()
 }
 
 /// Keys one event.
@@ -112,14 +109,7 @@ where
     M::Acc: Serialize,
 {
     let acc = postcard::to_allocvec(&acc).map_err(Error::from)?;
-    let input = wit_format::Window {
-        key: window.key.clone(),
-        id: window.id,
-        start: window.start.micros(),
-        end: window.end.micros(),
-        count: window.count,
-        acc,
-    };
+    let input = wit_format::Window { key: window.key.clone(), id: window.id, start: window.start.micros(), end: window.end.micros(), count: window.count, acc };
     let formatted = __rt::format(Some(stage), vec![input]);
     first_failure(formatted.failures)?;
     let text = formatted.objects.into_iter().next().unwrap_or_default();
@@ -131,11 +121,5 @@ where
 /// # Panics
 /// When a time is not RFC 3339: this is for tests.
 pub fn window(key: &str, start: &str, end: &str, count: u64) -> Window {
-    Window {
-        key: key.to_owned(),
-        id: 0,
-        start: Timestamp::parse_rfc3339(start).expect("start"),
-        end: Timestamp::parse_rfc3339(end).expect("end"),
-        count,
-    }
+    Window { key: key.to_owned(), id: 0, start: Timestamp::parse_rfc3339(start).expect("start"), end: Timestamp::parse_rfc3339(end).expect("end"), count }
 }

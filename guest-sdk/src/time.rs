@@ -77,15 +77,7 @@ impl Timestamp {
         let days = seconds.div_euclid(SECONDS_PER_DAY);
         let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY) as u32;
         let (year, month, day) = civil_from_days(days);
-        DateTimeParts {
-            year,
-            month,
-            day,
-            hour: second_of_day / 3600,
-            minute: second_of_day / 60 % 60,
-            second: second_of_day % 60,
-            micros,
-        }
+        DateTimeParts { year, month, day, hour: second_of_day / 3600, minute: second_of_day / 60 % 60, second: second_of_day % 60, micros }
     }
 
     /// From calendar parts in UTC; `None` when a part is out of range.
@@ -111,11 +103,7 @@ impl Timestamp {
     /// Parses RFC 3339 / ISO 8601 text such as `2022-01-01T00:00:04Z`,
     /// `2022-01-01 00:00:04.25+02:00`. Text without an offset is read as UTC.
     pub fn parse_rfc3339(text: &str) -> Result<Self, Error> {
-        parse(text.trim()).ok_or_else(|| {
-            Error::msg(format!(
-                "`{text}` is not an RFC 3339 time (expected like 2022-01-01T00:00:04Z)"
-            ))
-        })
+        parse(text.trim()).ok_or_else(|| Error::msg(format!("`{text}` is not an RFC 3339 time (expected like 2022-01-01T00:00:04Z)")))
     }
 
     /// Formats as RFC 3339 in UTC with a `Z`; the fraction appears only when
@@ -128,11 +116,7 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = self.parts();
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            p.year, p.month, p.day, p.hour, p.minute, p.second
-        )?;
+        write!(f, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", p.year, p.month, p.day, p.hour, p.minute, p.second)?;
         if p.micros != 0 {
             let fraction = format!("{:06}", p.micros);
             write!(f, ".{}", fraction.trim_end_matches('0'))?;

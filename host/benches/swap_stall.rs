@@ -59,7 +59,15 @@ struct Run {
 
 /// Feeds `records` at `rate` per second in batches of `batch`, swapping the
 /// fold stage every `swap_every` when given.
-fn run(manifest: &Manifest, engine: &'static PluginEngine, records: &[SourceRecord], rate: f64, batch: usize, seconds: f64, swap_every: Option<Duration>) -> Run {
+fn run(
+    manifest: &Manifest,
+    engine: &'static PluginEngine,
+    records: &[SourceRecord],
+    rate: f64,
+    batch: usize,
+    seconds: f64,
+    swap_every: Option<Duration>,
+) -> Run {
     let stages = Stages::load(manifest, engine).unwrap();
     let (dead, _) = DeadLetters::memory();
     let (requests, taken) = mpsc::channel();

@@ -93,10 +93,7 @@ fn native_baseline(records: &[SourceRecord]) -> (Duration, usize) {
         s.min = s.min.min(temp);
         s.max = s.max.max(temp);
     }
-    let lines: Vec<String> = windows
-        .iter()
-        .map(|((k, i), s)| format!("{k} {i} {} {} {} {}", s.count, s.sum / s.count as f64, s.min, s.max))
-        .collect();
+    let lines: Vec<String> = windows.iter().map(|((k, i), s)| format!("{k} {i} {} {} {} {}", s.count, s.sum / s.count as f64, s.min, s.max)).collect();
     (started.elapsed(), lines.len())
 }
 
@@ -131,7 +128,9 @@ fn main() {
     let (native, native_windows) = native_baseline(&records);
     let native_rate = count as f64 / native.as_secs_f64();
 
-    println!("throughput: seed 001 telemetry, {count} records, CSV row JSON -> wasm deserialize -> wasm key -> event clock -> 1 h tumbling -> wasm fold -> wasm format -> null sink");
+    println!(
+        "throughput: seed 001 telemetry, {count} records, CSV row JSON -> wasm deserialize -> wasm key -> event clock -> 1 h tumbling -> wasm fold -> wasm format -> null sink"
+    );
     println!("{:<34} {:>12} {:>14} {:>14} {:>9}", "run", "wall", "records/s", "rec/s/core", "windows");
     println!("{:<34} {:>12.3?} {:>14.0} {:>14.0} {:>9}", "native Rust baseline (no wasm)", native, native_rate, native_rate, native_windows);
     for batch_size in [64, 256, 1024, 4096] {

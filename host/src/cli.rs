@@ -367,7 +367,13 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool) -> Result<()> {
     let elapsed = started.elapsed();
     tracing::info!(
         "{}: {} records, {} events, {} windows written, {} late, {} failed, in {:.2?}",
-        manifest.name, stats.records, stats.events, stats.windows, stats.late, stats.failed, elapsed
+        manifest.name,
+        stats.records,
+        stats.events,
+        stats.windows,
+        stats.late,
+        stats.failed,
+        elapsed
     );
     if stats.skipped > 0 {
         tracing::info!("{} records skipped: a checkpoint had already absorbed them", stats.skipped);

@@ -43,7 +43,9 @@ pub enum PipelineError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// A checkpoint holds accumulators of another fold plugin version.
-    #[error("checkpoint of {partition} holds accumulators of state version {found}, but the fold plugin writes version {expected} and cannot migrate them ({reason}); run the plugin that wrote it, or move the checkpoint away")]
+    #[error(
+        "checkpoint of {partition} holds accumulators of state version {found}, but the fold plugin writes version {expected} and cannot migrate them ({reason}); run the plugin that wrote it, or move the checkpoint away"
+    )]
     StateVersion {
         /// The plugin's refusal.
         reason: String,
@@ -206,12 +208,7 @@ impl Stages {
             let spec = manifest.stage(kind);
             StagePlugin::load(engine, kind, &spec.plugin, &spec.config, manifest.limits)
         };
-        Ok(Stages {
-            deserialize: load(StageKind::Deserialize)?,
-            key: load(StageKind::Key)?,
-            fold: load(StageKind::Fold)?,
-            format: load(StageKind::Format)?,
-        })
+        Ok(Stages { deserialize: load(StageKind::Deserialize)?, key: load(StageKind::Key)?, fold: load(StageKind::Fold)?, format: load(StageKind::Format)? })
     }
 }
 
@@ -584,7 +581,11 @@ impl Pipeline {
                 let rate = s.records as f64 / started.elapsed().as_secs_f64();
                 tracing::info!(
                     "{} records ({rate:.0}/s), {} windows written, {} open, {} late, {} failed",
-                    s.records, s.windows, self.open_windows(), s.late, s.failed
+                    s.records,
+                    s.windows,
+                    self.open_windows(),
+                    s.late,
+                    s.failed
                 );
                 last_report = Instant::now();
             }
@@ -897,7 +898,13 @@ impl Pipeline {
         Ok(())
     }
 
-    fn fail_records(&mut self, records: &[SourceRecord], which: impl IntoIterator<Item = usize>, stage: StageKind, err: &CallError) -> Result<(), PipelineError> {
+    fn fail_records(
+        &mut self,
+        records: &[SourceRecord],
+        which: impl IntoIterator<Item = usize>,
+        stage: StageKind,
+        err: &CallError,
+    ) -> Result<(), PipelineError> {
         for i in which {
             self.dead_record(&records[i], DeadLetterKind::Failed, stage.name(), err.to_string(), None)?;
         }

@@ -229,7 +229,9 @@ impl FormatStage for Stage {
 
 fn lib_rs(kind: Kind, name: &str) -> String {
     let (stages, uses): (&[&str], &str) = match kind {
-        Kind::Pipeline => (&["deserialize", "key", "fold", "format"], "DeserializeStage, Emitter, Error, FoldStage, FormatStage, KeyStage, Plugin, Record, Timestamp, Window"),
+        Kind::Pipeline => {
+            (&["deserialize", "key", "fold", "format"], "DeserializeStage, Emitter, Error, FoldStage, FormatStage, KeyStage, Plugin, Record, Timestamp, Window")
+        }
         Kind::Deserialize => (&["deserialize"], "DeserializeStage, Emitter, Error, Plugin, Record, Timestamp"),
         Kind::Key => (&["key"], "Error, KeyStage, Plugin"),
         Kind::Fold => (&["fold"], "Error, FoldStage, Plugin"),
@@ -254,7 +256,8 @@ fn lib_rs(kind: Kind, name: &str) -> String {
     out.push_str("\n#[cfg(test)]\nmod tests {\n    use serde_json::json;\n    use weir_guest_sdk::testing;\n\n    use super::*;\n\n    fn stage() -> Stage {\n        testing::configure(json!({ \"scale\": 2.0 })).unwrap()\n    }\n");
     for stage in stages {
         out.push_str(match *stage {
-            "deserialize" => r##"
+            "deserialize" => {
+                r##"
     #[test]
     fn deserializes_and_scales() {
         let events = testing::deserialize(&stage(), br#"{"key":"a","value":1.5,"time":"2024-01-01T00:00:01Z"}"#).unwrap();
@@ -262,29 +265,36 @@ fn lib_rs(kind: Kind, name: &str) -> String {
         let err = testing::deserialize(&stage(), br#"{"key":"a","value":1.5,"time":"soon"}"#).unwrap_err();
         assert!(err.to_string().contains("field `time`"), "{err}");
     }
-"##,
-            "key" => r#"
+"##
+            }
+            "key" => {
+                r#"
     #[test]
     fn keys_by_the_key_field() {
         assert_eq!(testing::key(&stage(), &Event { key: "a".into(), value: 1.0 }).unwrap(), "a");
     }
-"#,
-            "fold" => r#"
+"#
+            }
+            "fold" => {
+                r#"
     #[test]
     fn sums_and_refuses_non_finite_values() {
         let acc = testing::fold(&stage(), [Event { key: "a".into(), value: 1.0 }, Event { key: "a".into(), value: 2.5 }]).unwrap();
         assert_eq!(acc, Acc { count: 2, sum: 3.5 });
         assert!(testing::fold(&stage(), [Event { key: "a".into(), value: f64::NAN }]).is_err());
     }
-"#,
-            _ => r#"
+"#
+            }
+            _ => {
+                r#"
     #[test]
     fn formats_the_mean() {
         let window = testing::window("a", "2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z", 2);
         let out = testing::format(&stage(), &window, Acc { count: 2, sum: 3.0 }).unwrap();
         assert_eq!(out, json!({ "key": "a", "start": "2024-01-01T00:00:00Z", "count": 2, "mean": 1.5 }));
     }
-"#,
+"#
+            }
         });
     }
     out.push_str("}\n");

@@ -21,11 +21,7 @@ pub fn root() -> PathBuf {
 /// A built plugin in `plugins/dist`; panics with what to run when missing.
 pub fn plugin(name: &str) -> PathBuf {
     let path = root().join("plugins/dist").join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: build the plugins with `bash scripts/build-plugins.sh` (scripts/test.sh does it first)",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is missing: build the plugins with `bash scripts/build-plugins.sh` (scripts/test.sh does it first)", path.display());
     path
 }
 

@@ -53,11 +53,8 @@ pub fn weir_binary() -> PathBuf {
                 return path;
             }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let status = Command::new(cargo)
-                .args(["build", "--quiet", "--workspace", "--bin", "weir"])
-                .current_dir(crate::root())
-                .status()
-                .expect("cargo runs");
+            let status =
+                Command::new(cargo).args(["build", "--quiet", "--workspace", "--bin", "weir"]).current_dir(crate::root()).status().expect("cargo runs");
             assert!(status.success(), "cannot build the weir binary");
             assert!(path.is_file(), "{} is missing after the build", path.display());
             path
@@ -182,11 +179,8 @@ pub fn wait(mut child: Child, limit: Duration) -> Output {
 pub fn scan(endpoint: &str, table: &str) -> Vec<BTreeMap<String, serde_json::Value>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .load()
-            .await;
+        let config =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint).region(aws_config::Region::new("us-east-1")).load().await;
         let client = aws_sdk_dynamodb::Client::new(&config);
         let mut items = Vec::new();
         let mut start = None;

@@ -24,7 +24,8 @@ fn a_new_plugin_builds_tests_and_passes_its_cases() {
     let again = Command::new(weir_binary()).args(["new", "fold", "my-plugin", "--dir"]).arg(dir.path()).output().unwrap();
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists already"));
 
-    let child = cargo().arg("test").arg("--quiet").current_dir(&root).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child =
+        cargo().arg("test").arg("--quiet").current_dir(&root).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let tested = wait(child, Duration::from_secs(600));
     let out = String::from_utf8_lossy(&tested.stdout);
     assert!(tested.status.success(), "cargo test failed:\n{out}{}", String::from_utf8_lossy(&tested.stderr));

@@ -134,7 +134,23 @@ align_to = "2024-01-01T00:00:00Z"
 
     // `weir query` reads one sensor's windows back in time order, by range.
     let out = weir(
-        &["query", "--table", &table, "--partition-key", "id", "--key", "sensor-2", "--from", "2024-01-01T00:00:05Z", "--to", "2024-01-01T00:00:20Z", "--endpoint", &s.dynamodb, "--region", "us-east-1"],
+        &[
+            "query",
+            "--table",
+            &table,
+            "--partition-key",
+            "id",
+            "--key",
+            "sensor-2",
+            "--from",
+            "2024-01-01T00:00:05Z",
+            "--to",
+            "2024-01-01T00:00:20Z",
+            "--endpoint",
+            &s.dynamodb,
+            "--region",
+            "us-east-1",
+        ],
         RUN_LIMIT,
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -388,7 +404,24 @@ fn restart_after(sig: &str) {
         let topic = topic.clone();
         let data = data.clone();
         std::thread::spawn(move || {
-            let out = weir(&["produce", "--brokers", &brokers, "--topic", &topic, "--partitions", "2", "--replay", data.to_str().unwrap(), "--key-field", "id", "--rate", "500"], RUN_LIMIT);
+            let out = weir(
+                &[
+                    "produce",
+                    "--brokers",
+                    &brokers,
+                    "--topic",
+                    &topic,
+                    "--partitions",
+                    "2",
+                    "--replay",
+                    data.to_str().unwrap(),
+                    "--key-field",
+                    "id",
+                    "--rate",
+                    "500",
+                ],
+                RUN_LIMIT,
+            );
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         })
     };
@@ -454,9 +487,7 @@ fn two_processes_in_one_group_split_the_partitions() {
     produce(&topic, 4, &data, Some("id"), 1000);
     let ((a_ok, a_err), (b_ok, b_err)) = (a.finish(RUN_LIMIT), b.finish(RUN_LIMIT));
     assert!(a_ok && b_ok, "A:\n{a_err}\nB:\n{b_err}");
-    let windows = |log: &str| -> u64 {
-        log.lines().rev().find_map(|l| l.split(" windows written").next()?.rsplit(", ").next()?.parse().ok()).unwrap_or(0)
-    };
+    let windows = |log: &str| -> u64 { log.lines().rev().find_map(|l| l.split(" windows written").next()?.rsplit(", ").next()?.parse().ok()).unwrap_or(0) };
     assert!(windows(&a_err) > 0 && windows(&b_err) > 0, "both members wrote windows:\nA:\n{a_err}\nB:\n{b_err}");
     assert!(!a_err.contains("more than one partition") && !b_err.contains("more than one partition"));
     let items = scan(&s.dynamodb, &table);
@@ -514,13 +545,22 @@ path = "{out}"
     // Nothing listens yet: weir says so and keeps trying.
     weir_run.wait_until("a log line about the missing broker", Duration::from_secs(30), |log| log.contains("Connection refused") || log.contains("retrying"));
     let mut broker = std::process::Command::new(&tansu)
-        .args(["broker", "--listener-url", &format!("tcp://{brokers}"), "--advertised-listener-url", &format!("tcp://{brokers}"), "--storage-engine", "memory://tansu/"])
+        .args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://{brokers}"),
+            "--advertised-listener-url",
+            &format!("tcp://{brokers}"),
+            "--storage-engine",
+            "memory://tansu/",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("tansu starts");
     let data = dir.path().join("in.jsonl");
-    std::fs::write(&data, "{\"id\":\"s1\",\"value\":1.0,\"time\":\"2024-01-01T00:00:01Z\"}\n{\"id\":\"s1\",\"value\":3.0,\"time\":\"2024-01-01T00:00:02Z\"}\n").unwrap();
+    std::fs::write(&data, "{\"id\":\"s1\",\"value\":1.0,\"time\":\"2024-01-01T00:00:01Z\"}\n{\"id\":\"s1\",\"value\":3.0,\"time\":\"2024-01-01T00:00:02Z\"}\n")
+        .unwrap();
     let started = Instant::now();
     loop {
         let out = weir(&["produce", "--brokers", &brokers, "--topic", "late-broker", "--replay", data.to_str().unwrap()], RUN_LIMIT);

@@ -56,11 +56,8 @@ impl Client {
         let mut answer = String::new();
         stream.read_to_string(&mut answer).map_err(connect)?;
         let (head, text) = answer.split_once("\r\n\r\n").ok_or_else(|| ControlError::Protocol(format!("no HTTP head in {answer:?}")))?;
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ControlError::Protocol(format!("no status in {head:?}")))?;
+        let status: u16 =
+            head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| ControlError::Protocol(format!("no status in {head:?}")))?;
         let value: serde_json::Value = serde_json::from_str(text).map_err(|err| ControlError::Protocol(format!("body is not JSON ({err}): {text}")))?;
         if status == 200 {
             Ok(value)

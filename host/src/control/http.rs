@@ -100,11 +100,7 @@ pub fn respond(mut stream: &TcpStream, status: u16, body: &serde_json::Value) ->
     };
     let body = serde_json::to_string_pretty(body).unwrap_or_else(|_| "{}".to_owned());
     let auth = if status == 401 { "WWW-Authenticate: Bearer\r\n" } else { "" };
-    write!(
-        stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}",
-        body.len()
-    )?;
+    write!(stream, "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}", body.len())?;
     stream.flush()
 }
 

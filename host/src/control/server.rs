@@ -260,10 +260,9 @@ fn swap(ctx: &Context, spec: &str, plugin: &Path) -> (u16, serde_json::Value) {
         return (504, json!({ "error": "the pipeline has stopped" }));
     }
     match answer.recv_timeout(INSTALL_WAIT) {
-        Ok(Ok((swapped, stall))) => (
-            200,
-            json!({ "swapped": swapped, "validated_ms": validated.as_secs_f64() * 1e3, "pipeline_paused_ms": stall.as_secs_f64() * 1e3 }),
-        ),
+        Ok(Ok((swapped, stall))) => {
+            (200, json!({ "swapped": swapped, "validated_ms": validated.as_secs_f64() * 1e3, "pipeline_paused_ms": stall.as_secs_f64() * 1e3 }))
+        }
         Ok(Err(message)) => (409, json!({ "error": message })),
         Err(RecvTimeoutError::Timeout) => (
             504,

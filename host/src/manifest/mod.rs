@@ -95,10 +95,7 @@ impl std::str::FromStr for StageKind {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, String> {
-        StageKind::ALL
-            .into_iter()
-            .find(|k| k.name() == name)
-            .ok_or_else(|| format!("no stage `{name}`: the stages are deserialize, key, fold and format"))
+        StageKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| format!("no stage `{name}`: the stages are deserialize, key, fold and format"))
     }
 }
 
@@ -140,8 +137,7 @@ pub struct KafkaSourceSpec {
 }
 
 /// Consumer properties weir sets itself; a manifest may not override them.
-pub const KAFKA_MANAGED_PROPERTIES: [&str; 5] =
-    ["enable.auto.commit", "enable.auto.offset.store", "group.id", "bootstrap.servers", "auto.offset.reset"];
+pub const KAFKA_MANAGED_PROPERTIES: [&str; 5] = ["enable.auto.commit", "enable.auto.offset.store", "group.id", "bootstrap.servers", "auto.offset.reset"];
 
 /// A stage's component and config.
 #[derive(Debug, Clone, PartialEq)]
@@ -327,16 +323,13 @@ impl Manifest {
     /// file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
         let invalid = |problems| ManifestError::Invalid { path: path.to_owned(), problems };
-        let raw: raw::RawManifest = toml::from_str(text).map_err(|err| {
-            invalid(vec![Problem { field: syntax_field(&err, text), message: err.message().to_owned() }])
-        })?;
+        let raw: raw::RawManifest =
+            toml::from_str(text).map_err(|err| invalid(vec![Problem { field: syntax_field(&err, text), message: err.message().to_owned() }]))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let name = raw.name.clone().unwrap_or_else(|| {
-            path.parent()
-                .and_then(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "pipeline".to_owned())
-        });
+        let name = raw
+            .name
+            .clone()
+            .unwrap_or_else(|| path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".to_owned()));
         Manifest::from_raw(raw, base, name).map_err(invalid)
     }
 
@@ -387,9 +380,14 @@ impl Manifest {
                     raw::StartAt::Latest => "latest",
                 };
                 match (brokers, topics, group_id) {
-                    (Some(brokers), Some(topics), Some(group_id)) => {
-                        Some(SourceSpec::Kafka(KafkaSourceSpec { brokers, topics, group_id, start, properties, exit_when_idle: src.exit_when_idle.map(|d| d.0) }))
-                    }
+                    (Some(brokers), Some(topics), Some(group_id)) => Some(SourceSpec::Kafka(KafkaSourceSpec {
+                        brokers,
+                        topics,
+                        group_id,
+                        start,
+                        properties,
+                        exit_when_idle: src.exit_when_idle.map(|d| d.0),
+                    })),
                     _ => None,
                 }
             }
@@ -616,10 +614,7 @@ impl Manifest {
             }
         };
 
-        let checkpoint = raw.checkpoint.as_ref().map(|c| CheckpointSpec {
-            dir: resolve(&c.dir),
-            interval: c.interval.map_or(Duration::from_secs(5), |i| i.0),
-        });
+        let checkpoint = raw.checkpoint.as_ref().map(|c| CheckpointSpec { dir: resolve(&c.dir), interval: c.interval.map_or(Duration::from_secs(5), |i| i.0) });
         if checkpoint.as_ref().is_some_and(|c| c.interval.is_zero()) {
             problem("checkpoint.interval", "must be longer than zero".to_owned());
         }
@@ -712,12 +707,8 @@ fn syntax_field(err: &toml::de::Error, text: &str) -> String {
     let line_no = text[..at].matches('\n').count() + 1;
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..].lines().next().unwrap_or("").trim();
-    let table = text[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('[') && l.ends_with(']'))
-        .map(|l| l.trim_matches(['[', ']']).trim().to_owned());
+    let table =
+        text[..line_start].lines().rev().map(str::trim).find(|l| l.starts_with('[') && l.ends_with(']')).map(|l| l.trim_matches(['[', ']']).trim().to_owned());
     match line.split_once('=') {
         Some((key, _)) if !line.starts_with('[') => {
             let key = key.trim();

@@ -121,10 +121,7 @@ fn limits_are_checked() {
 #[test]
 fn collect_windows_need_a_size() {
     let dir = dir_with_plugin();
-    let text = GOOD.replace(
-        "kind = \"tumbling\"\nlength = \"5s\"\nalign_to = \"2024-01-01T00:00:00Z\"",
-        "kind = \"collect\"\nmax_size = 0\ntimeout = \"10s\"",
-    );
+    let text = GOOD.replace("kind = \"tumbling\"\nlength = \"5s\"\nalign_to = \"2024-01-01T00:00:00Z\"", "kind = \"collect\"\nmax_size = 0\ntimeout = \"10s\"");
     let p = problems(dir.path(), &text);
     assert_eq!(p[0].field, "window.max_size");
 }

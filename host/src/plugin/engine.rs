@@ -36,8 +36,7 @@ impl PluginEngine {
         let engine = Engine::new(&config).map_err(PluginError::Engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(PluginError::Engine)?;
-        super::bindings::log::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(PluginError::Engine)?;
+        super::bindings::log::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s).map_err(PluginError::Engine)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.weak();

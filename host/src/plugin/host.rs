@@ -28,10 +28,7 @@ impl HostState {
             wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
             stderr,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(usize::try_from(memory).unwrap_or(usize::MAX))
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: StoreLimitsBuilder::new().memory_size(usize::try_from(memory).unwrap_or(usize::MAX)).trap_on_grow_failure(true).build(),
             stage,
         }
     }

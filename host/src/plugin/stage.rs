@@ -110,7 +110,8 @@ impl StagePlugin {
         }
         if let Guest::Fold(g) = &guest {
             store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
-            let version = g.call_state_version(&mut store).map_err(|err| failed(describe(kind, &err, &self.limits, &store.data().stderr.take()).to_string()))?;
+            let version =
+                g.call_state_version(&mut store).map_err(|err| failed(describe(kind, &err, &self.limits, &store.data().stderr.take()).to_string()))?;
             self.state_version = Some(version);
         }
         Ok(Live { store, guest })

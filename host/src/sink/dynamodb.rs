@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest, ScalarAttributeType, TableStatus,
-    WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest, ScalarAttributeType, TableStatus, WriteRequest,
 };
 use rand::Rng;
 use serde_json::Value;
@@ -72,10 +71,8 @@ impl DynamoSink {
     /// Connects with the standard credential chain, `region` and
     /// `endpoint` overrides, and creates the table if asked and missing.
     pub fn connect(spec: &DynamoSinkSpec) -> Result<Self, SinkError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| SinkError::Io { target: "tokio runtime".into(), source })?;
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| SinkError::Io { target: "tokio runtime".into(), source })?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = &spec.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
@@ -203,9 +200,9 @@ async fn write_batch(client: Client, table: String, chunk: Vec<Pending>) -> Resu
                 }
             }
             Err(e) => {
-                let retryable = e.as_service_error().is_none_or(|s| {
-                    s.is_provisioned_throughput_exceeded_exception() || s.is_request_limit_exceeded() || s.is_internal_server_error()
-                });
+                let retryable = e
+                    .as_service_error()
+                    .is_none_or(|s| s.is_provisioned_throughput_exceeded_exception() || s.is_request_limit_exceeded() || s.is_internal_server_error());
                 let message = describe(&e);
                 if !retryable {
                     // The service refused this batch's items (validation):

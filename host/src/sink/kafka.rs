@@ -58,10 +58,8 @@ pub fn producer(brokers: &str, properties: &[(String, String)], topic: &str) -> 
 /// Creates `topic` with `partitions` partitions unless it exists.
 /// (Brokers such as tansu do not create topics on first use.)
 pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), SinkError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| SinkError::Kafka { topic: topic.to_owned(), message: e.to_string() })?;
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().map_err(|e| SinkError::Kafka { topic: topic.to_owned(), message: e.to_string() })?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let results = runtime

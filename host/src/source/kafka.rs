@@ -134,8 +134,7 @@ pub fn run(
         config.set(name, value);
     }
     let client_err = |source| KafkaSourceError::Client { brokers: spec.brokers.clone(), source };
-    let consumer: BaseConsumer<Handover> =
-        config.create_with_context(Handover { pipeline: pipeline.clone(), failure: failure.clone() }).map_err(client_err)?;
+    let consumer: BaseConsumer<Handover> = config.create_with_context(Handover { pipeline: pipeline.clone(), failure: failure.clone() }).map_err(client_err)?;
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(client_err)?;
     tracing::info!(brokers = %spec.brokers, group = %spec.group_id, "subscribed to {}", topics.join(", "));
@@ -196,7 +195,12 @@ pub fn run(
             let s = pipeline.lock().expect("pipeline lock").stats();
             tracing::info!(
                 "{} records ({:.0}/s), {} windows written, {} late, {} failed, {} skipped as already checkpointed",
-                s.records, s.records as f64 / started.elapsed().as_secs_f64(), s.windows, s.late, s.failed, s.skipped
+                s.records,
+                s.records as f64 / started.elapsed().as_secs_f64(),
+                s.windows,
+                s.late,
+                s.failed,
+                s.skipped
             );
             last_report = Instant::now();
         }
@@ -221,10 +225,8 @@ pub fn run(
 fn record(message: &BorrowedMessage<'_>, topics: &mut HashMap<String, Arc<str>>) -> SourceRecord {
     let topic = topics.entry(message.topic().to_owned()).or_insert_with(|| Arc::from(message.topic())).clone();
     let timestamp = message.timestamp().to_millis().map_or_else(Timestamp::now, |ms| Timestamp(ms.saturating_mul(1000)));
-    let headers = message
-        .headers()
-        .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
-        .unwrap_or_default();
+    let headers =
+        message.headers().map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect()).unwrap_or_default();
     SourceRecord {
         value: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
         key: message.key().map(<[u8]>::to_vec),

@@ -57,10 +57,7 @@ impl CollectWindower {
     /// Per key: the open window (index, opened at, size) and the next index,
     /// for a checkpoint.
     pub fn snapshot(&self) -> Vec<(String, Option<OpenSnapshot>, WindowIndex)> {
-        self.next_index
-            .iter()
-            .map(|(key, next)| (key.clone(), self.open.get(key).map(|w| (w.index, w.opened_at.0, w.size)), *next))
-            .collect()
+        self.next_index.iter().map(|(key, next)| (key.clone(), self.open.get(key).map(|w| (w.index, w.opened_at.0, w.size)), *next)).collect()
     }
 
     /// Restores what [`CollectWindower::snapshot`] returned.

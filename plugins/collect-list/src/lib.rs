@@ -133,7 +133,13 @@ impl CollectList {
     fn python(&self, value: &Value, field: Option<&str>) -> String {
         match value {
             Value::Null => "None".into(),
-            Value::Bool(b) => if *b { "True".into() } else { "False".into() },
+            Value::Bool(b) => {
+                if *b {
+                    "True".into()
+                } else {
+                    "False".into()
+                }
+            }
             Value::Number(n) if n.is_f64() => {
                 let text = n.to_string();
                 if text.contains(['.', 'e', 'E']) { text } else { format!("{text}.0") }
@@ -205,10 +211,8 @@ mod tests {
     #[test]
     fn prints_a_window_with_datetimes_like_python() {
         let p: CollectList = testing::configure(json!({ "repr": "collect_window", "datetime_fields": ["time"] })).unwrap();
-        let acc = vec![
-            Item(r#"{"time":"2022-01-01T00:00:00Z","user":"a","val":1}"#.into()),
-            Item(r#"{"time":"2022-01-01T00:00:04Z","user":"a","val":1}"#.into()),
-        ];
+        let acc =
+            vec![Item(r#"{"time":"2022-01-01T00:00:00Z","user":"a","val":1}"#.into()), Item(r#"{"time":"2022-01-01T00:00:04Z","user":"a","val":1}"#.into())];
         let mut window = testing::window("a", "2022-01-01T00:00:00Z", "2022-01-01T00:00:10Z", 2);
         window.id = 0;
         let out = testing::format(&p, &window, acc).unwrap();

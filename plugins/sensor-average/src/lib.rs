@@ -4,9 +4,7 @@
 //! the float-derived numbers as exact decimals (Python's `Decimal(str(x))`).
 
 use serde::{Deserialize, Serialize};
-use weir_guest_sdk::{
-    Decimal, DeserializeStage, Emitter, Error, FoldStage, FormatStage, KeyStage, Plugin, Record, Timestamp, Window,
-};
+use weir_guest_sdk::{Decimal, DeserializeStage, Emitter, Error, FoldStage, FormatStage, KeyStage, Plugin, Record, Timestamp, Window};
 
 /// A sensor reading as it arrives: `{"id": "sensor-1", "value": 21.5, "time": "2024-01-01T00:00:01Z"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,10 +130,7 @@ mod tests {
     #[test]
     fn averages_a_window_like_the_seed() {
         let p = plugin();
-        let lines = [
-            r#"{"id":"s1","value":20.0,"time":"2024-01-01T00:00:01Z"}"#,
-            r#"{"id":"s1","value":21.0,"time":"2024-01-01T00:00:03.5Z"}"#,
-        ];
+        let lines = [r#"{"id":"s1","value":20.0,"time":"2024-01-01T00:00:01Z"}"#, r#"{"id":"s1","value":21.0,"time":"2024-01-01T00:00:03.5Z"}"#];
         let samples: Vec<Sample> = lines.iter().flat_map(|l| testing::deserialize(&p, l.as_bytes()).unwrap()).map(|(s, _)| s).collect();
         assert_eq!(testing::key(&p, &samples[0]).unwrap(), "s1");
         let acc = testing::fold(&p, samples).unwrap();
