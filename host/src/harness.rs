@@ -58,6 +58,12 @@ impl Harness {
         Harness { pipeline, sink, dead, now: Timestamp(946_684_800_000_000), pushed: 0, taken: 0, source: Arc::from(SOURCE_NAME) }
     }
 
+    /// Keeps checkpoints in `store` (see [`Pipeline::checkpoint`] and
+    /// [`Pipeline::take_partition`]).
+    pub fn with_checkpoints(self, store: crate::state::checkpoint::CheckpointStore) -> Self {
+        Harness { pipeline: self.pipeline.with_checkpoints(store), ..self }
+    }
+
     /// Sets the system clock.
     pub fn at(&mut self, now: Timestamp) -> &mut Self {
         self.now = now;

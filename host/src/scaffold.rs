@@ -305,7 +305,7 @@ fn cases_toml(kind: Kind, module: &str) -> String {
     let note = if kind == Kind::Pipeline {
         String::new()
     } else {
-        "# `weir test` runs this component in every stage; the stages it does not\n# serve refuse their config, so these cases suit the `pipeline` kind. For a\n# single stage, test it in a manifest with the other stages' plugins.\n".to_owned()
+        "# `weir test` puts this component in every stage that names no other\n# plugin. It serves one stage only, so give the others theirs, e.g.\n#   [defaults.stages.deserialize]\n#   plugin = \"path/to/deserializer.wasm\"\n# (the stages of one Rust crate share their event type; see the guide).\n".to_owned()
     };
     format!(
         r#"# weir test target/wasm32-wasip2/release/{module}.wasm --cases cases.toml

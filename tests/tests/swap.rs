@@ -202,3 +202,46 @@ fn every_kind_of_bad_component_is_refused_and_the_run_goes_on() {
     assert_eq!(refused, vec![1, 1, 2, 1]);
     assert!(status.iter().all(|s| s.swaps == 0));
 }
+
+fn partition_record(offset: u64, key: &str, second: u32, value: f64) -> weir::source::SourceRecord {
+    weir::source::SourceRecord {
+        value: reading(key, second, value).into_bytes(),
+        key: None,
+        timestamp: weir::Timestamp(0),
+        headers: Vec::new(),
+        origin: weir::source::Origin { source: std::sync::Arc::from("t"), partition: Some(0), position: offset },
+    }
+}
+
+#[test]
+fn a_checkpoint_of_another_state_version_is_migrated_on_restore_or_refused() {
+    use weir::state::checkpoint::{CheckpointStore, PartitionId};
+    let id = PartitionId { topic: "t".to_owned(), partition: 0 };
+
+    // Version 1 absorbs two readings of an open window and checkpoints.
+    let dir = tempfile::tempdir().unwrap();
+    let mut v1 = faulty_pipeline("faulty").with_checkpoints(CheckpointStore::open(dir.path()).unwrap());
+    v1.push_records(vec![partition_record(0, "a", 1, 1.0), partition_record(1, "a", 2, 2.0)]).unwrap();
+    let now = v1.now();
+    v1.pipeline().checkpoint(None, now).unwrap();
+
+    // Version 2 takes the partition: the accumulator is migrated, the
+    // window goes on where it was.
+    let mut v2 = faulty_pipeline("faulty_v2").with_checkpoints(CheckpointStore::open(dir.path()).unwrap());
+    assert_eq!(v2.pipeline().take_partition(&id, now).unwrap(), Some(2));
+    v2.push_records(vec![partition_record(2, "a", 3, 4.0)]).unwrap();
+    v2.finish().unwrap();
+    assert_eq!(
+        v2.take_objects(),
+        vec![serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:00Z", "count": 3, "sum": 7.0, "version": 2, "max": null })]
+    );
+
+    // Version 1 cannot read version 2 state: the restore stops and says so.
+    let dir = tempfile::tempdir().unwrap();
+    let mut v2 = faulty_pipeline("faulty_v2").with_checkpoints(CheckpointStore::open(dir.path()).unwrap());
+    v2.push_records(vec![partition_record(0, "b", 1, 1.0)]).unwrap();
+    v2.pipeline().checkpoint(None, now).unwrap();
+    let mut v1 = faulty_pipeline("faulty").with_checkpoints(CheckpointStore::open(dir.path()).unwrap());
+    let err = v1.pipeline().take_partition(&id, now).unwrap_err().to_string();
+    assert!(err.contains("t[0]") && err.contains("state version 2") && err.contains("writes version 1"), "{err}");
+}
