@@ -111,9 +111,19 @@ fn fifty_swaps_through_the_endpoint_under_steady_input_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = start(&manifest(dir.path(), true));
     let mut stdin = child.stdin.take().unwrap();
-    // A steady trickle: 10 lines every 10 ms, about 3 s in all.
+    // A steady trickle: 10 lines every 10 ms. The last third waits until the
+    // swaps are done, so they happen while input is still arriving however
+    // slow the machine is.
+    let swaps_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = swaps_done.clone();
     let writer = std::thread::spawn(move || {
-        for chunk in (0..LINES).collect::<Vec<_>>().chunks(10) {
+        for (n, chunk) in (0..LINES).collect::<Vec<_>>().chunks(10).enumerate() {
+            if n * 10 >= 2 * LINES / 3 {
+                let waited = Instant::now();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) && waited.elapsed() < Duration::from_secs(120) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
             let text: String = chunk.iter().map(|&i| line(i)).collect();
             stdin.write_all(text.as_bytes()).unwrap();
             stdin.flush().unwrap();
@@ -132,6 +142,7 @@ fn fifty_swaps_through_the_endpoint_under_steady_input_change_nothing() {
     // Ten swaps each of fold, all (four stages), deserialize, key and format.
     assert_eq!(swaps, 10 + 10 * 4 + 10 + 10 + 10, "{status}");
     let read_so_far = status["stats"]["records"].as_u64().unwrap();
+    swaps_done.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
     finish(child, Duration::from_secs(60));
     assert!(read_so_far < LINES as u64, "the swaps happened while input was still arriving ({read_so_far} records read by then)");
