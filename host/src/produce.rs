@@ -39,7 +39,10 @@ pub enum Payload {
 /// messages were acknowledged.
 pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -> Result<u64, anyhow::Error> {
     ensure_topic(brokers, topic, partitions)?;
-    let (producer, failures) = producer(brokers, &[], topic)?;
+    // Messages without a key go to a random partition each, not in sticky
+    // runs to one partition, so replayed test data spreads like real traffic.
+    let spread = [("sticky.partitioning.linger.ms".to_owned(), "0".to_owned())];
+    let (producer, failures) = producer(brokers, &spread, topic)?;
     let started = Instant::now();
     let mut sent = 0u64;
     let mut last_report = Instant::now();

@@ -199,6 +199,16 @@ fn the_endpoint_and_cli_refuse_what_they_should() {
         assert_eq!(mode & 0o077, 0, "the endpoint file holds the token: owner only");
     }
 
+    // Clients that connect and say nothing take at most 8 request slots;
+    // past that the endpoint says so at once instead of queueing.
+    let silent: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(e.address).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = raw_request(e.address, "GET /v1/status HTTP/1.1\r\n\r\n");
+    assert_eq!(status, 503, "{body}");
+    drop(silent);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(Client::new(e.clone()).status().is_ok(), "slots are given back when the silent clients leave");
+
     // No token, a wrong token, a token that is a prefix: 401, nothing done.
     let (status, _) = raw_request(e.address, "GET /v1/status HTTP/1.1\r\n\r\n");
     assert_eq!(status, 401);

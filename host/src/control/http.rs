@@ -95,6 +95,7 @@ pub fn respond(mut stream: &TcpStream, status: u16, body: &serde_json::Value) ->
         408 => "Request Timeout",
         409 => "Conflict",
         413 => "Content Too Large",
+        503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Error",
     };

@@ -28,6 +28,9 @@ const INSTALL_WAIT: Duration = Duration::from_secs(60);
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// How often the accept loop looks for a connection or a stop.
 const IDLE_SLEEP: Duration = Duration::from_millis(10);
+/// Requests served at once; more are refused with 503, so a slow or
+/// hostile client cannot hold a swap up.
+const MAX_IN_FLIGHT: usize = 8;
 
 /// A stage as the manifest configured it: what a new component for it is
 /// loaded with.
@@ -80,7 +83,8 @@ impl ControlServer {
         requests: Sender<ControlRequest>,
     ) -> Result<ControlServer, ControlError> {
         let token = spec.and_then(|s| s.token.clone()).unwrap_or_else(random_token);
-        let ctx = Context { pipeline: pipeline.to_owned(), token, engine, stages, requests, started: SystemTime::now() };
+        let ctx = Arc::new(Context { pipeline: pipeline.to_owned(), token, engine, stages, requests, started: SystemTime::now() });
+        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut endpoint = None;
         let listener = match spec {
             Some(spec) => {
@@ -110,7 +114,24 @@ impl ControlServer {
                         match listener.accept() {
                             Ok((stream, _)) => {
                                 busy = true;
-                                serve(&ctx, stream);
+                                // Each request on its own thread, at most
+                                // MAX_IN_FLIGHT at once; each is bounded in time.
+                                if in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+                                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                                    let _ = stream.set_nonblocking(false);
+                                    let _ = stream.set_write_timeout(Some(READ_TIMEOUT));
+                                    let _ = http::respond(&stream, 503, &json!({ "error": format!("{MAX_IN_FLIGHT} requests in flight; try again") }));
+                                    continue;
+                                }
+                                let (request_ctx, done) = (ctx.clone(), in_flight.clone());
+                                let spawned = std::thread::Builder::new().name("weir-control-request".to_owned()).spawn(move || {
+                                    serve(&request_ctx, stream);
+                                    done.fetch_sub(1, Ordering::SeqCst);
+                                });
+                                if let Err(err) = spawned {
+                                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                                    tracing::warn!("control endpoint: cannot start a request thread: {err}");
+                                }
                             }
                             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
                             Err(err) => tracing::warn!("control endpoint: {err}"),
