@@ -163,7 +163,15 @@ impl StagePlugin {
         live.store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
         let started = Instant::now();
         match call(&live.guest, &mut live.store) {
-            Ok(result) => Ok(result),
+            Ok(result) => {
+                // What the plugin printed (its own debugging) goes to the
+                // host's debug log, tagged with the stage.
+                let printed = live.store.data().stderr.take();
+                for line in printed.lines().filter(|l| !l.trim().is_empty()) {
+                    tracing::debug!(target: "weir::plugin", stage = %self.kind, "stderr: {line}");
+                }
+                Ok(result)
+            }
             Err(err) => {
                 let stderr = live.store.data().stderr.take();
                 self.live = None;
