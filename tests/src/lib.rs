@@ -65,6 +65,19 @@ pub fn manifest_text(dir: &Path, text: &str) -> Manifest {
     Manifest::parse(text, &dir.join("pipeline.toml")).unwrap_or_else(|err| panic!("{err}"))
 }
 
+/// A pipeline of the test plugin `plugin_file` (from `plugins/dist`) in every
+/// stage: sums per key and 10 s tumbling window aligned to 2022-01-01, the
+/// event clock with no wait, stdout. `source` is the `[source]` table's
+/// body; `more` is appended (stage configs, limits).
+pub fn sums_manifest(dir: &Path, plugin_file: &str, source: &str, more: &str) -> Manifest {
+    let text = format!(
+        "[source]\n{source}\n\n[stages]\nplugin = \"{}\"\n\n[clock]\nkind = \"event\"\nwait_for_system_duration = \"0s\"\n\n\
+         [window]\nkind = \"tumbling\"\nlength = \"10s\"\nalign_to = \"2022-01-01T00:00:00Z\"\n\n[sink]\nkind = \"stdout\"\n\n{more}\n",
+        plugin(plugin_file).display()
+    );
+    manifest_text(dir, &text)
+}
+
 /// Runs `manifest` from its source to the end, capturing output.
 pub fn run(manifest: &Manifest) -> Result<Output, PipelineError> {
     let stages = Stages::load(manifest, engine())?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use weir::manifest::Manifest;
 use weir::pipeline::Stages;
 use weir::sink::{DeadLetter, DeadLetterKind};
-use weir_tests::{engine, manifest_text, plugin, run};
+use weir_tests::{engine, run, sums_manifest};
 
 const INPUT: &str = r#"{"key":"a","value":1,"time":"2022-01-01T00:00:01Z"}
 {"key":"b","value":2,"time":"2022-01-01T00:00:02Z"}
@@ -20,36 +20,7 @@ not json at all
 /// A pipeline of the faulty plugin with `stage` configured as `config`.
 fn pipeline(dir: &Path, stage: &str, config: &str, limits: &str) -> Manifest {
     std::fs::write(dir.join("input.jsonl"), INPUT).unwrap();
-    let text = format!(
-        r#"
-[source]
-kind = "jsonl"
-path = "input.jsonl"
-
-[stages]
-plugin = "{plugin}"
-
-[stages.{stage}]
-config = {config}
-
-[clock]
-kind = "event"
-wait_for_system_duration = "0s"
-
-[window]
-kind = "tumbling"
-length = "10s"
-align_to = "2022-01-01T00:00:00Z"
-
-[sink]
-kind = "stdout"
-
-[limits]
-{limits}
-"#,
-        plugin = plugin("faulty").display()
-    );
-    manifest_text(dir, &text)
+    sums_manifest(dir, "faulty", "kind = \"jsonl\"\npath = \"input.jsonl\"", &format!("[stages.{stage}]\nconfig = {config}\n\n[limits]\n{limits}"))
 }
 
 fn failed<'a>(dead: &'a [DeadLetter], stage: &str) -> Vec<&'a DeadLetter> {

@@ -77,26 +77,7 @@ fn refused_swaps_leave_the_run_unharmed() {
 // per key and 10 s window, the event clock with no wait.
 fn faulty_pipeline(plugin_file: &str) -> weir::harness::Harness {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"
-        [source]
-        kind = "stdin"
-        [stages]
-        plugin = "{}"
-        config = {{ when = "" }}
-        [clock]
-        kind = "event"
-        wait_for_system_duration = "0s"
-        [window]
-        kind = "tumbling"
-        length = "10s"
-        align_to = "2022-01-01T00:00:00Z"
-        [sink]
-        kind = "stdout"
-        "#,
-        plugin(plugin_file).display()
-    );
-    let m = weir_tests::manifest_text(dir.path(), &text);
+    let m = weir_tests::sums_manifest(dir.path(), plugin_file, "kind = \"stdin\"", "[stages.deserialize]\nconfig = { when = \"\" }");
     weir::harness::Harness::new(&m, engine()).unwrap()
 }
 
@@ -231,10 +212,7 @@ fn a_checkpoint_of_another_state_version_is_migrated_on_restore_or_refused() {
     assert_eq!(v2.pipeline().take_partition(&id, now).unwrap(), Some(2));
     v2.push_records(vec![partition_record(2, "a", 3, 4.0)]).unwrap();
     v2.finish().unwrap();
-    assert_eq!(
-        v2.take_objects(),
-        vec![serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:00Z", "count": 3, "sum": 7.0, "version": 2, "max": null })]
-    );
+    assert_eq!(v2.take_objects(), vec![serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:00Z", "count": 3, "sum": 7.0, "version": 2, "max": null })]);
 
     // Version 1 cannot read version 2 state: the restore stops and says so.
     let dir = tempfile::tempdir().unwrap();
