@@ -149,3 +149,28 @@ fn a_file_that_is_not_a_component_is_refused() {
         assert!(err.contains(name), "{err}");
     }
 }
+
+#[test]
+fn a_python_exception_is_named_in_the_dead_letter() {
+    // The Python format stage after Rust fold stages: it cannot read their
+    // (postcard) accumulators, raises, and componentize-py traps. The reason
+    // names the Python exception, not only the trap.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.jsonl"), INPUT).unwrap();
+    let more = format!(
+        "[stages.format]\nplugin = \"{}\"\nconfig = {{ key_field = \"key\", value_field = \"value\", time_field = \"time\" }}\n\
+         [stages.deserialize]\nconfig = {{ key_field = \"key\", value_field = \"value\", time_field = \"time\" }}",
+        weir_tests::plugin("window_stats_py").display()
+    );
+    let text = format!(
+        "[source]\nkind = \"jsonl\"\npath = \"input.jsonl\"\n[stages]\nplugin = \"{}\"\n[clock]\nkind = \"event\"\nwait_for_system_duration = \"0s\"\n\
+         [window]\nkind = \"tumbling\"\nlength = \"10s\"\nalign_to = \"2022-01-01T00:00:00Z\"\n[sink]\nkind = \"stdout\"\n{more}\n",
+        weir_tests::plugin("window_stats").display()
+    );
+    let out = run(&weir_tests::manifest_text(dir.path(), &text)).unwrap();
+    assert!(out.lines.is_empty(), "{:?}", out.lines);
+    let format_failures = failed(&out.dead, "format");
+    assert!(!format_failures.is_empty(), "{:?}", out.dead);
+    let reason = &format_failures[0].reason;
+    assert!(reason.contains("format plugin trapped: Python exception") && reason.contains("Error"), "{reason}");
+}

@@ -306,7 +306,17 @@ fn describe(stage: StageKind, err: &wasmtime::Error, limits: &Limits, stderr: &s
     // message says more to the plugin's author than the wasm backtrace.
     if let Some(at) = stderr.rfind("panicked at ") {
         let message: Vec<&str> = stderr[at..].lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE")).collect();
-        let message: String = message.join(" ").chars().take(1000).collect();
+        let mut message: String = message.join(" ").chars().take(1000).collect();
+        // componentize-py prints a Python exception's traceback, then its
+        // runtime panics: the exception (the traceback's last unindented
+        // line) is what the author needs.
+        let panic_line = stderr[..at].rfind('\n').map_or(0, |i| i + 1);
+        if let Some(tb) = stderr[..panic_line].rfind("Traceback (most recent call last)") {
+            let exception = stderr[tb..panic_line].lines().skip(1).filter(|l| !l.trim().is_empty() && !l.starts_with(' ')).last();
+            if let Some(exception) = exception {
+                message = format!("Python exception {}: {message}", exception.trim().chars().take(500).collect::<String>());
+            }
+        }
         let trap = err.downcast_ref::<Trap>().map_or_else(|| "trap".to_owned(), |t| t.to_string());
         return CallError::Trap { stage, detail: format!("{message} ({trap})") };
     }
