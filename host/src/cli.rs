@@ -205,7 +205,9 @@ pub fn main(cli: Cli) -> Result<()> {
             let module = name.replace('-', "_");
             println!("created {}", root.display());
             println!("  cd {} && cargo test && cargo build --release --target wasm32-wasip2", root.display());
-            println!("  weir test target/wasm32-wasip2/release/{module}.wasm --cases cases.toml");
+            if kind == crate::scaffold::Kind::Pipeline {
+                println!("  weir test target/wasm32-wasip2/release/{module}.wasm --cases cases.toml");
+            }
             Ok(())
         }
         Command::Test { plugin, cases } => {

@@ -1,6 +1,6 @@
 //! `weir new`: a ready plugin crate — Cargo.toml, a working example in
-//! src/lib.rs with unit tests, `weir test` cases and a README — that builds
-//! to a component with one command.
+//! src/lib.rs with unit tests, a README and, for a crate serving all four
+//! stages, `weir test` cases — that builds to a component with one command.
 
 use std::path::{Path, PathBuf};
 
@@ -61,13 +61,17 @@ pub fn create(kind: Kind, name: &str, dir: &Path, sdk: &Path) -> Result<PathBuf,
         return Err(ScaffoldError::Exists(root));
     }
     let module = name.replace('-', "_");
-    let files = [
+    let mut files = vec![
         ("Cargo.toml", cargo_toml(name, &sdk)),
         ("src/lib.rs", lib_rs(kind, name)),
-        ("cases.toml", cases_toml(kind, &module)),
         ("README.md", readme(kind, name, &module)),
         (".gitignore", "/target\n".to_owned()),
     ];
+    // `weir test` runs whole pipelines: only a crate serving all four
+    // stages can be run by it alone.
+    if kind == Kind::Pipeline {
+        files.push(("cases.toml", cases_toml(&module)));
+    }
     for (file, text) in files {
         let path = root.join(file);
         let write = |path: &Path| -> std::io::Result<()> {
@@ -237,10 +241,14 @@ fn lib_rs(kind: Kind, name: &str) -> String {
         Kind::Fold => (&["fold"], "Error, FoldStage, Plugin"),
         Kind::Format => (&["format"], "Error, FormatStage, Plugin, Window"),
     };
+    let in_host = if kind == Kind::Pipeline {
+        format!("test the component in the real host:\n//! `weir test target/wasm32-wasip2/release/{}.wasm --cases cases.toml`.", name.replace('-', "_"))
+    } else {
+        "run the component in the real host in a\n//! manifest beside the other stages' plugins, which must use the same\n//! `Event` type (the stages of one crate do).".to_owned()
+    };
     let mut out = format!(
-        "//! {name}: a weir plugin serving {}.\n//!\n//! Build: `cargo build --release --target wasm32-wasip2`; test natively:\n//! `cargo test`; test the component in the real host:\n//! `weir test target/wasm32-wasip2/release/{}.wasm --cases cases.toml`.\n\nuse serde::{{Deserialize, Serialize}};\nuse weir_guest_sdk::{{{uses}}};\n\n",
+        "//! {name}: a weir plugin serving {}.\n//!\n//! Build: `cargo build --release --target wasm32-wasip2`; test natively:\n//! `cargo test`; {in_host}\n\nuse serde::{{Deserialize, Serialize}};\nuse weir_guest_sdk::{{{uses}}};\n\n",
         stages.join(", "),
-        name.replace('-', "_")
     );
     out.push_str(TYPES);
     for stage in stages {
@@ -301,15 +309,10 @@ fn lib_rs(kind: Kind, name: &str) -> String {
     out
 }
 
-fn cases_toml(kind: Kind, module: &str) -> String {
-    let note = if kind == Kind::Pipeline {
-        String::new()
-    } else {
-        "# `weir test` puts this component in every stage that names no other\n# plugin. It serves one stage only, so give the others theirs, e.g.\n#   [defaults.stages.deserialize]\n#   plugin = \"path/to/deserializer.wasm\"\n# (the stages of one Rust crate share their event type; see the guide).\n".to_owned()
-    };
+fn cases_toml(module: &str) -> String {
     format!(
         r#"# weir test target/wasm32-wasip2/release/{module}.wasm --cases cases.toml
-{note}[defaults]
+[defaults]
 window = {{ kind = "tumbling", length = "1h", align_to = "2024-01-01T00:00:00Z" }}
 config = {{ scale = 2.0 }}
 
@@ -336,7 +339,19 @@ expect_error = "unknown field `scael`"
 }
 
 fn readme(kind: Kind, name: &str, module: &str) -> String {
+    let whole = kind == Kind::Pipeline;
     let kind = format!("{kind:?}").to_lowercase();
+    let test = if whole { format!("weir test target/wasm32-wasip2/release/{module}.wasm --cases cases.toml   # in the real host\n") } else { String::new() };
+    let (stages, swap_stage) = if whole {
+        ("[stages]".to_owned(), "all".to_owned())
+    } else {
+        (format!("[stages.{kind}]   # the other stages' plugins must use the same event type"), kind.clone())
+    };
+    let alone = if whole {
+        ""
+    } else {
+        "\n`weir test` runs whole pipelines, so it cannot run a one-stage component\nalone: test this one natively, and end to end in a manifest beside the\nother stages' plugins. (`weir new pipeline` makes a crate `weir test` runs.)\n"
+    };
     format!(
         r#"# {name}
 
@@ -345,21 +360,20 @@ A weir plugin ({kind}), made by `weir new`.
 ```sh
 cargo test                                          # the logic, natively
 cargo build --release --target wasm32-wasip2        # the component
-weir test target/wasm32-wasip2/release/{module}.wasm --cases cases.toml
-```
-
+{test}```
+{alone}
 `rustup target add wasm32-wasip2` once, if the target is missing.
 
 Use it in a manifest:
 
 ```toml
-[stages]
+{stages}
 plugin = "target/wasm32-wasip2/release/{module}.wasm"
 config = {{ scale = 1.0 }}
 ```
 
 Swap a new build into a running pipeline (its manifest needs `[control]`):
-`weir swap all target/wasm32-wasip2/release/{module}.wasm -m pipeline.toml`.
+`weir swap {swap_stage} target/wasm32-wasip2/release/{module}.wasm -m pipeline.toml`.
 
 See the plugin author's guide (`docs/plugin-guide.md` in weir) for the stage
 contracts, the accumulator and its versions, config, errors and limits.

@@ -20,6 +20,12 @@ fn a_new_plugin_builds_tests_and_passes_its_cases() {
     for file in ["Cargo.toml", "src/lib.rs", "cases.toml", "README.md"] {
         assert!(root.join(file).is_file(), "weir new made no {file}");
     }
+    // A one-stage crate gets no cases: `weir test` runs whole pipelines.
+    let fold = Command::new(weir_binary()).args(["new", "fold", "my-fold", "--dir"]).arg(dir.path()).output().unwrap();
+    assert!(fold.status.success(), "{}", String::from_utf8_lossy(&fold.stderr));
+    assert!(dir.path().join("my-fold/src/lib.rs").is_file() && !dir.path().join("my-fold/cases.toml").exists());
+    let lib = std::fs::read_to_string(dir.path().join("my-fold/src/lib.rs")).unwrap();
+    assert!(lib.contains("export_plugin!(fold: Stage)"), "{lib}");
     // The same name again is refused rather than overwritten.
     let again = Command::new(weir_binary()).args(["new", "fold", "my-plugin", "--dir"]).arg(dir.path()).output().unwrap();
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists already"));
