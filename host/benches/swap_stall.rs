@@ -23,19 +23,8 @@ use weir::Timestamp;
 use weir::manifest::{Manifest, StageKind};
 use weir::pipeline::{ControlRequest, Pipeline, Stages};
 use weir::plugin::{PluginEngine, StagePlugin};
-use weir::sink::{DeadLetters, Rejection, Sink, SinkError, WindowResult};
+use weir::sink::{DeadLetters, NullSink};
 use weir::source::{CsvReader, Source, SourceRecord};
-
-struct NullSink;
-
-impl Sink for NullSink {
-    fn write(&mut self, _: &WindowResult) -> Result<(), SinkError> {
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<Vec<Rejection>, SinkError> {
-        Ok(Vec::new())
-    }
-}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()

@@ -21,20 +21,8 @@ use weir::Timestamp;
 use weir::manifest::Manifest;
 use weir::pipeline::{Pipeline, Stages};
 use weir::plugin::PluginEngine;
-use weir::sink::{DeadLetters, Rejection, Sink, SinkError, WindowResult};
+use weir::sink::{DeadLetters, NullSink};
 use weir::source::{CsvReader, Source, SourceRecord};
-
-struct NullSink(u64);
-
-impl Sink for NullSink {
-    fn write(&mut self, result: &WindowResult) -> Result<(), SinkError> {
-        self.0 += result.count;
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<Vec<Rejection>, SinkError> {
-        Ok(Vec::new())
-    }
-}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
@@ -102,7 +90,7 @@ fn run_weir(manifest: &Manifest, engine: &PluginEngine, records: &[SourceRecord]
     let mut m = manifest.clone();
     m.limits.batch_size = batch_size;
     let (dead, _) = DeadLetters::memory();
-    let mut pipeline = Pipeline::new(&m, stages, Box::new(NullSink(0)), dead);
+    let mut pipeline = Pipeline::new(&m, stages, Box::new(NullSink), dead);
     let batches: Vec<Vec<SourceRecord>> = records.chunks(batch_size).map(<[SourceRecord]>::to_vec).collect();
     let cpu0 = cpu_time();
     let started = Instant::now();

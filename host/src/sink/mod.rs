@@ -6,6 +6,7 @@ pub mod dynamodb;
 pub mod kafka;
 mod lines;
 mod memory;
+mod null;
 
 use std::io;
 
@@ -14,6 +15,7 @@ pub use dynamodb::DynamoSink;
 pub use kafka::KafkaSink;
 pub use lines::JsonLinesSink;
 pub use memory::MemorySink;
+pub use null::NullSink;
 
 use crate::Timestamp;
 use crate::manifest::SinkSpec;
