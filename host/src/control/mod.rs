@@ -91,14 +91,7 @@ impl Endpoint {
             std::fs::create_dir_all(dir).map_err(|err| fail(format!("cannot create its folder: {err}")))?;
         }
         let text = serde_json::to_string_pretty(self).map_err(|err| fail(err.to_string()))?;
-        let tmp = path.with_extension("tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp).map_err(|err| fail(err.to_string()))?;
-        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|err| fail(err.to_string()))?;
-        drop(file);
-        std::fs::rename(&tmp, path).map_err(|err| fail(err.to_string()))
+        // It holds the token: the owner's eyes only.
+        crate::file::write_atomic(path, text.as_bytes(), true).map_err(|err| fail(err.to_string()))
     }
 }

@@ -9,7 +9,6 @@
 //! offset are skipped, so no record is counted twice and no window is lost.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -117,17 +116,8 @@ impl CheckpointStore {
     /// renamed over the old one, so a crash leaves the old or the new whole.
     pub fn write(&self, id: &PartitionId, snapshot: &PartitionSnapshot) -> Result<(), CheckpointError> {
         let path = self.path(id);
-        let tmp = path.with_extension("tmp");
-        let io = |source| CheckpointError::Io { path: path.clone(), source };
         let bytes = postcard::to_allocvec(snapshot).map_err(|err| CheckpointError::Corrupt { path: path.clone(), detail: err.to_string() })?;
-        let mut file = fs::File::create(&tmp).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        fs::rename(&tmp, &path).map_err(io)?;
-        if let Ok(dir) = fs::File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        crate::file::write_atomic(&path, &bytes, false).map_err(|source| CheckpointError::Io { path, source })
     }
 
     /// Reads a partition's snapshot, if there is one.
