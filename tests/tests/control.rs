@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use weir::control::{Client, ControlError, Endpoint};
 use weir_tests::plugin;
-use weir_tests::services::weir_binary;
+use weir_tests::services::{wait, weir_binary};
 
 const LINES: usize = 3000;
 
@@ -65,21 +65,11 @@ fn start(manifest: &Path) -> Child {
         .expect("weir starts")
 }
 
-fn finish(mut child: Child, limit: Duration) -> String {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut log = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-            assert!(status.success(), "weir failed:\n{log}");
-            return log;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("weir did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn finish(child: Child, limit: Duration) -> String {
+    let out = wait(child, limit);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "weir failed:\n{log}");
+    log
 }
 
 fn endpoint(dir: &Path) -> Endpoint {
