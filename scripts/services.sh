@@ -91,6 +91,7 @@ start() {
 export WEIR_KAFKA_BROKERS=127.0.0.1:$kport
 export WEIR_DYNAMODB_ENDPOINT=http://127.0.0.1:$dport
 export WEIR_TANSU_BIN=$(tansu_bin)
+export WEIR_DYNAMODB_LOCAL_DIR=$(dynamodb_dir)
 export AWS_ACCESS_KEY_ID=\${AWS_ACCESS_KEY_ID:-weirlocal}
 export AWS_SECRET_ACCESS_KEY=\${AWS_SECRET_ACCESS_KEY:-weirlocal}
 export AWS_REGION=\${AWS_REGION:-us-east-1}

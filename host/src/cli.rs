@@ -337,7 +337,7 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool) -> Result<()> {
     let manifest = Manifest::load(path)?;
     let engine = std::sync::Arc::new(PluginEngine::new(cache)?);
     let started = std::time::Instant::now();
-    let mut pipeline = Pipeline::load(&manifest, &engine)?;
+    let mut pipeline = Pipeline::load(&manifest, &engine)?.with_engine(engine.clone());
     let watch = watch || manifest.control.as_ref().is_some_and(|c| c.watch);
     // Kept alive for the run; dropping it removes the endpoint file.
     let _control = if manifest.control.is_some() || watch {
@@ -355,8 +355,11 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool) -> Result<()> {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let flag = stop.clone();
             ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed)).context("cannot install the signal handler")?;
-            if manifest.checkpoint.is_none() {
-                tracing::warn!("no [checkpoint] configured: offsets are committed after each flush, but open windows are lost on a stop");
+            if let Some(c) = &manifest.checkpoint {
+                match &c.store {
+                    crate::manifest::CheckpointStoreSpec::Folder(dir) => tracing::info!("checkpoints every {:?} in {}", c.interval, dir.display()),
+                    crate::manifest::CheckpointStoreSpec::Dynamodb(t) => tracing::info!("checkpoints every {:?} in DynamoDB table {}", c.interval, t.table),
+                }
             }
             let every = manifest.checkpoint.as_ref().map_or(std::time::Duration::from_secs(5), |c| c.interval);
             crate::source::kafka::run(pipeline, spec, manifest.limits.batch_size, every, stop)?

@@ -60,7 +60,7 @@ impl Harness {
 
     /// Keeps checkpoints in `store` (see [`Pipeline::checkpoint`] and
     /// [`Pipeline::take_partition`]).
-    pub fn with_checkpoints(self, store: crate::state::checkpoint::CheckpointStore) -> Self {
+    pub fn with_checkpoints(self, store: impl crate::state::checkpoint::CheckpointStore + 'static) -> Self {
         Harness { pipeline: self.pipeline.with_checkpoints(store), ..self }
     }
 

@@ -13,11 +13,17 @@ use std::time::{Duration, Instant};
 
 use crate::Timestamp;
 use crate::clock::{Arrival, Clock};
+use crate::manifest::CheckpointStoreSpec;
 use crate::manifest::{ClockSpec, DeadLetterSpec, Manifest, StageKind};
-use crate::plugin::{CallError, ClosedWindow, FoldGroup, Packed, PluginEngine, PluginError, SourceBatch, StagePlugin};
+use crate::plugin::{
+    CallError, ClosedWindow, Events, FoldGroup, Folded, Formatted, Keys, Packed, PluginEngine, PluginError, RecordFailure, SourceBatch, StagePlugin, narrow,
+};
 use crate::sink::{self, DeadLetter, DeadLetterKind, DeadLetters, Rejection, Sink, SinkError, WindowResult};
 use crate::source::{self, Delivery, Source, SourceError, SourceRecord};
-use crate::state::checkpoint::{CheckpointError, CheckpointStore, CollectSnapshot, FORMAT_VERSION, PartitionId, PartitionSnapshot, WindowSnapshot};
+use crate::state::checkpoint::{
+    CheckpointError, CheckpointStore, Claim, CollectSnapshot, ComponentRecord, DynamoCheckpoints, FORMAT_VERSION, FolderCheckpoints, Owner, PartitionId,
+    PartitionSnapshot, WindowSnapshot,
+};
 use crate::state::{OpenWindow, WindowId, WindowStore};
 use crate::window::{Assignment, WindowIndex, Windower};
 
@@ -55,6 +61,33 @@ pub enum PipelineError {
         found: u32,
         /// The plugin's.
         expected: u32,
+    },
+    /// The components a checkpoint was written with could not be put back.
+    #[error("cannot resume the components {partition} was checkpointed with: {reason}")]
+    Resume {
+        /// The partition.
+        partition: String,
+        /// Why.
+        reason: String,
+    },
+    /// A checkpoint was written by a component that was swapped in, and
+    /// that component is no longer where it was loaded from.
+    #[error(
+        "checkpoint of {partition} was written while the {stage} stage ran {running} (sha256 {running_hash}, swapped in for the manifest's {declared_hash}), and that file is gone or changed ({detail}); put it back, or change the manifest's {stage} plugin to say which component to run"
+    )]
+    SwappedComponent {
+        /// The partition.
+        partition: String,
+        /// The stage.
+        stage: StageKind,
+        /// The component that was running.
+        running: String,
+        /// Its hash.
+        running_hash: String,
+        /// The manifest's component then (and now).
+        declared_hash: String,
+        /// What went wrong loading it.
+        detail: String,
     },
 }
 
@@ -234,6 +267,8 @@ struct PartitionState {
     closed_through: HashMap<String, WindowIndex>,
     /// The first offset not yet absorbed (Kafka).
     next_offset: Option<i64>,
+    /// The right to write its checkpoint, once taken.
+    claim: Option<Claim>,
 }
 
 impl PartitionState {
@@ -244,10 +279,11 @@ impl PartitionState {
             store: WindowStore::new(),
             closed_through: HashMap::new(),
             next_offset: None,
+            claim: None,
         }
     }
 
-    fn snapshot(&self, now: Timestamp, state_version: u32) -> PartitionSnapshot {
+    fn snapshot(&self, now: Timestamp, state_version: u32, claim: Claim, components: Vec<ComponentRecord>) -> PartitionSnapshot {
         let mut windows: Vec<WindowSnapshot> = self
             .store
             .iter()
@@ -260,6 +296,8 @@ impl PartitionState {
         };
         PartitionSnapshot {
             format: FORMAT_VERSION,
+            claim,
+            components,
             state_version,
             next_offset: self.next_offset,
             windows,
@@ -292,7 +330,11 @@ pub struct Pipeline {
     window_spec: crate::manifest::WindowSpec,
     partitions: HashMap<PartitionId, PartitionState>,
     key_home: HashMap<String, PartitionId>,
-    checkpoints: Option<CheckpointStore>,
+    checkpoints: Option<Box<dyn CheckpointStore>>,
+    owner: Owner,
+    /// SHA-256 of each stage's component as the manifest named it.
+    declared: [String; 4],
+    engine: Option<std::sync::Arc<PluginEngine>>,
     sink: Box<dyn Sink>,
     dead: DeadLetters,
     system_clock: bool,
@@ -315,13 +357,23 @@ impl Pipeline {
         };
         let pipeline = Self::new(manifest, stages, sink, dead);
         Ok(match &manifest.checkpoint {
-            Some(spec) => pipeline.with_checkpoints(CheckpointStore::open(&spec.dir)?),
+            Some(spec) => match &spec.store {
+                CheckpointStoreSpec::Folder(dir) => pipeline.with_checkpoints(FolderCheckpoints::open(dir)?),
+                CheckpointStoreSpec::Dynamodb(table) => {
+                    let prefix = match &manifest.source {
+                        crate::manifest::SourceSpec::Kafka(k) => k.group_id.clone(),
+                        _ => manifest.name.clone(),
+                    };
+                    pipeline.with_checkpoints(DynamoCheckpoints::connect(table, &prefix)?)
+                }
+            },
             None => pipeline,
         })
     }
 
     /// A pipeline over loaded stages, writing to `sink` and `dead`.
     pub fn new(manifest: &Manifest, stages: Stages, sink: Box<dyn Sink>, dead: DeadLetters) -> Self {
+        let declared = StageKind::ALL.map(|kind| stages.get(kind).hash().to_owned());
         Pipeline {
             stages,
             clock_spec: manifest.clock,
@@ -329,6 +381,9 @@ impl Pipeline {
             partitions: HashMap::new(),
             key_home: HashMap::new(),
             checkpoints: None,
+            owner: Owner::local(),
+            declared,
+            engine: None,
             sink,
             dead,
             system_clock: manifest.clock == ClockSpec::System,
@@ -480,9 +535,89 @@ impl Pipeline {
 
     /// Keeps checkpoints in `store`: [`Pipeline::checkpoint`] writes them and
     /// [`Pipeline::take_partition`] reads them.
-    pub fn with_checkpoints(mut self, store: CheckpointStore) -> Self {
-        self.checkpoints = Some(store);
+    pub fn with_checkpoints(mut self, store: impl CheckpointStore + 'static) -> Self {
+        tracing::debug!("checkpoints in {}", store.describe());
+        self.checkpoints = Some(Box::new(store));
         self
+    }
+
+    /// Loads components with `engine` when a restore must bring back a
+    /// component that was swapped in before the checkpoint.
+    pub fn with_engine(mut self, engine: std::sync::Arc<PluginEngine>) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
+    /// Who takes partitions from now on (the Kafka driver sets its member
+    /// id and group generation on every assignment).
+    pub fn set_owner(&mut self, owner: Owner) {
+        self.owner = owner;
+    }
+
+    fn components(&self) -> Vec<ComponentRecord> {
+        StageKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let plugin = self.stages.get(kind);
+                ComponentRecord {
+                    stage: kind.name().to_owned(),
+                    declared: self.declared[kind as usize].clone(),
+                    running: plugin.hash().to_owned(),
+                    running_path: plugin.path().to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    // A checkpoint written after a swap names the component that ran: while
+    // the manifest still names what it named then, run that component
+    // again (a restart must not silently undo a swap); when the manifest
+    // now names another, the user changed it on purpose.
+    fn resume_components(&mut self, id: &PartitionId, records: &[ComponentRecord]) -> Result<(), PipelineError> {
+        let mut bring_back = Vec::new();
+        for record in records {
+            let Some(kind) = StageKind::ALL.into_iter().find(|k| k.name() == record.stage) else { continue };
+            let running = self.stages.get(kind);
+            if record.running == running.hash() {
+                continue;
+            }
+            if record.declared != self.declared[kind as usize] {
+                tracing::info!(stage = %kind, "the manifest names another component than when {id} was checkpointed ({} then, {} now): running the manifest's", short(&record.declared), short(&self.declared[kind as usize]));
+                continue;
+            }
+            let refuse = |detail: String| PipelineError::SwappedComponent {
+                partition: id.to_string(),
+                stage: kind,
+                running: record.running_path.display().to_string(),
+                running_hash: record.running.clone(),
+                declared_hash: record.declared.clone(),
+                detail,
+            };
+            let Some(engine) = &self.engine else { return Err(refuse("this pipeline cannot load components".into())) };
+            let plugin = StagePlugin::load(engine, kind, &record.running_path, running.config(), running.limits()).map_err(|e| refuse(e.to_string()))?;
+            if plugin.hash() != record.running {
+                return Err(refuse(format!("the file's sha256 is now {}", plugin.hash())));
+            }
+            bring_back.push(plugin);
+        }
+        if !bring_back.is_empty() {
+            let installed = self.install_all(bring_back).map_err(|e| PipelineError::Resume { partition: id.to_string(), reason: e.to_string() })?;
+            for swapped in installed {
+                tracing::info!(stage = %swapped.stage, "resumed the component that was swapped in before {id} was checkpointed ({})", short(&swapped.new_hash));
+            }
+        }
+        Ok(())
+    }
+
+    // The partition's claim, taken now if it has none yet (files, tests).
+    fn claim_of(&mut self, id: &PartitionId) -> Result<Option<Claim>, PipelineError> {
+        let Some(store) = &self.checkpoints else { return Ok(None) };
+        if let Some(claim) = self.partitions.get(id).and_then(|p| p.claim.clone()) {
+            return Ok(Some(claim));
+        }
+        let claim = store.claim(id, &self.owner)?;
+        self.partition(id).claim = Some(claim.clone());
+        Ok(Some(claim))
     }
 
     fn open_windows(&self) -> usize {
@@ -497,12 +632,26 @@ impl Pipeline {
     /// Starts owning `id` (a Kafka assignment): restores its checkpoint if
     /// there is one. Returns the checkpoint's next offset.
     pub fn take_partition(&mut self, id: &PartitionId, now: Timestamp) -> Result<Option<i64>, PipelineError> {
-        let snapshot = match &self.checkpoints {
-            Some(store) => store.read(id)?,
-            None => None,
+        let (claim, snapshot) = match &self.checkpoints {
+            Some(store) => {
+                // Claim first: from here on no former owner can write it.
+                let claim = store.claim(id, &self.owner)?;
+                (Some(claim), store.read(id)?)
+            }
+            None => (None, None),
         };
+        let (clock, window) = (self.clock_spec, self.window_spec);
+        let Some(mut snapshot) = snapshot else {
+            let state = self.partition(id);
+            *state = PartitionState::new(clock, window);
+            state.claim = claim;
+            return Ok(None);
+        };
+        if let Some(claim) = &claim {
+            tracing::info!(partition = %id, "claimed at epoch {} (last written by {} at epoch {})", claim.epoch, snapshot.claim.owner, snapshot.claim.epoch);
+        }
+        self.resume_components(id, &snapshot.components)?;
         let expected = self.stages.fold.state_version().unwrap_or(1);
-        let Some(mut snapshot) = snapshot else { return Ok(self.partition(id).next_offset) };
         if snapshot.state_version != expected {
             // The fold plugin changed since the checkpoint: it may read the
             // old accumulators; if not, stop rather than misread them.
@@ -522,11 +671,11 @@ impl Pipeline {
             }
             tracing::info!(topic = %id.topic, partition = id.partition, "migrated the checkpoint's accumulators from state version {found} to {expected}");
         }
-        let (clock, window) = (self.clock_spec, self.window_spec);
         let state = self.partition(id);
         let windows = snapshot.windows.len();
         *state = PartitionState::new(clock, window);
         state.restore(snapshot, now);
+        state.claim = claim;
         tracing::info!(topic = %id.topic, partition = id.partition, next_offset = ?state.next_offset, "restored {windows} open windows from the checkpoint");
         Ok(state.next_offset)
     }
@@ -537,16 +686,28 @@ impl Pipeline {
     pub fn checkpoint(&mut self, which: Option<&[PartitionId]>, now: Timestamp) -> Result<Vec<(PartitionId, i64)>, PipelineError> {
         self.flush_sink()?;
         let version = self.stages.fold.state_version().unwrap_or(1);
+        let components = self.components();
         let mut offsets = Vec::new();
-        for (id, state) in &self.partitions {
-            if which.is_some_and(|w| !w.contains(id)) {
-                continue;
+        let mut ids: Vec<PartitionId> = self.partitions.keys().filter(|id| which.is_none_or(|w| w.contains(id))).cloned().collect();
+        ids.sort();
+        for id in ids {
+            if let Some(claim) = self.claim_of(&id)? {
+                let (Some(store), Some(state)) = (&self.checkpoints, self.partitions.get(&id)) else { continue };
+                match store.write(&id, &claim, &state.snapshot(now, version, claim.clone(), components.clone())) {
+                    Ok(()) => {}
+                    Err(err @ CheckpointError::Fenced { .. }) => {
+                        // Another member owns it now: its state here is
+                        // stale, and so are its offsets.
+                        tracing::error!("{err}; dropping the partition's state here");
+                        self.partitions.remove(&id);
+                        self.key_home.retain(|_, home| *home != id);
+                        continue;
+                    }
+                    Err(err) => return Err(err.into()),
+                }
             }
-            if let Some(store) = &self.checkpoints {
-                store.write(id, &state.snapshot(now, version))?;
-            }
-            if let Some(next) = state.next_offset {
-                offsets.push((id.clone(), next));
+            if let Some(next) = self.partitions.get(&id).and_then(|s| s.next_offset) {
+                offsets.push((id, next));
             }
         }
         Ok(offsets)
@@ -619,32 +780,25 @@ impl Pipeline {
             return self.close_due(now);
         }
         self.stats.records += records.len() as u64;
-        let bytes: usize = records.iter().map(|r| r.value.len()).sum();
-        let mut batch = SourceBatch {
-            values: Packed::with_capacity(records.len(), bytes),
-            keys: Packed::with_capacity(records.len(), 0),
-            timestamps: Vec::with_capacity(records.len()),
-            partitions: Vec::with_capacity(records.len()),
-            offsets: Vec::with_capacity(records.len()),
-            headers: Vec::new(),
-        };
-        for (i, record) in records.iter().enumerate() {
-            batch.values.push(&record.value);
-            batch.keys.push(record.key.as_deref().unwrap_or_default());
-            batch.timestamps.push(record.timestamp.0);
-            batch.partitions.push(record.origin.partition.unwrap_or(-1));
-            batch.offsets.push(record.origin.position as i64);
-            for (name, value) in &record.headers {
-                batch.headers.push((i as u32, name.clone(), value.clone()));
-            }
-        }
-
         self.counters[StageKind::Deserialize as usize].records += records.len() as u64;
-        let events = match self.stages.deserialize.deserialize(batch) {
+        let events = match self.stages.deserialize.deserialize(source_batch(&records)) {
             Ok(events) => events,
+            // Retry smaller: only the records that fail alone are dead.
             Err(err) => {
-                self.counters[StageKind::Deserialize as usize].errors += records.len() as u64;
-                return self.fail_records(&records, 0..records.len(), StageKind::Deserialize, &err);
+                let deserialize = &mut self.stages.deserialize;
+                let narrowed = narrow(records.len(), err, &mut |r| deserialize.deserialize(source_batch(&records[r])));
+                let mut events = Events::default();
+                for (range, part) in narrowed.done {
+                    for i in 0..part.payloads.len() {
+                        events.payloads.push(part.payloads.get(i));
+                    }
+                    events.times.extend(part.times);
+                    events.origins.extend(part.origins.iter().map(|o| o + range.start as u32));
+                    events.failures.extend(part.failures.into_iter().map(|f| RecordFailure { index: f.index + range.start as u32, reason: f.reason }));
+                }
+                events.failures.extend(narrowed.failed.into_iter().map(|(i, e)| RecordFailure { index: i as u32, reason: e.to_string() }));
+                events.failures.sort_by_key(|f| f.index);
+                events
             }
         };
         self.counters[StageKind::Deserialize as usize].errors += events.failures.len() as u64;
@@ -663,8 +817,27 @@ impl Pipeline {
         let keys = match keyed {
             Ok(keys) => keys,
             Err(err) => {
-                self.counters[StageKind::Key as usize].errors += origins.len() as u64;
-                return self.fail_records(&records, unique(&origins), StageKind::Key, &err);
+                let key = &mut self.stages.key;
+                let narrowed = narrow(payloads.len(), err, &mut |r| key.key(slice(&payloads, r.clone())).1);
+                let mut keys = Keys::default();
+                let mut failed: HashMap<usize, CallError> = narrowed.failed.into_iter().collect();
+                let mut done = narrowed.done.into_iter().peekable();
+                let mut i = 0;
+                while i < payloads.len() {
+                    if let Some(err) = failed.remove(&i) {
+                        keys.keys.push(b"");
+                        keys.failures.push(RecordFailure { index: i as u32, reason: err.to_string() });
+                        i += 1;
+                        continue;
+                    }
+                    let (range, part) = done.next().expect("every item succeeded or failed");
+                    for j in 0..range.len() {
+                        keys.keys.push(part.keys.get(j));
+                    }
+                    keys.failures.extend(part.failures.into_iter().map(|f| RecordFailure { index: f.index + range.start as u32, reason: f.reason }));
+                    i = range.end;
+                }
+                keys
             }
         };
         self.counters[StageKind::Key as usize].errors += keys.failures.len() as u64;
@@ -756,14 +929,12 @@ impl Pipeline {
         let mut failed = vec![false; events.len()];
         let fold_counters = StageKind::Fold as usize;
         self.counters[fold_counters].records += fold_origin.len() as u64;
-        let folded = match self.stages.fold.fold(fold_groups, events) {
+        let (fold_groups, events, result) = self.stages.fold.fold(fold_groups, events);
+        let folded = match result {
             Ok(folded) => folded,
-            // Accumulators stay as they were: the store only takes what a
-            // successful call returns.
-            Err(err) => {
-                self.counters[fold_counters].errors += fold_origin.len() as u64;
-                return self.fail_records(records, unique(&fold_origin), StageKind::Fold, &err);
-            }
+            // Retry smaller, down to single events; an accumulator only
+            // takes what a successful call returns.
+            Err(err) => fold_narrowed(&mut self.stages.fold, &fold_groups, &events, err),
         };
         self.counters[fold_counters].errors += folded.failures.len() as u64;
         for failure in &folded.failures {
@@ -855,31 +1026,38 @@ impl Pipeline {
                 .take(self.batch_size)
                 .map(|(id, w)| ClosedWindow { key: id.key, id: id.index, start: w.start.0, end: w.end.0, count: w.count, acc: w.acc.unwrap_or_default() })
                 .collect();
-            let metas: Vec<(String, i64, i64, i64, u64)> = chunk.iter().map(|w| (w.key.clone(), w.id, w.start, w.end, w.count)).collect();
-            self.counters[StageKind::Format as usize].records += metas.len() as u64;
-            let formatted = match self.stages.format.format(chunk) {
-                Ok(formatted) => formatted,
-                Err(err) => {
-                    self.counters[StageKind::Format as usize].errors += metas.len() as u64;
-                    for meta in &metas {
-                        self.dead_window(meta, err.to_string())?;
+            // Each window as it will be written or dead-lettered; the
+            // format call only fills in the object.
+            let mut results: Vec<WindowResult> = chunk
+                .iter()
+                .map(|w| WindowResult {
+                    key: w.key.clone(),
+                    id: w.id,
+                    start: Timestamp(w.start),
+                    end: Timestamp(w.end),
+                    count: w.count,
+                    object: String::new(),
+                    acc: w.acc.clone(),
+                })
+                .collect();
+            self.counters[StageKind::Format as usize].records += results.len() as u64;
+            let objects = format_narrowed(&mut self.stages.format, chunk, &results);
+            for (object, mut result) in objects.into_iter().zip(results.drain(..)) {
+                let object = match object {
+                    Ok(object) => object,
+                    Err(reason) => {
+                        self.counters[StageKind::Format as usize].errors += 1;
+                        self.dead_window(&result, None, reason)?;
+                        continue;
                     }
-                    continue;
-                }
-            };
-            let mut reasons: HashMap<usize, String> = formatted.failures.into_iter().map(|f| (f.index as usize, f.reason)).collect();
-            for (i, (object, meta)) in formatted.objects.into_iter().zip(&metas).enumerate() {
-                if let Some(reason) = reasons.remove(&i) {
-                    self.counters[StageKind::Format as usize].errors += 1;
-                    self.dead_window(meta, reason)?;
-                    continue;
-                }
+                };
                 if !object.trim_start().starts_with('{') || serde_json::from_str::<serde::de::IgnoredAny>(&object).is_err() {
-                    self.dead_window(meta, format!("format returned something that is not a JSON object: {object}"))?;
+                    self.counters[StageKind::Format as usize].errors += 1;
+                    let reason = format!("format returned something that is not a JSON object: {}", truncate(&object, 200));
+                    self.dead_window(&result, Some(&object), reason)?;
                     continue;
                 }
-                let (key, id, start, end, count) = meta.clone();
-                let result = WindowResult { key, id, start: Timestamp(start), end: Timestamp(end), count, object };
+                result.object = object;
                 match self.sink.write(&result) {
                     Ok(()) => self.stats.windows += 1,
                     Err(SinkError::Rejected(rejection)) => self.dead_rejection(rejection)?,
@@ -894,19 +1072,6 @@ impl Pipeline {
                     Err(err) => return Err(err.into()),
                 }
             }
-        }
-        Ok(())
-    }
-
-    fn fail_records(
-        &mut self,
-        records: &[SourceRecord],
-        which: impl IntoIterator<Item = usize>,
-        stage: StageKind,
-        err: &CallError,
-    ) -> Result<(), PipelineError> {
-        for i in which {
-            self.dead_record(&records[i], DeadLetterKind::Failed, stage.name(), err.to_string(), None)?;
         }
         Ok(())
     }
@@ -935,21 +1100,28 @@ impl Pipeline {
     }
 
     fn dead_rejection(&mut self, r: Rejection) -> Result<(), PipelineError> {
-        self.dead_window(&(r.key, r.id, r.start, r.end, r.count), format!("sink: {}", r.reason))
+        let object = r.result.object.clone();
+        self.dead_window(&r.result, Some(&object), format!("sink: {}", r.reason))
     }
 
-    fn dead_window(&mut self, (key, id, start, end, count): &(String, i64, i64, i64, u64), reason: String) -> Result<(), PipelineError> {
+    // A window that cannot go on, with all it takes to replay it: its
+    // bounds and count, the accumulator (hex, with the fold plugin's state
+    // version) and the formatted object when there is one.
+    fn dead_window(&mut self, w: &WindowResult, object: Option<&str>, reason: String) -> Result<(), PipelineError> {
+        let object = object.map(|o| serde_json::from_str::<serde_json::Value>(o).unwrap_or_else(|_| serde_json::Value::String(o.to_owned())));
         let value = serde_json::json!({
-            "key": key, "id": id, "start": Timestamp(*start).to_string(), "end": Timestamp(*end).to_string(), "count": count,
+            "key": w.key, "id": w.id, "start": w.start.to_string(), "end": w.end.to_string(), "count": w.count,
+            "state_version": self.stages.fold.state_version(), "acc_hex": hex::encode(&w.acc), "object": object,
         });
+        let stage = if reason.starts_with("sink: ") { "sink" } else { "format" };
         self.dead.send(DeadLetter {
             kind: DeadLetterKind::Failed,
-            stage: "format".to_owned(),
+            stage: stage.to_owned(),
             reason,
             source: "window".to_owned(),
             partition: None,
             position: 0,
-            key: Some(key.clone()),
+            key: Some(w.key.clone()),
             value: value.to_string(),
         })?;
         Ok(())
@@ -978,8 +1150,115 @@ fn sorted(mut closed: Vec<(WindowId, OpenWindow)>) -> Vec<(WindowId, OpenWindow)
     closed
 }
 
-// Distinct indices, in first-seen order.
-fn unique(indices: &[usize]) -> Vec<usize> {
-    let mut seen = std::collections::HashSet::new();
-    indices.iter().copied().filter(|i| seen.insert(*i)).collect()
+// The deserialize stage's view of `records`.
+fn source_batch(records: &[SourceRecord]) -> SourceBatch {
+    let bytes: usize = records.iter().map(|r| r.value.len()).sum();
+    let mut batch = SourceBatch {
+        values: Packed::with_capacity(records.len(), bytes),
+        keys: Packed::with_capacity(records.len(), 0),
+        timestamps: Vec::with_capacity(records.len()),
+        partitions: Vec::with_capacity(records.len()),
+        offsets: Vec::with_capacity(records.len()),
+        headers: Vec::new(),
+    };
+    for (i, record) in records.iter().enumerate() {
+        batch.values.push(&record.value);
+        batch.keys.push(record.key.as_deref().unwrap_or_default());
+        batch.timestamps.push(record.timestamp.0);
+        batch.partitions.push(record.origin.partition.unwrap_or(-1));
+        batch.offsets.push(record.origin.position as i64);
+        for (name, value) in &record.headers {
+            batch.headers.push((i as u32, name.clone(), value.clone()));
+        }
+    }
+    batch
+}
+
+// Items `range` of `packed`, copied (only failed calls are retried).
+fn slice(packed: &Packed, range: std::ops::Range<usize>) -> Packed {
+    let mut part = Packed::with_capacity(range.len(), 0);
+    for i in range {
+        part.push(packed.get(i));
+    }
+    part
+}
+
+// A fold call that failed as a whole, retried by halves of its groups; a
+// group that fails alone is folded one event at a time, so only the events
+// that fail alone are dead and its accumulator keeps the rest.
+fn fold_narrowed(fold: &mut StagePlugin, groups: &[FoldGroup], events: &Packed, err: CallError) -> Folded {
+    let start_of = |g: usize| if g == 0 { 0 } else { groups[g - 1].end as usize };
+    let sub = |r: std::ops::Range<usize>| {
+        let base = start_of(r.start);
+        let part: Vec<FoldGroup> = groups[r.clone()].iter().map(|g| FoldGroup { acc: g.acc.clone(), end: g.end - base as u32 }).collect();
+        (part, slice(events, base..groups[r.end - 1].end as usize))
+    };
+    let narrowed = narrow(groups.len(), err, &mut |r| {
+        let (part, evs) = sub(r);
+        fold.fold(part, evs).2
+    });
+    let mut accs: Vec<Option<Vec<u8>>> = groups.iter().map(|g| g.acc.clone()).collect();
+    let mut failures = Vec::new();
+    for (range, part) in narrowed.done {
+        let base = start_of(range.start) as u32;
+        for (j, g) in range.clone().enumerate() {
+            accs[g] = Some(part.accs.get(j).to_vec());
+        }
+        failures.extend(part.failures.into_iter().map(|f| RecordFailure { index: f.index + base, reason: f.reason }));
+    }
+    for (g, _) in narrowed.failed {
+        let mut acc = groups[g].acc.clone();
+        for e in start_of(g)..groups[g].end as usize {
+            match fold.fold(vec![FoldGroup { acc: acc.clone(), end: 1 }], slice(events, e..e + 1)).2 {
+                Ok(one) if one.failures.is_empty() => acc = Some(one.accs.get(0).to_vec()),
+                Ok(one) => failures.extend(one.failures.into_iter().map(|f| RecordFailure { index: e as u32, reason: f.reason })),
+                Err(err) => failures.push(RecordFailure { index: e as u32, reason: err.to_string() }),
+            }
+        }
+        accs[g] = acc;
+    }
+    let mut packed = Packed::with_capacity(accs.len(), 0);
+    for acc in &accs {
+        packed.push(acc.as_deref().unwrap_or_default());
+    }
+    Folded { accs: packed, failures }
+}
+
+// One object or reason per window; a call that fails as a whole is retried
+// by halves, so only the windows that fail alone are dead.
+fn format_narrowed(format: &mut StagePlugin, chunk: Vec<ClosedWindow>, results: &[WindowResult]) -> Vec<Result<String, String>> {
+    let closed = |r: std::ops::Range<usize>| -> Vec<ClosedWindow> {
+        results[r].iter().map(|w| ClosedWindow { key: w.key.clone(), id: w.id, start: w.start.0, end: w.end.0, count: w.count, acc: w.acc.clone() }).collect()
+    };
+    let mut objects: Vec<Result<String, String>> = vec![Err(String::new()); results.len()];
+    let take = |objects: &mut Vec<Result<String, String>>, base: usize, formatted: Formatted| {
+        let mut reasons: HashMap<usize, String> = formatted.failures.into_iter().map(|f| (f.index as usize, f.reason)).collect();
+        for (i, object) in formatted.objects.into_iter().enumerate() {
+            objects[base + i] = match reasons.remove(&i) {
+                Some(reason) => Err(reason),
+                None => Ok(object),
+            };
+        }
+    };
+    match format.format(chunk) {
+        Ok(formatted) => take(&mut objects, 0, formatted),
+        Err(err) => {
+            let narrowed = narrow(results.len(), err, &mut |r| format.format(closed(r)));
+            for (range, formatted) in narrowed.done {
+                take(&mut objects, range.start, formatted);
+            }
+            for (i, err) in narrowed.failed {
+                objects[i] = Err(err.to_string());
+            }
+        }
+    }
+    objects
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    text.char_indices().nth(max).map_or(text, |(i, _)| &text[..i])
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
 }

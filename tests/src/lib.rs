@@ -2,6 +2,7 @@
 //! capture the sink's lines and the dead letters in memory.
 #![deny(missing_docs)]
 
+pub mod pipelines;
 pub mod services;
 
 use std::io::Write;
@@ -70,12 +71,23 @@ pub fn manifest_text(dir: &Path, text: &str) -> Manifest {
 /// event clock with no wait, stdout. `source` is the `[source]` table's
 /// body; `more` is appended (stage configs, limits).
 pub fn sums_manifest(dir: &Path, plugin_file: &str, source: &str, more: &str) -> Manifest {
-    let text = format!(
+    manifest_text(dir, &sums_text(plugin_file, source, more))
+}
+
+fn sums_text(plugin_file: &str, source: &str, more: &str) -> String {
+    format!(
         "[source]\n{source}\n\n[stages]\nplugin = \"{}\"\n\n[clock]\nkind = \"event\"\nwait_for_system_duration = \"0s\"\n\n\
          [window]\nkind = \"tumbling\"\nlength = \"10s\"\nalign_to = \"2022-01-01T00:00:00Z\"\n\n[sink]\nkind = \"stdout\"\n\n{more}\n",
         plugin(plugin_file).display()
-    );
-    manifest_text(dir, &text)
+    )
+}
+
+/// Like [`sums_manifest`], written to `dir/pipeline.toml` for the `weir`
+/// binary; returns its path.
+pub fn write_sums_manifest(dir: &Path, plugin_file: &str, source: &str, more: &str) -> PathBuf {
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, sums_text(plugin_file, source, more)).unwrap();
+    path
 }
 
 /// Runs `manifest` from its source to the end, capturing output.

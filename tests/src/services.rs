@@ -160,19 +160,34 @@ impl Running {
 }
 
 /// Waits for `child` at most `limit`, killing it (and failing) past that.
+/// Its output is read while it runs, so a chatty child never blocks on a
+/// full pipe.
 pub fn wait(mut child: Child, limit: Duration) -> Output {
+    use std::io::Read;
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
     let started = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
         }
         if started.elapsed() > limit {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!("weir did not finish within {limit:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap_or_default();
+            panic!("weir did not finish within {limit:?}; stderr:\n{}", String::from_utf8_lossy(&stderr));
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
 }
 
 /// Every item of a DynamoDB table, as JSON with numbers as their text.
@@ -254,4 +269,69 @@ pub fn consume(brokers: &str, topic: &str, count: usize, limit: Duration) -> Vec
         }
     }
     out
+}
+
+/// A DynamoDB Local of a test's own that keeps its data in a folder
+/// (`-sharedDb -dbPath`), so it can be stopped and started again on the
+/// same port with its tables intact.
+pub struct PersistentDynamo {
+    dir: PathBuf,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl PersistentDynamo {
+    /// Starts one keeping its data in `dir`, on a free port.
+    pub fn start(dir: &std::path::Path) -> PersistentDynamo {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut d = PersistentDynamo { dir: dir.to_owned(), port, child: None };
+        d.resume();
+        d
+    }
+
+    /// Its endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again after [`PersistentDynamo::stop`], waiting until it answers.
+    pub fn resume(&mut self) {
+        let jar_dir =
+            std::env::var("WEIR_DYNAMODB_LOCAL_DIR").expect("WEIR_DYNAMODB_LOCAL_DIR is set by scripts/services.sh start (run the tests with scripts/test.sh)");
+        let child = Command::new("java")
+            .args(["-Djava.library.path=DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar", "-sharedDb", "-dbPath"])
+            .arg(&self.dir)
+            .args(["-port", &self.port.to_string()])
+            .current_dir(&jar_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("java starts DynamoDB Local");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "DynamoDB Local did not listen on {} within 60 s", self.port);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops it (its data stays in the folder).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let started = Instant::now();
+            while child.try_wait().ok().flatten().is_none() && started.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PersistentDynamo {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -73,15 +73,138 @@ fn unbounded_allocation_hits_the_memory_cap() {
 }
 
 #[test]
-fn a_trap_in_fold_keeps_the_accumulators_it_had() {
+fn a_trap_in_a_batch_dead_letters_only_the_poison_record() {
     let dir = tempfile::tempdir().unwrap();
-    // All records in one batch: the trap fails the whole batch, and no
-    // window may hold half of it.
-    let m = pipeline(dir.path(), "fold", r#"{ mode = "trap", when = "boom" }"#, "");
+    // All records in one batch: the call traps as a whole, the host retries
+    // it in halves, and only the record that traps alone is dead.
+    for stage in ["deserialize", "key", "fold"] {
+        let m = pipeline(dir.path(), stage, r#"{ mode = "trap", when = "boom" }"#, "");
+        let out = run(&m).unwrap();
+        let dead = failed(&out.dead, stage);
+        assert_eq!(dead.len(), if stage == "deserialize" { 2 } else { 1 }, "{stage}: {dead:?}");
+        assert_eq!(dead[0].position, 3, "{stage}");
+        assert!(dead[0].reason.contains(&format!("{stage} plugin trapped")) && dead[0].reason.contains("trapping on"), "{}", dead[0].reason);
+        assert_eq!(keys(&out.lines), ["a", "b"], "{stage}");
+        assert!(out.lines[0].contains(r#""count":2,"sum":5.0"#), "{stage}: {}", out.lines[0]);
+        assert!(out.lines[1].contains(r#""count":2,"sum":7.0"#), "{stage}: {}", out.lines[1]);
+        assert_eq!(out.stats.failed, 2, "{stage}: the poison record and the line that is not JSON");
+    }
+}
+
+#[test]
+fn a_plugin_that_sleeps_is_stopped_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    // The plugin sleeps 30 s inside a WASI call, where epoch interruption
+    // cannot reach; the clock the host gives it ends waits at the deadline.
+    let m = pipeline(dir.path(), "fold", r#"{ mode = "sleep", when = "boom" }"#, "batch_size = 1\ncall_timeout = \"500ms\"");
+    let started = std::time::Instant::now();
     let out = run(&m).unwrap();
-    assert_eq!(failed(&out.dead, "fold").len(), 5);
-    assert!(out.lines.is_empty(), "{:?}", out.lines);
-    assert_eq!(out.stats.failed, 6, "five in fold, the line that is not JSON in deserialize");
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}: the sleep escaped the 500ms limit");
+    let dead = failed(&out.dead, "fold");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].reason, "fold plugin timed out after 500ms");
+    assert_eq!(keys(&out.lines), ["a", "b"]);
+    println!("a 30 s sleep under a 500ms limit: the run took {took:?}");
+}
+
+#[test]
+fn a_stack_overflow_is_contained() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = pipeline(dir.path(), "key", r#"{ mode = "stack", when = "boom" }"#, "");
+    let out = run(&m).unwrap();
+    let dead = failed(&out.dead, "key");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    // Rust keeps its stack in linear memory: overflowing it runs off the
+    // bottom of memory (an out-of-bounds trap) before wasm's own call stack
+    // is exhausted. Either way one line names it.
+    let reason = &dead[0].reason;
+    assert!(reason.contains("key plugin trapped") && (reason.contains("stack") || reason.contains("out of bounds")), "{reason}");
+    assert!(!reason.contains('\n'), "{reason}");
+    assert_eq!(keys(&out.lines), ["a", "b"]);
+}
+
+#[test]
+fn huge_output_hits_the_memory_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    // 64 MiB of events for one record, under a 32 MiB cap.
+    let m = pipeline(dir.path(), "deserialize", r#"{ mode = "huge", when = "boom" }"#, "memory = \"32MiB\"");
+    let out = run(&m).unwrap();
+    let dead = failed(&out.dead, "deserialize");
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(dead[0].position, 3);
+    assert_eq!(dead[0].reason, format!("deserialize plugin exceeded its memory limit of {} bytes", 32 << 20));
+    assert_eq!(keys(&out.lines), ["a", "b"]);
+}
+
+#[test]
+fn a_log_flood_is_cut_to_size_and_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.jsonl"), INPUT).unwrap();
+    let manifest = weir_tests::write_sums_manifest(
+        dir.path(),
+        "faulty",
+        "kind = \"jsonl\"\npath = \"input.jsonl\"",
+        "[stages.key]\nconfig = { mode = \"flood\", when = \"boom\" }\n[limits]\ncall_timeout = \"60s\"",
+    );
+    let out = weir_tests::services::weir(&["run", manifest.to_str().unwrap()], std::time::Duration::from_secs(120));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let flood_lines = log.lines().filter(|l| l.contains("xxxxxxxx")).count();
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(flood_lines <= 101, "{flood_lines} plugin log lines reached the log");
+    assert!(longest < 6000, "a log line of {longest} bytes");
+    assert!(log.contains("log lines dropped: over 100 a second"), "{}", &log[..log.len().min(3000)]);
+    println!("20,000 plugin log lines of 16 KiB: {flood_lines} reached the log, the longest line {longest} bytes");
+}
+
+#[test]
+fn a_component_path_that_is_not_a_regular_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = pipeline(dir.path(), "fold", "{}", "");
+    for path in ["/dev/zero", "/tmp"] {
+        let mut bad = m.clone();
+        bad.stages[2].plugin = path.into();
+        let err = Stages::load(&bad, engine()).err().expect("refused").to_string();
+        assert!(err.contains(path) && (err.contains("not a regular file") || err.contains("Is a directory")), "{err}");
+    }
+}
+
+#[test]
+fn tampered_compiled_code_is_recompiled_not_run() {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = weir::plugin::PluginEngine::new(Some(cache.path().join("compiled"))).unwrap();
+    let component = weir_tests::plugin("faulty");
+    engine.load(&component).unwrap();
+    let cwasm: Vec<_> =
+        std::fs::read_dir(cache.path().join("compiled")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "cwasm")).collect();
+    assert_eq!(cwasm.len(), 1, "{cwasm:?}");
+    let mut bytes = std::fs::read(&cwasm[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&cwasm[0], &bytes).unwrap();
+    // The altered file does not match its digest: compiled again, and the
+    // cache holds good code afterwards.
+    engine.load(&component).unwrap();
+    assert_ne!(std::fs::read(&cwasm[0]).unwrap(), bytes);
+}
+
+#[test]
+fn the_dead_letter_file_is_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.jsonl"), INPUT).unwrap();
+    let manifest = weir_tests::write_sums_manifest(
+        dir.path(),
+        "faulty",
+        "kind = \"jsonl\"\npath = \"input.jsonl\"",
+        "[dead_letter]\nkind = \"file\"\npath = \"dead.jsonl\"",
+    );
+    for run in 1..=2 {
+        let out = weir_tests::services::weir(&["run", manifest.to_str().unwrap()], std::time::Duration::from_secs(60));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let letters = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+        assert_eq!(letters.lines().count(), run, "run {run}: one letter (the line that is not JSON) per run:\n{letters}");
+    }
 }
 
 #[test]
@@ -97,16 +220,31 @@ fn a_fold_error_fails_only_that_record() {
 }
 
 #[test]
-fn a_format_trap_dead_letters_the_window_with_its_key() {
+fn a_format_trap_dead_letters_its_window_with_everything_to_replay_it() {
     let dir = tempfile::tempdir().unwrap();
     let m = pipeline(dir.path(), "format", r#"{ mode = "trap", when = "boom" }"#, "");
     let out = run(&m).unwrap();
-    assert!(out.lines.is_empty(), "all windows close in one format call, which trapped");
+    assert_eq!(keys(&out.lines), ["a", "b"], "the other windows of the same format call are written");
     let dead = failed(&out.dead, "format");
-    let mut dead_keys: Vec<_> = dead.iter().map(|d| d.key.clone().unwrap()).collect();
-    dead_keys.sort();
-    assert_eq!(dead_keys, ["a", "b", "boom"]);
-    assert!(dead[0].value.contains(r#""start":"2022-01-01T00:00:00Z""#), "{}", dead[0].value);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].key.as_deref(), Some("boom"));
+    let value: serde_json::Value = serde_json::from_str(&dead[0].value).unwrap();
+    assert_eq!(value["start"], "2022-01-01T00:00:00Z");
+    assert_eq!(value["count"], 1);
+    assert_eq!(value["state_version"], 1);
+    // The accumulator itself (postcard of the plugin's Sum { count: 1, sum: 3.0 }).
+    let acc = hex::decode(value["acc_hex"].as_str().unwrap()).unwrap();
+    assert_eq!(acc, [&[1u8][..], &3.0f64.to_le_bytes()].concat(), "{value}");
+}
+
+#[test]
+fn a_window_the_format_stage_mangles_keeps_what_was_formatted() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = pipeline(dir.path(), "format", r#"{ mode = "error", when = "boom" }"#, "");
+    let out = run(&m).unwrap();
+    let dead = failed(&out.dead, "format");
+    let value: serde_json::Value = serde_json::from_str(&dead[0].value).unwrap();
+    assert!(!value["acc_hex"].as_str().unwrap().is_empty(), "{value}");
 }
 
 #[test]

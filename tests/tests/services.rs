@@ -3,105 +3,12 @@
 //! Every test here fails, saying why, when the servers are not there.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use weir_tests::pipelines::*;
 use weir_tests::services::{Running, consume, scan, services, unique, weir};
 use weir_tests::{expected, manifest_text, plugin, root, run};
-
-const RUN_LIMIT: Duration = Duration::from_secs(120);
-
-fn produce(topic: &str, partitions: u32, file: &Path, key_field: Option<&str>, rate: u32) {
-    let s = services();
-    let partitions = partitions.to_string();
-    let rate = rate.to_string();
-    let file = file.to_str().unwrap();
-    let mut args = vec!["produce", "--brokers", &s.brokers, "--topic", topic, "--partitions", &partitions, "--replay", file, "--rate", &rate];
-    if let Some(k) = key_field {
-        args.extend(["--key-field", k]);
-    }
-    let out = weir(&args, RUN_LIMIT);
-    assert!(out.status.success(), "produce failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn kafka_source(topic: &str, group: &str) -> String {
-    format!(
-        r#"
-[source]
-kind = "kafka"
-brokers = "${{WEIR_KAFKA_BROKERS}}"
-topics = ["{topic}"]
-group_id = "{group}"
-exit_when_idle = "4s"
-properties = {{ "session.timeout.ms" = "6000", "max.poll.interval.ms" = "10000", "heartbeat.interval.ms" = "1000" }}
-"#
-    )
-}
-
-fn dynamodb_sink(table: &str, partition_key: &str) -> String {
-    format!(
-        r#"
-[sink]
-kind = "dynamodb"
-table = "{table}"
-partition_key = "{partition_key}"
-sort_key = "window_start"
-create_table = true
-endpoint = "${{WEIR_DYNAMODB_ENDPOINT}}"
-region = "us-east-1"
-"#
-    )
-}
-
-fn write_manifest(dir: &Path, text: &str) -> String {
-    let path = dir.join("pipeline.toml");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
-fn run_to_end(manifest: &str) -> String {
-    let out = weir(&["run", manifest], RUN_LIMIT);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "weir run failed:\n{stderr}");
-    stderr
-}
-
-/// Items without the sort key weir adds, as canonical JSON text.
-fn items_without(items: Vec<BTreeMap<String, Value>>, drop: &[&str]) -> BTreeSet<String> {
-    items
-        .into_iter()
-        .map(|mut item| {
-            for d in drop {
-                item.remove(*d);
-            }
-            serde_json::to_string(&normalize(serde_json::to_value(item).unwrap())).unwrap()
-        })
-        .collect()
-}
-
-/// DynamoDB stores a number's value exactly but not its spelling: `22.0`
-/// comes back as `22`. Compare numbers by value, digit for digit.
-fn normalize(value: Value) -> Value {
-    match value {
-        Value::Number(n) => {
-            let text = n.to_string();
-            let text = if text.contains('.') && !text.contains(['e', 'E']) { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text };
-            Value::Number(serde_json::from_str(&text).unwrap())
-        }
-        // Sorted keys, whether or not serde_json preserves order in this build.
-        Value::Object(map) => {
-            let sorted: BTreeMap<String, Value> = map.into_iter().map(|(k, v)| (k, normalize(v))).collect();
-            Value::Object(sorted.into_iter().collect())
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
-        other => other,
-    }
-}
-
-fn canonical(lines: &[String]) -> BTreeSet<String> {
-    lines.iter().map(|l| serde_json::to_string(&normalize(serde_json::from_str(l).unwrap())).unwrap()).collect()
-}
 
 #[test]
 fn seed_000_from_kafka_into_dynamodb_with_exact_decimals() {
@@ -245,6 +152,75 @@ align_to = "2020-01-01T00:00:00Z"
 }
 
 #[test]
+fn collect_windows_of_one_key_each_get_their_own_item() {
+    let s = services();
+    let table = unique("collect");
+    let dir = tempfile::tempdir().unwrap();
+    let example = root().join("examples/seed-004-collect");
+    let text = std::fs::read_to_string(example.join("collect.toml")).unwrap();
+    let file_run = run(&manifest_text(&example, &text)).unwrap();
+    let sink_at = text.find("[sink]").unwrap();
+    let text = format!("{}{}", &text[..sink_at], dynamodb_sink(&table, "key")).replace("\"../../", &format!("\"{}/", root().display()));
+    let text = text.replace("path = \"collect-input.jsonl\"", &format!("path = \"{}\"", example.join("collect-input.jsonl").display()));
+    let log = run_to_end(&write_manifest(dir.path(), &text));
+    let items = scan(&s.dynamodb, &table);
+    assert!(file_run.lines.len() > 1, "the seed has several windows of one key");
+    assert_eq!(items.len(), file_run.lines.len(), "one item per window (key, window id):\n{log}\n{items:#?}");
+    let mut ids: Vec<String> = items.iter().map(|i| i["window_start"].to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), items.len(), "the sort key holds each window's id: {ids:?}");
+}
+
+#[test]
+fn an_item_dynamodb_refuses_is_dead_lettered_alone_and_its_batch_is_written() {
+    let s = services();
+    let table = unique("refused");
+    let dir = tempfile::tempdir().unwrap();
+    // 30 keys in one 10 s window: one BatchWriteItem of 25 and one of 5;
+    // DynamoDB refuses the item of key k7 (a number over its range).
+    let input: String = (0..30).map(|i| format!("{{\"key\":\"k{i}\",\"value\":{i},\"time\":\"2022-01-01T00:00:01Z\"}}\n")).collect();
+    std::fs::write(dir.path().join("input.jsonl"), input).unwrap();
+    let sink = dynamodb_sink(&table, "key");
+    let manifest = weir_tests::write_sums_manifest(
+        dir.path(),
+        "faulty",
+        "kind = \"jsonl\"\npath = \"input.jsonl\"",
+        &format!("[stages.format]\nconfig = {{ mode = \"overflow\", when = \"k7\" }}\n[dead_letter]\nkind = \"file\"\npath = \"dead.jsonl\"\n"),
+    );
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("[sink]\nkind = \"stdout\"\n", &sink);
+    std::fs::write(&manifest, text).unwrap();
+    let log = run_to_end(manifest.to_str().unwrap());
+    let items = scan(&s.dynamodb, &table);
+    assert_eq!(items.len(), 29, "every item but the refused one:\n{log}");
+    assert!(items.iter().all(|i| i["key"] != "k7"));
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+    let letters: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(letters.len(), 1, "{dead}");
+    assert_eq!(letters[0]["key"], "k7");
+    assert_eq!(letters[0]["stage"], "sink");
+    assert!(letters[0]["reason"].as_str().unwrap().contains("DynamoDB refused the item"), "{dead}");
+    let value: serde_json::Value = serde_json::from_str(letters[0]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(value["object"]["key"], "k7", "the formatted object is kept: {value}");
+    assert!(!value["acc_hex"].as_str().unwrap().is_empty(), "{value}");
+}
+
+#[test]
+fn a_missing_table_stops_the_pipeline_with_a_clear_message() {
+    services();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.jsonl"), "{\"key\":\"a\",\"value\":1,\"time\":\"2022-01-01T00:00:01Z\"}\n").unwrap();
+    let sink = dynamodb_sink(&unique("absent"), "key").replace("create_table = true", "create_table = false");
+    let manifest = weir_tests::write_sums_manifest(dir.path(), "faulty", "kind = \"jsonl\"\npath = \"input.jsonl\"", "");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("[sink]\nkind = \"stdout\"\n", &sink);
+    std::fs::write(&manifest, text).unwrap();
+    let out = weir(&["run", manifest.to_str().unwrap()], RUN_LIMIT);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("the table does not exist"), "{log}");
+}
+
+#[test]
 fn seed_002_windows_to_an_output_topic() {
     let s = services();
     let (input, output) = (unique("seed002-in"), unique("seed002-out"));
@@ -339,54 +315,6 @@ topic = "{dead}"
         assert_eq!(l.headers["weir.source"], input);
         assert_eq!(l.headers["weir.partition"], "0");
     }
-}
-
-/// Sensor readings 2 ms apart, as a JSON-lines file, and what a plain file
-/// run of the restart pipeline makes of them.
-fn restart_data(dir: &Path, records: usize, sensors: usize) -> std::path::PathBuf {
-    let path = dir.join("readings.jsonl");
-    let start = 1_704_067_200_000i64; // 2024-01-01T00:00:00Z in ms
-    let mut text = String::new();
-    for i in 0..records {
-        let ms = start + 2 * i as i64;
-        let time = weir::Timestamp(ms * 1000).to_string();
-        let value = ((i * 37) % 1000) as f64 / 10.0;
-        text.push_str(&format!("{{\"id\":\"sensor-{}\",\"value\":{value},\"time\":\"{time}\"}}\n", i % sensors + 1));
-    }
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn restart_pipeline(source: &str, sink: &str, checkpoint: &Path) -> String {
-    format!(
-        r#"{source}
-[stages]
-plugin = "{plugin}"
-[stages.format]
-config = {{ start_at = "2024-01-01T00:00:00Z" }}
-[clock]
-kind = "event"
-wait_for_system_duration = "3s"
-[window]
-kind = "tumbling"
-length = "1s"
-align_to = "2024-01-01T00:00:00Z"
-{sink}
-[checkpoint]
-dir = "{checkpoint}"
-interval = "300ms"
-"#,
-        plugin = plugin("sensor_average").display(),
-        checkpoint = checkpoint.display(),
-    )
-}
-
-fn expected_for(dir: &Path, data: &Path) -> BTreeSet<String> {
-    let file_source = format!("[source]\nkind = \"jsonl\"\npath = \"{}\"\n", data.display());
-    let text = restart_pipeline(&file_source, "[sink]\nkind = \"stdout\"\n", &dir.join("unused-checkpoints"));
-    let m = manifest_text(dir, &text);
-    let m = weir::manifest::Manifest { checkpoint: None, ..m };
-    canonical(&run(&m).unwrap().lines)
 }
 
 fn restart_after(sig: &str) {

@@ -196,19 +196,19 @@ fn partition_record(offset: u64, key: &str, second: u32, value: f64) -> weir::so
 
 #[test]
 fn a_checkpoint_of_another_state_version_is_migrated_on_restore_or_refused() {
-    use weir::state::checkpoint::{CheckpointStore, PartitionId};
+    use weir::state::checkpoint::{FolderCheckpoints, PartitionId};
     let id = PartitionId { topic: "t".to_owned(), partition: 0 };
 
     // Version 1 absorbs two readings of an open window and checkpoints.
     let dir = tempfile::tempdir().unwrap();
-    let mut v1 = faulty_pipeline("faulty").with_checkpoints(CheckpointStore::open(dir.path()).unwrap());
+    let mut v1 = faulty_pipeline("faulty").with_checkpoints(FolderCheckpoints::open(dir.path()).unwrap());
     v1.push_records(vec![partition_record(0, "a", 1, 1.0), partition_record(1, "a", 2, 2.0)]).unwrap();
     let now = v1.now();
     v1.pipeline().checkpoint(None, now).unwrap();
 
     // Version 2 takes the partition: the accumulator is migrated, the
     // window goes on where it was.
-    let mut v2 = faulty_pipeline("faulty_v2").with_checkpoints(CheckpointStore::open(dir.path()).unwrap());
+    let mut v2 = faulty_pipeline("faulty_v2").with_checkpoints(FolderCheckpoints::open(dir.path()).unwrap());
     assert_eq!(v2.pipeline().take_partition(&id, now).unwrap(), Some(2));
     v2.push_records(vec![partition_record(2, "a", 3, 4.0)]).unwrap();
     v2.finish().unwrap();
@@ -216,10 +216,10 @@ fn a_checkpoint_of_another_state_version_is_migrated_on_restore_or_refused() {
 
     // Version 1 cannot read version 2 state: the restore stops and says so.
     let dir = tempfile::tempdir().unwrap();
-    let mut v2 = faulty_pipeline("faulty_v2").with_checkpoints(CheckpointStore::open(dir.path()).unwrap());
+    let mut v2 = faulty_pipeline("faulty_v2").with_checkpoints(FolderCheckpoints::open(dir.path()).unwrap());
     v2.push_records(vec![partition_record(0, "b", 1, 1.0)]).unwrap();
     v2.pipeline().checkpoint(None, now).unwrap();
-    let mut v1 = faulty_pipeline("faulty").with_checkpoints(CheckpointStore::open(dir.path()).unwrap());
+    let mut v1 = faulty_pipeline("faulty").with_checkpoints(FolderCheckpoints::open(dir.path()).unwrap());
     let err = v1.pipeline().take_partition(&id, now).unwrap_err().to_string();
     assert!(err.contains("t[0]") && err.contains("state version 2") && err.contains("writes version 1"), "{err}");
 }

@@ -206,8 +206,11 @@ pub struct DynamoSinkSpec {
     pub table: String,
     /// Attribute holding the window key (the table's partition key).
     pub partition_key: String,
-    /// Attribute holding the window start in epoch milliseconds (the sort key).
+    /// The sort key attribute: the window start in epoch milliseconds, or
+    /// the window id where starts can repeat (see [`SortBy`]).
     pub sort_key: String,
+    /// What the sort key holds, from the window kind.
+    pub sort_by: SortBy,
     /// Create the table if it does not exist.
     pub create_table: bool,
     /// Endpoint override (DynamoDB Local); the SDK's default otherwise.
@@ -216,6 +219,16 @@ pub struct DynamoSinkSpec {
     pub region: Option<String>,
     /// BatchWriteItem calls in flight at once.
     pub max_in_flight: usize,
+}
+
+/// What makes a window's item unique beside its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    /// The window start (ms): tumbling windows of a key never share one.
+    Start,
+    /// The window id: collect windows of a key opened in one batch share
+    /// a start, never an id.
+    WindowId,
 }
 
 /// A Kafka topic sink.
@@ -232,10 +245,32 @@ pub struct KafkaSinkSpec {
 /// Periodic checkpoints of window state and offsets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointSpec {
-    /// The folder; several processes of one consumer group may share it.
-    pub dir: PathBuf,
+    /// Where they are kept.
+    pub store: CheckpointStoreSpec,
     /// How often.
     pub interval: Duration,
+}
+
+/// Where checkpoints are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointStoreSpec {
+    /// A local folder; the processes of one machine may share it.
+    Folder(PathBuf),
+    /// A DynamoDB table that members on any machine reach.
+    Dynamodb(DynamoCheckpointSpec),
+}
+
+/// A DynamoDB checkpoint table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoCheckpointSpec {
+    /// The table (partition key `partition`, sort key `part`, both strings).
+    pub table: String,
+    /// Endpoint override (DynamoDB Local).
+    pub endpoint: Option<String>,
+    /// Region; the SDK's default chain otherwise.
+    pub region: Option<String>,
+    /// Create the table if it does not exist.
+    pub create_table: bool,
 }
 
 /// The control endpoint of a running pipeline (`weir status`, `weir swap`)
@@ -559,6 +594,10 @@ impl Manifest {
                     table,
                     partition_key: rs.partition_key.clone().unwrap_or_else(|| "key".to_owned()),
                     sort_key: rs.sort_key.clone().unwrap_or_else(|| "window_start".to_owned()),
+                    sort_by: match window {
+                        WindowSpec::Collect { .. } => SortBy::WindowId,
+                        WindowSpec::Tumbling { .. } => SortBy::Start,
+                    },
                     create_table: rs.create_table.unwrap_or(false),
                     endpoint,
                     region: rs.region.clone(),
@@ -614,7 +653,63 @@ impl Manifest {
             }
         };
 
-        let checkpoint = raw.checkpoint.as_ref().map(|c| CheckpointSpec { dir: resolve(&c.dir), interval: c.interval.map_or(Duration::from_secs(5), |i| i.0) });
+        let checkpoint = match &raw.checkpoint {
+            Some(c) => {
+                let store = match c.kind {
+                    raw::CheckpointKind::Folder => {
+                        for (field, set) in [
+                            ("table", c.table.is_some()),
+                            ("endpoint", c.endpoint.is_some()),
+                            ("region", c.region.is_some()),
+                            ("create_table", c.create_table.is_some()),
+                        ] {
+                            if set {
+                                problem(&format!("checkpoint.{field}"), "has no meaning when kind = \"folder\"".to_owned());
+                            }
+                        }
+                        match &c.dir {
+                            Some(dir) => CheckpointStoreSpec::Folder(resolve(dir)),
+                            None => {
+                                problem("checkpoint.dir", "required when kind = \"folder\" (the default)".to_owned());
+                                CheckpointStoreSpec::Folder(PathBuf::new())
+                            }
+                        }
+                    }
+                    raw::CheckpointKind::Dynamodb => {
+                        if c.dir.is_some() {
+                            problem("checkpoint.dir", "has no meaning when kind = \"dynamodb\"".to_owned());
+                        }
+                        let table = c.table.clone().unwrap_or_else(|| {
+                            problem("checkpoint.table", "required when kind = \"dynamodb\"".to_owned());
+                            String::new()
+                        });
+                        let endpoint = c.endpoint.as_deref().map(|e| {
+                            let mut p = Vec::new();
+                            let e = expand_env(e, "checkpoint.endpoint", &mut p);
+                            for x in p {
+                                problem(&x.field, x.message);
+                            }
+                            e
+                        });
+                        CheckpointStoreSpec::Dynamodb(DynamoCheckpointSpec {
+                            table,
+                            endpoint,
+                            region: c.region.clone(),
+                            create_table: c.create_table.unwrap_or(false),
+                        })
+                    }
+                };
+                Some(CheckpointSpec { store, interval: c.interval.map_or(Duration::from_secs(5), |i| i.0) })
+            }
+            // A Kafka source without checkpoints would commit offsets of
+            // windows held only in memory: give it a folder beside the
+            // manifest.
+            None if matches!(source, Some(SourceSpec::Kafka(_))) => Some(CheckpointSpec {
+                store: CheckpointStoreSpec::Folder(base.join(".weir").join(format!("{name}.checkpoints"))),
+                interval: Duration::from_secs(5),
+            }),
+            None => None,
+        };
         if checkpoint.as_ref().is_some_and(|c| c.interval.is_zero()) {
             problem("checkpoint.interval", "must be longer than zero".to_owned());
         }

@@ -37,8 +37,24 @@ pub struct RawControl {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCheckpoint {
-    pub dir: PathBuf,
+    #[serde(default)]
+    pub kind: CheckpointKind,
+    pub dir: Option<PathBuf>,
+    pub table: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub create_table: Option<bool>,
     pub interval: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointKind {
+    /// A local folder (one machine).
+    #[default]
+    Folder,
+    /// A DynamoDB table (any number of machines).
+    Dynamodb,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -135,3 +135,44 @@ fn a_field_a_kind_needs_is_named_when_missing() {
     let p = problems(dir.path(), &GOOD.replace("kind = \"stdout\"", "kind = \"file\""));
     assert_eq!(p[0].field, "sink.path");
 }
+
+fn kafka(text: &str) -> String {
+    text.replace("kind = \"jsonl\"\npath = \"in.jsonl\"", "kind = \"kafka\"\nbrokers = \"127.0.0.1:9092\"\ntopics = [\"t\"]\ngroup_id = \"g\"")
+}
+
+#[test]
+fn a_kafka_source_without_checkpoints_gets_a_folder_beside_the_manifest() {
+    let dir = dir_with_plugin();
+    let m = parse(dir.path(), &kafka(GOOD)).unwrap();
+    let c = m.checkpoint.clone().expect("a default");
+    assert_eq!(c.store, CheckpointStoreSpec::Folder(dir.path().join(".weir").join(format!("{}.checkpoints", m.name))));
+    // A file source keeps none.
+    assert_eq!(parse(dir.path(), GOOD).unwrap().checkpoint, None);
+}
+
+#[test]
+fn checkpoint_kinds_name_their_fields() {
+    let dir = dir_with_plugin();
+    let ddb = format!("{}\n[checkpoint]\nkind = \"dynamodb\"\ntable = \"ckpt\"\ncreate_table = true\ninterval = \"2s\"\n", kafka(GOOD));
+    let m = parse(dir.path(), &ddb).unwrap();
+    let c = m.checkpoint.unwrap();
+    assert_eq!(c.interval, Duration::from_secs(2));
+    assert!(matches!(c.store, CheckpointStoreSpec::Dynamodb(ref d) if d.table == "ckpt" && d.create_table));
+    let fields = |text: &str| problems(dir.path(), text).into_iter().map(|p| p.field).collect::<Vec<_>>();
+    assert_eq!(fields(&format!("{}\n[checkpoint]\nkind = \"dynamodb\"\n", kafka(GOOD))), ["checkpoint.table"]);
+    assert_eq!(fields(&format!("{}\n[checkpoint]\ndir = \"c\"\ntable = \"x\"\n", kafka(GOOD))), ["checkpoint.table"]);
+    assert_eq!(fields(&format!("{}\n[checkpoint]\ninterval = \"1s\"\n", kafka(GOOD))), ["checkpoint.dir"]);
+}
+
+#[test]
+fn collect_windows_are_unique_by_window_id_in_dynamodb() {
+    let dir = dir_with_plugin();
+    let sink = "[sink]\nkind = \"dynamodb\"\ntable = \"out\"\n";
+    let tumbling = parse(dir.path(), &GOOD.replace("[sink]\nkind = \"stdout\"\n", sink)).unwrap();
+    assert!(matches!(tumbling.sink, SinkSpec::Dynamodb(ref d) if d.sort_by == SortBy::Start));
+    let collect = GOOD
+        .replace("[sink]\nkind = \"stdout\"\n", sink)
+        .replace("kind = \"tumbling\"\nlength = \"5s\"\nalign_to = \"2024-01-01T00:00:00Z\"", "kind = \"collect\"\nmax_size = 3\ntimeout = \"10s\"");
+    let collect = parse(dir.path(), &collect).unwrap();
+    assert!(matches!(collect.sink, SinkSpec::Dynamodb(ref d) if d.sort_by == SortBy::WindowId));
+}

@@ -36,6 +36,7 @@ impl PluginEngine {
         let engine = Engine::new(&config).map_err(PluginError::Engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(PluginError::Engine)?;
+        deadline_clock(&mut linker).map_err(PluginError::Engine)?;
         super::bindings::log::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s).map_err(PluginError::Engine)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -76,16 +77,17 @@ impl PluginEngine {
     /// Compiles a component, or loads its compiled code from the cache.
     /// Returns it with the SHA-256 of the file.
     pub fn load(&self, path: &Path) -> Result<(Component, String), PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_owned(), source })?;
+        let bytes = read_component(path)?;
         let hash = hex::encode(Sha256::digest(&bytes));
         let cached = self.cache_path(&hash);
         if let Some(cached) = &cached
-            && cached.is_file()
+            && let Some(compiled) = trusted_cache_file(cached)
         {
-            // SAFETY: the file was written by `precompile_component` of an
+            // SAFETY: the bytes were written by `precompile_component` of an
             // engine with the same compatibility hash (it is in the name),
-            // in a cache folder this user owns.
-            if let Ok(component) = unsafe { Component::deserialize_file(&self.engine, cached) } {
+            // into a folder and file only this user can write, and they
+            // match the digest written beside them.
+            if let Ok(component) = unsafe { Component::deserialize(&self.engine, &compiled) } {
                 return Ok((component, hash));
             }
         }
@@ -96,13 +98,10 @@ impl PluginEngine {
         let compiled = self.engine.precompile_component(&bytes).map_err(compile_err)?;
         // SAFETY: these bytes were produced just above by this engine.
         let component = unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(compile_err)?;
-        if let Some(cached) = cached {
-            let write = std::fs::create_dir_all(cached.parent().unwrap_or(Path::new(".")))
-                .and_then(|_| std::fs::write(cached.with_extension("tmp"), &compiled))
-                .and_then(|_| std::fs::rename(cached.with_extension("tmp"), &cached));
-            if let Err(err) = write {
-                tracing::debug!("cannot cache compiled {}: {err}", path.display());
-            }
+        if let Some(cached) = cached
+            && let Err(err) = write_cache_file(&cached, &compiled)
+        {
+            tracing::debug!("cannot cache compiled {}: {err}", path.display());
         }
         Ok((component, hash))
     }
@@ -115,10 +114,103 @@ impl PluginEngine {
     }
 }
 
+/// The WASI clock's waits (`subscribe-duration`, `subscribe-instant`,
+/// which back `sleep` and timed `poll`) end at the current call's
+/// deadline: epoch interruption cannot stop a host call, so a plugin that
+/// sleeps wakes at its deadline and the epoch check right after traps it.
+fn deadline_clock(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::clocks::WasiClocksView;
+    use wasmtime_wasi::p2::DynPollable;
+    use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host;
+
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap("subscribe-duration", |mut store: wasmtime::StoreContextMut<'_, HostState>, (nanos,): (u64,)| {
+        let capped = store.data().capped_wait(Duration::from_nanos(nanos));
+        let pollable: Resource<DynPollable> = store.data_mut().clocks().subscribe_duration(capped.as_nanos() as u64)?;
+        Ok((pollable,))
+    })?;
+    clock.func_wrap("subscribe-instant", |mut store: wasmtime::StoreContextMut<'_, HostState>, (when,): (u64,)| {
+        let now = store.data_mut().clocks().now()?;
+        let capped = store.data().capped_wait(Duration::from_nanos(when.saturating_sub(now)));
+        let pollable: Resource<DynPollable> = store.data_mut().clocks().subscribe_duration(capped.as_nanos() as u64)?;
+        Ok((pollable,))
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The interface name wasmtime-wasi links the monotonic clock under (its
+/// WIT version; guests importing any 0.2.x are served by it).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
 impl Drop for PluginEngine {
     fn drop(&mut self) {
         self.stop_ticker.store(true, Ordering::Relaxed);
     }
+}
+
+/// Largest component file read, in bytes.
+const MAX_COMPONENT_BYTES: u64 = 512 << 20;
+
+// Reads a component file: a regular file (not a FIFO, a device or a
+// folder, which could block or never end), of a sane size.
+fn read_component(path: &Path) -> Result<Vec<u8>, PluginError> {
+    use std::io::Read;
+    let err = |source| PluginError::Read { path: path.to_owned(), source };
+    let file = std::fs::File::open(path).map_err(err)?;
+    let meta = file.metadata().map_err(err)?;
+    if !meta.is_file() {
+        return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+    }
+    if meta.len() > MAX_COMPONENT_BYTES {
+        return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{} bytes, over the {MAX_COMPONENT_BYTES}-byte limit", meta.len()))));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_COMPONENT_BYTES + 1).read_to_end(&mut bytes).map_err(err)?;
+    Ok(bytes)
+}
+
+// Compiled code is native code: it is loaded only from a folder and a file
+// that this user owns and nobody else may write, and only when its bytes
+// match the SHA-256 written beside it (a torn or altered file is
+// recompiled, never run).
+fn trusted_cache_file(path: &Path) -> Option<Vec<u8>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc_geteuid() };
+        for p in [path.parent()?, path] {
+            let meta = std::fs::symlink_metadata(p).ok()?;
+            if meta.uid() != me || meta.mode() & 0o022 != 0 || meta.file_type().is_symlink() {
+                tracing::debug!("not using cached code {}: not owned by this user, or writable by others", p.display());
+                return None;
+            }
+        }
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let digest = std::fs::read_to_string(path.with_extension("sha256")).ok()?;
+    (digest.trim() == hex::encode(Sha256::digest(&bytes))).then_some(bytes)
+}
+
+#[cfg(unix)]
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn write_cache_file(path: &Path, compiled: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    crate::file::write_atomic(&path.with_extension("sha256"), hex::encode(Sha256::digest(compiled)).as_bytes(), true)?;
+    crate::file::write_atomic(path, compiled, true)
 }
 
 // A component's preamble is `\0asm` followed by a layer of 1 (a core module

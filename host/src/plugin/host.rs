@@ -2,7 +2,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use std::time::{Duration, Instant};
+
+use wasmtime::ResourceLimiter;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
@@ -11,13 +13,17 @@ use super::bindings::log;
 
 /// What a plugin's store holds: an empty WASI context (no preopened
 /// folders, no sockets, no environment, no arguments; stderr kept in a small
-/// buffer so a panic message can explain a trap), its memory limits, and the
-/// stage name for its log lines.
+/// buffer so a panic message can explain a trap), its memory budget, the
+/// current call's deadline, and the stage name for its log lines.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: MemoryBudget,
     pub(crate) stderr: StderrTail,
+    /// When the current call must end; waits the plugin asks for (sleep,
+    /// poll) end there too, so a blocking call cannot outlive the limit.
+    pub(crate) deadline: Option<Instant>,
+    log: LogBudget,
     stage: Arc<str>,
 }
 
@@ -28,10 +34,112 @@ impl HostState {
             wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
             stderr,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(usize::try_from(memory).unwrap_or(usize::MAX)).trap_on_grow_failure(true).build(),
+            limits: MemoryBudget { limit: memory, used: 0 },
+            deadline: None,
+            log: LogBudget::default(),
             stage,
         }
     }
+
+    /// Says how many log lines were dropped since the last report; called
+    /// after every call, so a flood that ends is still reported.
+    pub(crate) fn report_dropped_logs(&mut self) {
+        self.log.report(&self.stage);
+    }
+
+    /// How long a wait of `requested` may last: never past the deadline
+    /// (plus a little, so the epoch check that follows sees it passed).
+    pub(crate) fn capped_wait(&self, requested: Duration) -> Duration {
+        match self.deadline {
+            Some(deadline) => requested.min(deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(20)),
+            None => requested,
+        }
+    }
+}
+
+/// Bytes a table element is counted as against the memory budget.
+const TABLE_ELEMENT_BYTES: u64 = 16;
+
+/// One budget for all of a component's linear memories and tables
+/// together (a component may hold several core instances, each with its
+/// own): growing past it traps with "memory limit".
+pub(crate) struct MemoryBudget {
+    pub(crate) limit: u64,
+    used: u64,
+}
+
+impl MemoryBudget {
+    fn grow(&mut self, current: u64, desired: u64, what: &str) -> wasmtime::Result<bool> {
+        let used = self.used - current.min(self.used) + desired;
+        if used > self.limit {
+            return Err(wasmtime::Error::msg(format!("memory limit of {} bytes reached: {what} would bring the component to {used} bytes", self.limit)));
+        }
+        self.used = used;
+        Ok(true)
+    }
+}
+
+impl ResourceLimiter for MemoryBudget {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(current as u64, desired as u64, "growing a memory")
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(current as u64 * TABLE_ELEMENT_BYTES, desired as u64 * TABLE_ELEMENT_BYTES, "growing a table")
+    }
+}
+
+/// A plugin's log lines: each cut to [`LOG_LINE_MAX`] bytes, at most
+/// [`LOG_LINES_PER_SECOND`] a second; the rest are counted and reported.
+#[derive(Default)]
+struct LogBudget {
+    second: Option<Instant>,
+    lines: u32,
+    dropped: u64,
+}
+
+/// Longest plugin log line kept, in bytes.
+pub(crate) const LOG_LINE_MAX: usize = 4096;
+/// Plugin log lines per second per stage instance.
+pub(crate) const LOG_LINES_PER_SECOND: u32 = 100;
+
+impl LogBudget {
+    // Whether a line may be written now; reports lines dropped before.
+    fn admit(&mut self, stage: &str) -> bool {
+        let now = Instant::now();
+        if self.second.is_none_or(|s| now.duration_since(s) >= Duration::from_secs(1)) {
+            self.report(stage);
+            self.second = Some(now);
+            self.lines = 0;
+        }
+        self.lines += 1;
+        if self.lines > LOG_LINES_PER_SECOND {
+            self.dropped += 1;
+            return false;
+        }
+        true
+    }
+}
+
+impl LogBudget {
+    fn report(&mut self, stage: &str) {
+        if self.dropped > 0 {
+            tracing::warn!(target: "weir::plugin", stage, "{} log lines dropped: over {LOG_LINES_PER_SECOND} a second", self.dropped);
+            self.dropped = 0;
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, marked when cut.
+pub(crate) fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &text[..end], text.len() - end).into()
 }
 
 impl WasiView for HostState {
@@ -43,6 +151,10 @@ impl WasiView for HostState {
 impl log::Host for HostState {
     fn log(&mut self, level: log::Level, message: String) {
         let stage = &*self.stage;
+        if !self.log.admit(stage) {
+            return;
+        }
+        let message = bounded(&message, LOG_LINE_MAX);
         match level {
             log::Level::Trace => tracing::trace!(target: "weir::plugin", stage, "{message}"),
             log::Level::Debug => tracing::debug!(target: "weir::plugin", stage, "{message}"),

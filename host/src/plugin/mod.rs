@@ -8,12 +8,14 @@ pub mod batch;
 mod bindings;
 mod engine;
 mod host;
+mod isolate;
 mod stage;
 
 use std::path::PathBuf;
 
 pub use batch::{ClosedWindow, Events, FoldGroup, Folded, Formatted, Keys, Packed, RecordFailure, SourceBatch};
 pub use engine::PluginEngine;
+pub use isolate::{Narrowed, narrow};
 pub use stage::StagePlugin;
 
 use crate::manifest::StageKind;

@@ -89,6 +89,8 @@ impl StagePlugin {
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
+        // Instantiation, configure and state-version share one deadline.
+        store.data_mut().deadline = Some(Instant::now() + self.limits.call_timeout);
         let instance = self.pre.instantiate(&mut store).map_err(|err| failed(describe(kind, &err, &self.limits, &store.data().stderr.take()).to_string()))?;
         let guest = match &self.indices {
             Indices::Deserialize(i) => i.load(&mut store, &instance).map(Guest::Deserialize),
@@ -162,13 +164,16 @@ impl StagePlugin {
         let live = self.live.as_mut().expect("started above");
         live.store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
         let started = Instant::now();
-        match call(&live.guest, &mut live.store) {
+        live.store.data_mut().deadline = Some(started + self.limits.call_timeout);
+        let outcome = call(&live.guest, &mut live.store);
+        live.store.data_mut().report_dropped_logs();
+        match outcome {
             Ok(result) => {
                 // What the plugin printed (its own debugging) goes to the
                 // host's debug log, tagged with the stage.
                 let printed = live.store.data().stderr.take();
-                for line in printed.lines().filter(|l| !l.trim().is_empty()) {
-                    tracing::debug!(target: "weir::plugin", stage = %self.kind, "stderr: {line}");
+                for line in printed.lines().filter(|l| !l.trim().is_empty()).take(super::host::LOG_LINES_PER_SECOND as usize) {
+                    tracing::debug!(target: "weir::plugin", stage = %self.kind, "stderr: {}", super::host::bounded(line, super::host::LOG_LINE_MAX));
                 }
                 Ok(result)
             }
@@ -229,24 +234,30 @@ impl StagePlugin {
         (events, Ok(keys))
     }
 
-    /// Folds groups of events into their accumulators.
-    pub fn fold(&mut self, groups: Vec<FoldGroup>, events: Packed) -> Result<Folded, CallError> {
+    /// Folds groups of events into their accumulators. The groups and
+    /// events are lent to the call and handed back, not copied, so a failed
+    /// call can be retried in parts.
+    pub fn fold(&mut self, groups: Vec<FoldGroup>, events: Packed) -> (Vec<FoldGroup>, Packed, Result<Folded, CallError>) {
         let group_count = groups.len();
         let event_count = events.len();
         let input = fold::FoldBatch { groups: groups.into_iter().map(Into::into).collect(), events: events.into() };
-        let folded: Folded = self
-            .call(|guest, store| match guest {
-                Guest::Fold(g) => g.call_fold(store, &input),
-                _ => unreachable!("indices match the kind"),
-            })?
-            .into();
+        let result = self.call(|guest, store| match guest {
+            Guest::Fold(g) => g.call_fold(store, &input),
+            _ => unreachable!("indices match the kind"),
+        });
+        let groups = input.groups.into_iter().map(|g| FoldGroup { acc: g.acc, end: g.end }).collect();
+        let events = input.events.into();
+        let folded: Folded = match result {
+            Ok(folded) => folded.into(),
+            Err(err) => return (groups, events, Err(err)),
+        };
         if folded.accs.len() != group_count || !folded.accs.is_well_formed() {
-            return Err(self.contract(format!("{} accumulators for {group_count} groups", folded.accs.len())));
+            return (groups, events, Err(self.contract(format!("{} accumulators for {group_count} groups", folded.accs.len()))));
         }
         if folded.failures.iter().any(|f| f.index as usize >= event_count) {
-            return Err(self.contract("a failure index is past the end of the batch".to_owned()));
+            return (groups, events, Err(self.contract("a failure index is past the end of the batch".to_owned())));
         }
-        Ok(folded)
+        (groups, events, Ok(folded))
     }
 
     /// Asks a fold plugin to rewrite accumulators written under state
@@ -320,5 +331,10 @@ fn describe(stage: StageKind, err: &wasmtime::Error, limits: &Limits, stderr: &s
         let trap = err.downcast_ref::<Trap>().map_or_else(|| "trap".to_owned(), |t| t.to_string());
         return CallError::Trap { stage, detail: format!("{message} ({trap})") };
     }
-    CallError::Trap { stage, detail: text }
+    // One line for the dead letter: the trap's name, not the wasm backtrace.
+    let detail = match err.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => err.root_cause().to_string().split_whitespace().collect::<Vec<_>>().join(" ").chars().take(500).collect(),
+    };
+    CallError::Trap { stage, detail }
 }

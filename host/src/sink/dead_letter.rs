@@ -67,10 +67,11 @@ impl DeadLetters {
         DeadLetters { output: Output::Log, late: 0, failed: 0 }
     }
 
-    /// Dead letters as JSON lines in `path` (created or truncated).
+    /// Dead letters as JSON lines appended to `path` (created if missing):
+    /// a restart never erases the letters of an earlier run.
     pub fn file(path: &Path) -> Result<Self, SinkError> {
         let target = path.display().to_string();
-        let file = File::create(path).map_err(|source| SinkError::Io { target: target.clone(), source })?;
+        let file = File::options().create(true).append(true).open(path).map_err(|source| SinkError::Io { target: target.clone(), source })?;
         Ok(DeadLetters { output: Output::File(BufWriter::new(file), target), late: 0, failed: 0 })
     }
 

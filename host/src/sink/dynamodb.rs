@@ -1,5 +1,7 @@
-//! DynamoDB out: each window result becomes an item keyed by (window key,
-//! window start), so a replay after a crash overwrites instead of adding.
+//! DynamoDB out: each window result becomes an item keyed by what makes the
+//! window unique — (window key, window start), or (window key, window id)
+//! for collect windows, whose starts can repeat — so a replay after a crash
+//! overwrites instead of adding.
 //! Items go in BatchWriteItem calls of up to 25, several in flight, with
 //! UnprocessedItems and throttling retried with backoff and jitter.
 
@@ -14,12 +16,14 @@ use rand::Rng;
 use serde_json::Value;
 
 use super::{Rejection, Sink, SinkError, WindowResult};
-use crate::manifest::DynamoSinkSpec;
+use crate::manifest::{DynamoSinkSpec, SortBy};
 
 /// DynamoDB's item size limit.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 const BATCH: usize = 25;
-const MAX_ATTEMPTS: u32 = 12;
+/// How long the sink keeps retrying an unreachable or throttling DynamoDB
+/// before the pipeline stops (nothing is lost either way: offsets wait).
+const OUTAGE_LIMIT: Duration = Duration::from_secs(600);
 
 /// Converts a format stage's JSON into a DynamoDB attribute. Numbers keep
 /// their exact decimal text (`N`), objects become `M`, arrays `L`.
@@ -53,7 +57,7 @@ pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
 
 struct Pending {
     item: HashMap<String, AttributeValue>,
-    window: Rejection,
+    window: WindowResult,
 }
 
 /// The DynamoDB sink.
@@ -62,7 +66,7 @@ pub struct DynamoSink {
     client: Client,
     runtime: tokio::runtime::Runtime,
     pending: Vec<Pending>,
-    /// Index into `pending` by (key, start), so one batch never holds the
+    /// Index into `pending` by (key, sort value), so one batch never holds the
     /// same item twice (DynamoDB refuses that).
     slot: HashMap<(String, i64), usize>,
 }
@@ -181,15 +185,60 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(cap / 2..=cap))
 }
 
+// Errors no retry or split can help: the pipeline must stop and say why.
+fn fatal(code: &str) -> Option<&'static str> {
+    match code {
+        "ResourceNotFoundException" => Some("the table does not exist (deleted while running?)"),
+        "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "MissingAuthenticationTokenException"
+        | "ExpiredTokenException"
+        | "IncompleteSignatureException" => Some("the credentials were refused"),
+        "AccessDeniedException" => Some("access denied: the credentials may not write this table"),
+        _ => None,
+    }
+}
+
+enum Refusal {
+    // Throttling, a server error, no answer: try again later.
+    Retry(String),
+    // This request's items were refused (validation): split or reject.
+    Items(String),
+    // Stop the pipeline.
+    Fatal(String),
+}
+
+fn classify<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> Refusal
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let message = describe(e);
+    match e.as_service_error() {
+        None => Refusal::Retry(message),
+        Some(service) => {
+            let code = service.code().unwrap_or("");
+            if let Some(why) = fatal(code) {
+                return Refusal::Fatal(format!("{why}: {message}"));
+            }
+            match code {
+                "ProvisionedThroughputExceededException" | "RequestLimitExceeded" | "ThrottlingException" | "InternalServerError" | "ServiceUnavailable" => {
+                    Refusal::Retry(message)
+                }
+                _ => Refusal::Items(message),
+            }
+        }
+    }
+}
+
 async fn write_batch(client: Client, table: String, chunk: Vec<Pending>) -> Result<Vec<Rejection>, SinkError> {
-    let mut by_key: HashMap<String, Rejection> = HashMap::new();
     let mut requests: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
-    for p in chunk {
-        by_key.insert(format!("{}\u{0}{}", p.window.key, p.window.start), p.window);
-        let put = PutRequest::builder().set_item(Some(p.item)).build().expect("item set");
+    for p in &chunk {
+        let put = PutRequest::builder().set_item(Some(p.item.clone())).build().expect("item set");
         requests.push(WriteRequest::builder().put_request(put).build());
     }
     let mut attempt = 0;
+    let started = std::time::Instant::now();
     while !requests.is_empty() {
         let call = client.batch_write_item().request_items(&table, requests.clone()).send().await;
         match call {
@@ -199,31 +248,71 @@ async fn write_batch(client: Client, table: String, chunk: Vec<Pending>) -> Resu
                     tracing::debug!(table, "{} unprocessed items; retrying", requests.len());
                 }
             }
-            Err(e) => {
-                let retryable = e
-                    .as_service_error()
-                    .is_none_or(|s| s.is_provisioned_throughput_exceeded_exception() || s.is_request_limit_exceeded() || s.is_internal_server_error());
-                let message = describe(&e);
-                if !retryable {
-                    // The service refused this batch's items (validation):
-                    // they become dead letters, the pipeline goes on.
-                    return Ok(by_key.into_values().map(|w| Rejection { reason: format!("DynamoDB refused the item: {message}"), ..w }).collect());
+            Err(e) => match classify(&e) {
+                Refusal::Fatal(message) => return Err(SinkError::Dynamo { table, message }),
+                // One bad item fails the whole batch: write them one by
+                // one, so only the bad one is refused.
+                Refusal::Items(message) => {
+                    tracing::warn!(table, "BatchWriteItem of {} items refused ({message}); writing them one by one", requests.len());
+                    return write_each(&client, &table, requests, &chunk).await;
                 }
-                if attempt + 1 >= MAX_ATTEMPTS {
-                    return Err(SinkError::Dynamo { table, message: format!("gave up after {MAX_ATTEMPTS} attempts: {message}") });
+                Refusal::Retry(message) => {
+                    if started.elapsed() >= OUTAGE_LIMIT {
+                        return Err(SinkError::Dynamo { table, message: format!("gave up after {OUTAGE_LIMIT:?} of retries: {message}") });
+                    }
+                    if attempt < 3 || attempt % 10 == 0 {
+                        tracing::warn!(table, attempt, "BatchWriteItem failed, retrying (the pipeline waits): {message}");
+                    }
                 }
-                tracing::warn!(table, attempt, "BatchWriteItem failed, retrying: {message}");
-            }
+            },
         }
         if !requests.is_empty() {
             attempt += 1;
-            if attempt >= MAX_ATTEMPTS {
-                return Err(SinkError::Dynamo { table, message: format!("{} items still unprocessed after {MAX_ATTEMPTS} attempts", requests.len()) });
+            if started.elapsed() >= OUTAGE_LIMIT {
+                return Err(SinkError::Dynamo { table, message: format!("{} items still unprocessed after {OUTAGE_LIMIT:?}", requests.len()) });
             }
             tokio::time::sleep(backoff(attempt)).await;
         }
     }
     Ok(Vec::new())
+}
+
+// Writes each request with PutItem, retrying what may pass later; returns
+// the items DynamoDB refused, each with its own reason.
+async fn write_each(client: &Client, table: &str, requests: Vec<WriteRequest>, chunk: &[Pending]) -> Result<Vec<Rejection>, SinkError> {
+    let mut rejected = Vec::new();
+    for request in requests {
+        let Some(item) = request.put_request.map(|p| p.item) else { continue };
+        // UnprocessedItems may come back in another order: match by content.
+        let window = chunk.iter().find(|p| p.item == item).map(|p| &p.window);
+        let mut attempt = 0;
+        let started = std::time::Instant::now();
+        loop {
+            match client.put_item().table_name(table).set_item(Some(item.clone())).send().await {
+                Ok(_) => break,
+                Err(e) => match classify(&e) {
+                    Refusal::Fatal(message) => return Err(SinkError::Dynamo { table: table.to_owned(), message }),
+                    Refusal::Items(message) => {
+                        if let Some(w) = window {
+                            rejected.push(Rejection::of(w, format!("DynamoDB refused the item: {message}")));
+                        }
+                        break;
+                    }
+                    Refusal::Retry(message) => {
+                        attempt += 1;
+                        if started.elapsed() >= OUTAGE_LIMIT {
+                            return Err(SinkError::Dynamo {
+                                table: table.to_owned(),
+                                message: format!("gave up after {OUTAGE_LIMIT:?} of retries: {message}"),
+                            });
+                        }
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                },
+            }
+        }
+    }
+    Ok(rejected)
 }
 
 impl Sink for DynamoSink {
@@ -233,16 +322,20 @@ impl Sink for DynamoSink {
         let Value::Object(map) = object else { return Err(reject("not a JSON object".into())) };
         let mut item: HashMap<String, AttributeValue> = map.iter().map(|(k, v)| (k.clone(), attribute(v))).collect();
         item.insert(self.spec.partition_key.clone(), AttributeValue::S(result.key.clone()));
-        item.insert(self.spec.sort_key.clone(), AttributeValue::N(result.start.0.div_euclid(1000).to_string()));
+        let sort = match self.spec.sort_by {
+            SortBy::Start => result.start.0.div_euclid(1000),
+            SortBy::WindowId => result.id,
+        };
+        item.insert(self.spec.sort_key.clone(), AttributeValue::N(sort.to_string()));
         let size = item_size(&item);
         if size > MAX_ITEM_BYTES {
             return Err(reject(format!("item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte limit")));
         }
-        let pending = Pending { item, window: Rejection::of(result, String::new()) };
-        match self.slot.get(&(result.key.clone(), result.start.0)) {
+        let pending = Pending { item, window: result.clone() };
+        match self.slot.get(&(result.key.clone(), sort)) {
             Some(&i) => self.pending[i] = pending,
             None => {
-                self.slot.insert((result.key.clone(), result.start.0), self.pending.len());
+                self.slot.insert((result.key.clone(), sort), self.pending.len());
                 self.pending.push(pending);
             }
         }

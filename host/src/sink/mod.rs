@@ -35,21 +35,16 @@ pub struct WindowResult {
     pub count: u64,
     /// The format stage's JSON object, as text.
     pub object: String,
+    /// The accumulator it was formatted from (kept so a refused result can
+    /// be replayed).
+    pub acc: Vec<u8>,
 }
 
-/// A window result a sink refused; it goes to the dead-letter output.
+/// A window result a sink refused; it goes to the dead-letter output whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    /// The window key.
-    pub key: String,
-    /// The window index.
-    pub id: i64,
-    /// Start, microseconds.
-    pub start: i64,
-    /// End, microseconds.
-    pub end: i64,
-    /// Events in it.
-    pub count: u64,
+    /// The result.
+    pub result: WindowResult,
     /// Why.
     pub reason: String,
 }
@@ -57,7 +52,7 @@ pub struct Rejection {
 impl Rejection {
     /// The rejection of `result` for `reason`.
     pub fn of(result: &WindowResult, reason: String) -> Self {
-        Rejection { key: result.key.clone(), id: result.id, start: result.start.0, end: result.end.0, count: result.count, reason }
+        Rejection { result: result.clone(), reason }
     }
 }
 
@@ -90,7 +85,7 @@ pub enum SinkError {
     },
     /// This one result cannot be written (too large, no such field); the
     /// pipeline dead-letters it and goes on.
-    #[error("window {} [{}]: {}", .0.key, Timestamp(.0.start), .0.reason)]
+    #[error("window {} [{}]: {}", .0.result.key, .0.result.start, .0.reason)]
     Rejected(Rejection),
     /// Results refused while writing a batch; dead-lettered likewise.
     #[error("{} window results refused", .0.len())]

@@ -3,21 +3,22 @@
 //! and every window state that absorbed the records below them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::{Origin, SourceRecord};
 use crate::Timestamp;
 use crate::manifest::KafkaSourceSpec;
 use crate::pipeline::{Pipeline, PipelineError, Stats};
-use crate::state::checkpoint::PartitionId;
+use crate::state::checkpoint::{Owner, PartitionId, process_name};
 
 /// Why the Kafka source stopped.
 #[derive(Debug, thiserror::Error)]
@@ -37,18 +38,111 @@ pub enum KafkaSourceError {
 
 type Shared = Arc<Mutex<Pipeline>>;
 
-/// Hands partitions over on a rebalance: a revoked partition is checkpointed
-/// and its offset committed before another member may take it; an assigned
-/// partition's checkpoint is restored.
+/// Owns partitions explicitly. On an assignment each partition is claimed
+/// in the checkpoint store (fencing its former owner), its checkpoint
+/// restored, and reading starts at the checkpoint's offset (committed
+/// offsets are only a fallback). On a revoke each partition is
+/// checkpointed, its offset committed, and its state dropped. Records
+/// polled before a rebalance that took their partition away (or gave it
+/// back afresh) are dropped, never processed into new state: the
+/// partition's owner reads them again from its checkpoint.
 struct Handover {
     pipeline: Shared,
     failure: Arc<Mutex<Option<PipelineError>>>,
+    /// Each partition owned, with the rebalance count when it was assigned.
+    owned: Mutex<HashMap<PartitionId, u64>>,
+    rebalances: AtomicU64,
 }
 
 impl ClientContext for Handover {}
 
+impl Handover {
+    fn fail(&self, err: PipelineError) {
+        *self.failure.lock().expect("failure lock") = Some(err);
+    }
+
+    fn assign(&self, consumer: &BaseConsumer<Self>, list: &mut TopicPartitionList, count: u64) {
+        let ids = partitions(list);
+        let owner = owner_of(consumer);
+        let mut pipeline = self.pipeline.lock().expect("pipeline lock");
+        pipeline.set_owner(owner.clone());
+        let mut resumed = Vec::new();
+        for id in &ids {
+            match pipeline.take_partition(id, Timestamp::now()) {
+                Ok(Some(next)) => {
+                    if let Err(err) = list.set_partition_offset(&id.topic, id.partition, Offset::Offset(next)) {
+                        tracing::warn!("cannot start {id} at offset {next}: {err}");
+                    }
+                    resumed.push(format!("{id}@{next}"));
+                }
+                Ok(None) => resumed.push(format!("{id}@committed")),
+                Err(err) => {
+                    tracing::error!("cannot take partition {id}: {err}");
+                    self.fail(err);
+                    return;
+                }
+            }
+            self.owned.lock().expect("owned lock").insert(id.clone(), count);
+        }
+        drop(pipeline);
+        if !ids.is_empty() {
+            tracing::info!("partitions assigned to {owner}: {}", resumed.join(", "));
+        }
+    }
+
+    fn revoke(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
+        let ids = partitions(list);
+        {
+            let mut owned = self.owned.lock().expect("owned lock");
+            for id in &ids {
+                owned.remove(id);
+            }
+        }
+        if ids.is_empty() {
+            return;
+        }
+        let lost = consumer.assignment_lost();
+        let mut pipeline = self.pipeline.lock().expect("pipeline lock");
+        match pipeline.release_partitions(&ids, Timestamp::now()) {
+            Ok(offsets) => {
+                drop(pipeline);
+                commit(consumer, &offsets);
+                tracing::info!("partitions revoked{}: {}", if lost { " (assignment lost)" } else { "" }, names(&ids));
+            }
+            Err(err) => {
+                tracing::error!("cannot hand over partitions {}: {err}", names(&ids));
+                self.fail(err);
+            }
+        }
+    }
+
+    // Whether a record of `id` polled at rebalance count `polled_at` may
+    // be processed: its partition is still owned, by the same assignment.
+    fn current(owned: &HashMap<PartitionId, u64>, topic: &str, partition: i32, polled_at: u64) -> bool {
+        owned.iter().any(|(id, &assigned_at)| id.partition == partition && id.topic == topic && assigned_at <= polled_at)
+    }
+}
+
 fn partitions(list: &TopicPartitionList) -> Vec<PartitionId> {
     list.elements().iter().map(|e| PartitionId { topic: e.topic().to_owned(), partition: e.partition() }).collect()
+}
+
+// This member's id and the group generation, from librdkafka.
+fn owner_of(consumer: &BaseConsumer<Handover>) -> Owner {
+    use rdkafka::bindings as rd;
+    // SAFETY: the metadata is a copy librdkafka allocates for us (or null
+    // outside a group); its strings live until it is destroyed below.
+    unsafe {
+        let metadata = rd::rd_kafka_consumer_group_metadata(consumer.client().native_ptr());
+        if metadata.is_null() {
+            return Owner::local();
+        }
+        let generation = rd::rd_kafka_consumer_group_metadata_generation_id(metadata);
+        let member = rd::rd_kafka_consumer_group_metadata_member_id(metadata);
+        let member = if member.is_null() { String::new() } else { std::ffi::CStr::from_ptr(member).to_string_lossy().into_owned() };
+        rd::rd_kafka_consumer_group_metadata_destroy(metadata);
+        Owner { member, generation, process: process_name() }
+    }
 }
 
 fn commit(consumer: &BaseConsumer<Handover>, offsets: &[(PartitionId, i64)]) {
@@ -58,57 +152,44 @@ fn commit(consumer: &BaseConsumer<Handover>, offsets: &[(PartitionId, i64)]) {
     let mut list = TopicPartitionList::new();
     for (id, next) in offsets {
         if let Err(err) = list.add_partition_offset(&id.topic, id.partition, Offset::Offset(*next)) {
-            tracing::warn!("cannot commit {}[{}]: {err}", id.topic, id.partition);
+            tracing::warn!("cannot commit {id}: {err}");
         }
     }
     if let Err(err) = consumer.commit(&list, CommitMode::Sync) {
-        // The checkpoint holds the offsets too: a restart skips what it
-        // absorbed even if this commit was lost.
+        // Reading resumes at the checkpoint's offset; the commit only
+        // helps tools that watch the group's lag.
         tracing::warn!("offset commit failed (the checkpoint still has them): {err}");
     }
 }
 
 impl ConsumerContext for Handover {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            let ids = partitions(list);
-            if ids.is_empty() {
-                return;
-            }
-            let mut pipeline = self.pipeline.lock().expect("pipeline lock");
-            match pipeline.release_partitions(&ids, Timestamp::now()) {
-                Ok(offsets) => {
-                    commit(consumer, &offsets);
-                    tracing::info!("partitions revoked: {}", names(&ids));
-                }
-                Err(err) => {
-                    tracing::error!("cannot hand over partitions {}: {err}", names(&ids));
-                    *self.failure.lock().expect("failure lock") = Some(err);
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, list: &mut TopicPartitionList) {
+        let count = self.rebalances.fetch_add(1, Ordering::SeqCst) + 1;
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.assign(consumer, list, count);
+                let assigned = if cooperative { consumer.incremental_assign(list) } else { consumer.assign(list) };
+                if let Err(err) = assigned {
+                    tracing::error!("cannot assign {}: {err}", names(&partitions(list)));
                 }
             }
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            let ids = partitions(list);
-            let mut pipeline = self.pipeline.lock().expect("pipeline lock");
-            for id in &ids {
-                if let Err(err) = pipeline.take_partition(id, Timestamp::now()) {
-                    tracing::error!("cannot take partition {}[{}]: {err}", id.topic, id.partition);
-                    *self.failure.lock().expect("failure lock") = Some(err);
-                    return;
+            other => {
+                if other != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    tracing::warn!("rebalance error {other:?}: releasing the partitions");
                 }
-            }
-            if !ids.is_empty() {
-                tracing::info!("partitions assigned: {}", names(&ids));
+                self.revoke(consumer, list);
+                let released = if cooperative { consumer.incremental_unassign(list) } else { consumer.unassign() };
+                if let Err(err) = released {
+                    tracing::warn!("cannot unassign: {err}");
+                }
             }
         }
     }
 }
 
 fn names(ids: &[PartitionId]) -> String {
-    ids.iter().map(|id| format!("{}[{}]", id.topic, id.partition)).collect::<Vec<_>>().join(", ")
+    ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// Reads Kafka into `pipeline` until `stop` is set, checkpointing every
@@ -134,7 +215,8 @@ pub fn run(
         config.set(name, value);
     }
     let client_err = |source| KafkaSourceError::Client { brokers: spec.brokers.clone(), source };
-    let consumer: BaseConsumer<Handover> = config.create_with_context(Handover { pipeline: pipeline.clone(), failure: failure.clone() }).map_err(client_err)?;
+    let handover = Handover { pipeline: pipeline.clone(), failure: failure.clone(), owned: Mutex::new(HashMap::new()), rebalances: AtomicU64::new(0) };
+    let consumer: BaseConsumer<Handover> = config.create_with_context(handover).map_err(client_err)?;
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(client_err)?;
     tracing::info!(brokers = %spec.brokers, group = %spec.group_id, "subscribed to {}", topics.join(", "));
@@ -147,6 +229,7 @@ pub fn run(
     let mut last_message = Instant::now();
     let mut first_message: Option<Instant> = None;
     let mut idle_exit = false;
+    let mut unowned = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if spec.exit_when_idle.is_some_and(|idle| last_message.elapsed() >= idle) {
             tracing::info!("no message for {:?}: closing every window and stopping", spec.exit_when_idle.unwrap_or_default());
@@ -154,11 +237,15 @@ pub fn run(
             break;
         }
         let mut batch = Vec::new();
+        let mut polled_at = Vec::new();
         let deadline = Instant::now() + Duration::from_millis(100);
         while batch.len() < batch_size {
             let wait = if batch.is_empty() { deadline.saturating_duration_since(Instant::now()) } else { Duration::ZERO };
             match consumer.poll(wait) {
-                Some(Ok(message)) => batch.push(record(&message, &mut topic_names)),
+                Some(Ok(message)) => {
+                    batch.push(record(&message, &mut topic_names));
+                    polled_at.push(consumer.context().rebalances.load(Ordering::SeqCst));
+                }
                 Some(Err(err)) => {
                     // Broker trouble: librdkafka reconnects by itself; say so
                     // now and then, and keep going.
@@ -173,6 +260,20 @@ pub fn run(
         }
         if let Some(err) = failure.lock().expect("failure lock").take() {
             return Err(err.into());
+        }
+        // A rebalance during the polls above may have taken partitions away.
+        {
+            let owned = consumer.context().owned.lock().expect("owned lock");
+            let mut stamps = polled_at.iter();
+            let before = batch.len();
+            batch.retain(|r| {
+                let polled_at = *stamps.next().expect("one stamp per record");
+                Handover::current(&owned, &r.origin.source, r.origin.partition.unwrap_or(-1), polled_at)
+            });
+            if batch.len() < before {
+                tracing::debug!("{} records of partitions no longer owned dropped (their owner reads them from its checkpoint)", before - batch.len());
+                unowned += (before - batch.len()) as u64;
+            }
         }
         if !batch.is_empty() {
             first_message.get_or_insert_with(Instant::now);
@@ -218,6 +319,9 @@ pub fn run(
     let offsets = p.checkpoint(None, Timestamp::now())?;
     drop(p);
     commit(&consumer, &offsets);
+    if unowned > 0 {
+        tracing::info!("{unowned} records polled before a rebalance took their partition were dropped (their new owner reads them)");
+    }
     let stats = pipeline.lock().expect("pipeline lock").stats();
     Ok(stats)
 }

@@ -4,7 +4,11 @@
 //!
 //! - `mode`: `"ok"` (default), `"trap"` (panics), `"loop"` (never returns),
 //!   `"alloc"` (allocates without bound), `"error"` (returns an error),
-//!   `"reject"` (refuses its config).
+//!   `"reject"` (refuses its config), `"sleep"` (sleeps 30 s in a WASI
+//!   call), `"stack"` (recurses until the stack overflows), `"flood"` (logs
+//!   20,000 lines of 16 KiB), `"huge"` (deserialize: emits 64 MiB of events
+//!   for the record), `"overflow"` (format: adds `"big": 1e200`, a number
+//!   DynamoDB refuses).
 //! - `when`: misbehave only for records whose raw text (format: whose key)
 //!   contains this; empty means always.
 //!
@@ -29,6 +33,11 @@ pub enum Mode {
     Alloc,
     Error,
     Reject,
+    Sleep,
+    Stack,
+    Flood,
+    Huge,
+    Overflow,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,7 +107,27 @@ impl Faulty {
             return Ok(());
         }
         match self.mode {
-            Mode::Ok | Mode::Reject => Ok(()),
+            Mode::Ok | Mode::Reject | Mode::Huge | Mode::Overflow => Ok(()),
+            Mode::Sleep => {
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                Ok(())
+            }
+            Mode::Stack => {
+                #[allow(unconditional_recursion)]
+                fn deeper(n: u64) -> u64 {
+                    let frame = black_box([n; 64]);
+                    deeper(n + 1) + frame[(n % 64) as usize]
+                }
+                black_box(deeper(0));
+                Ok(())
+            }
+            Mode::Flood => {
+                let line = "x".repeat(16 * 1024);
+                for _ in 0..20_000 {
+                    weir_guest_sdk::warn(&line);
+                }
+                Ok(())
+            }
             Mode::Error => Err(Error::msg(format!("mode \"error\": refusing `{subject}`"))),
             Mode::Trap => panic!("mode \"trap\": trapping on `{subject}`"),
             Mode::Loop => {
@@ -126,6 +155,12 @@ impl DeserializeStage for Faulty {
         self.misbehave(raw)?;
         let input: Input = record.json()?;
         let time = Timestamp::parse_rfc3339(&input.time)?;
+        if self.mode == Mode::Huge && raw.contains(&self.when) {
+            let filler = "y".repeat(64 * 1024);
+            for _ in 0..1024 {
+                out.emit_at(Event { key: input.key.clone(), value: input.value, raw: filler.clone() }, time)?;
+            }
+        }
         out.emit_at(Event { key: input.key, value: input.value, raw: raw.to_owned() }, time)
     }
 }
@@ -194,6 +229,9 @@ impl FormatStage for Faulty {
         let mut object = serde_json::json!({ "key": window.key, "start": window.start.to_rfc3339(), "count": acc.count, "sum": acc.sum });
         if cfg!(feature = "v2") {
             object["version"] = 2.into();
+        }
+        if self.mode == Mode::Overflow && window.key.contains(&self.when) {
+            object["big"] = 1e200.into();
         }
         #[cfg(feature = "v2")]
         {

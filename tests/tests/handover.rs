@@ -1,0 +1,136 @@
+//! Partitions moving between members while data flows: members join, are
+//! stopped with SIGTERM or killed with SIGKILL, and new ones take over,
+//! against the real broker (tansu) and DynamoDB Local. Every window must
+//! come out exactly as a plain file run of the same data computes it:
+//! nothing lost, nothing counted twice.
+
+use std::time::{Duration, Instant};
+
+use weir_tests::pipelines::*;
+use weir_tests::services::{Running, scan, services, unique, weir};
+
+/// One churn scenario.
+struct Churn {
+    records: usize,
+    sensors: usize,
+    rate: u32,
+    /// Members stopped while the producer runs, oldest first.
+    stops: usize,
+    every: Duration,
+    /// Every other stop is a SIGTERM instead of a SIGKILL.
+    sigterm_too: bool,
+    /// Checkpoints in a DynamoDB table instead of a shared folder.
+    dynamodb_checkpoints: bool,
+}
+
+fn churn(name: &str, c: Churn) {
+    let s = services();
+    let (topic, table, group) = (unique(name), unique(name), unique("g"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = restart_data(dir.path(), c.records, c.sensors);
+    let want = expected_for(dir.path(), &data);
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    produce(&topic, 4, &empty, None, 0);
+    let source = kafka_source(&topic, &group).replace("exit_when_idle = \"4s\"", "exit_when_idle = \"600s\"");
+    let checkpoints = dir.path().join("checkpoints");
+    let mut text = restart_pipeline(&source, &dynamodb_sink(&table, "id"), &checkpoints);
+    if c.dynamodb_checkpoints {
+        let folder = format!("dir = \"{}\"", checkpoints.display());
+        let table = format!(
+            "kind = \"dynamodb\"\ntable = \"{}\"\nendpoint = \"${{WEIR_DYNAMODB_ENDPOINT}}\"\nregion = \"us-east-1\"\ncreate_table = true",
+            unique("ckpt")
+        );
+        assert!(text.contains(&folder));
+        text = text.replace(&folder, &table);
+    }
+    let manifest = write_manifest(dir.path(), &text);
+    let started = Instant::now();
+
+    let mut members = vec![Running::start(&["run", &manifest])];
+    members[0].wait_until("an assignment", Duration::from_secs(60), |log| log.contains("partitions assigned"));
+    let producer = {
+        let (brokers, topic, data, rate) = (s.brokers.clone(), topic.clone(), data.clone(), c.rate.to_string());
+        std::thread::spawn(move || {
+            let args = ["produce", "--brokers", &brokers, "--topic", &topic, "--replay", data.to_str().unwrap(), "--key-field", "id", "--rate", &rate];
+            let out = weir(&args, Duration::from_secs(600));
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        })
+    };
+    // A second member joins while data flows.
+    std::thread::sleep(Duration::from_secs(2));
+    members.push(Running::start(&["run", &manifest]));
+    let mut logs = Vec::new();
+    let (mut terms, mut kills) = (0, 0);
+    for i in 0..c.stops {
+        std::thread::sleep(c.every);
+        let victim = members.remove(0);
+        let signal = if c.sigterm_too && i % 2 == 1 { "TERM" } else { "KILL" };
+        let status = std::process::Command::new("kill").args([&format!("-{signal}"), &victim.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let (clean, log) = victim.finish(Duration::from_secs(60));
+        if signal == "TERM" {
+            assert!(clean, "SIGTERM is a clean stop:\n{log}");
+            terms += 1;
+        } else {
+            kills += 1;
+        }
+        logs.push(log);
+        members.push(Running::start(&["run", &manifest]));
+    }
+    producer.join().unwrap();
+    // Let the members catch up, stop them, and let one drain what is left
+    // and close every window.
+    std::thread::sleep(Duration::from_secs(3));
+    for m in &members {
+        let _ = std::process::Command::new("kill").args(["-TERM", &m.child.id().to_string()]).status();
+    }
+    for m in members {
+        let (clean, log) = m.finish(Duration::from_secs(60));
+        assert!(clean, "{log}");
+        logs.push(log);
+    }
+    let drain = run_to_end(&manifest);
+    assert_eq!(checkpoints.exists(), !c.dynamodb_checkpoints, "checkpoints went where the manifest said");
+    let items = scan(&s.dynamodb, &table);
+    let got = items_without(items, &["window_start"]);
+    let missing: Vec<_> = want.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&want).take(5).collect();
+    let fenced = logs.iter().map(|l| l.matches("refused:").count()).sum::<usize>();
+    let dropped: usize = logs.iter().filter(|l| l.contains("were dropped (their new owner reads them)")).count();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} of {} windows wrong after {kills} SIGKILLs and {terms} SIGTERMs\nmissing or different: {missing:#?}\nnot expected: {extra:#?}\ndrain:\n{drain}\nlast member:\n{}",
+        want.difference(&got).count(),
+        want.len(),
+        logs.last().map(String::as_str).unwrap_or("")
+    );
+    println!(
+        "{name}: {} records over 4 partitions, {kills} SIGKILLs and {terms} SIGTERMs of members while data flowed: all {} windows exact \
+         ({fenced} fenced checkpoint writes, {dropped} members dropped records of revoked partitions) in {:.0?}",
+        c.records,
+        want.len(),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_rebalance_while_data_flows_loses_and_doubles_nothing() {
+    churn(
+        "rebalance",
+        Churn { records: 8000, sensors: 8, rate: 1000, stops: 3, every: Duration::from_secs(3), sigterm_too: true, dynamodb_checkpoints: false },
+    );
+}
+
+#[test]
+fn a_rebalance_with_checkpoints_in_dynamodb_loses_nothing() {
+    churn("ddbckpt", Churn { records: 8000, sensors: 8, rate: 1000, stops: 3, every: Duration::from_secs(3), sigterm_too: true, dynamodb_checkpoints: true });
+}
+
+#[test]
+fn twenty_sigkills_under_load_lose_nothing() {
+    churn(
+        "kill20",
+        Churn { records: 24_000, sensors: 8, rate: 400, stops: 20, every: Duration::from_secs(3), sigterm_too: false, dynamodb_checkpoints: false },
+    );
+}
