@@ -339,3 +339,23 @@ fn record(message: &BorrowedMessage<'_>, topics: &mut HashMap<String, Arc<str>>)
         origin: Origin { source: topic, partition: Some(message.partition()), position: message.offset().max(0) as u64 },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(entries: &[(&str, i32, u64)]) -> HashMap<PartitionId, u64> {
+        entries.iter().map(|&(t, p, at)| (PartitionId { topic: t.into(), partition: p }, at)).collect()
+    }
+
+    #[test]
+    fn records_of_a_partition_taken_away_or_given_back_since_their_poll_are_stale() {
+        // Owned since rebalance 3.
+        let now = owned(&[("t", 0, 3), ("t", 1, 1)]);
+        assert!(Handover::current(&now, "t", 1, 2), "owned throughout");
+        assert!(Handover::current(&now, "t", 0, 3), "polled after the assignment");
+        assert!(!Handover::current(&now, "t", 0, 2), "polled before a revoke and re-assignment: its new state starts at the checkpoint");
+        assert!(!Handover::current(&now, "t", 2, 3), "not owned any more");
+        assert!(!Handover::current(&now, "u", 0, 3), "another topic");
+    }
+}
