@@ -30,6 +30,9 @@ use crate::window::{Assignment, WindowIndex, Windower};
 /// How long the pipeline waits for input before it lets system time close
 /// windows anyway.
 const IDLE_TICK: Duration = Duration::from_millis(100);
+/// A sink call that takes this long held the pipeline up (see
+/// `Pipeline::note_stall`).
+const SINK_STALL: Duration = Duration::from_millis(500);
 /// How often a long run logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -335,6 +338,8 @@ pub struct Pipeline {
     /// SHA-256 of each stage's component as the manifest named it.
     declared: [String; 4],
     engine: Option<std::sync::Arc<PluginEngine>>,
+    /// Microseconds the sink held the pipeline up, not counted as system time.
+    stalled: i64,
     sink: Box<dyn Sink>,
     dead: DeadLetters,
     system_clock: bool,
@@ -384,6 +389,7 @@ impl Pipeline {
             owner: Owner::local(),
             declared,
             engine: None,
+            stalled: 0,
             sink,
             dead,
             system_clock: manifest.clock == ClockSpec::System,
@@ -632,6 +638,7 @@ impl Pipeline {
     /// Starts owning `id` (a Kafka assignment): restores its checkpoint if
     /// there is one. Returns the checkpoint's next offset.
     pub fn take_partition(&mut self, id: &PartitionId, now: Timestamp) -> Result<Option<i64>, PipelineError> {
+        let now = self.clock_time(now);
         let (claim, snapshot) = match &self.checkpoints {
             Some(store) => {
                 // Claim first: from here on no former owner can write it.
@@ -685,6 +692,7 @@ impl Pipeline {
     /// partition's next offset, which is now safe to commit.
     pub fn checkpoint(&mut self, which: Option<&[PartitionId]>, now: Timestamp) -> Result<Vec<(PartitionId, i64)>, PipelineError> {
         self.flush_sink()?;
+        let now = self.clock_time(now);
         let version = self.stages.fold.state_version().unwrap_or(1);
         let components = self.components();
         let mut offsets = Vec::new();
@@ -757,6 +765,7 @@ impl Pipeline {
     /// Processes one batch of records at system time `now`, then closes the
     /// windows that are due.
     pub fn process(&mut self, records: Vec<SourceRecord>, now: Timestamp) -> Result<(), PipelineError> {
+        let now = self.clock_time(now);
         self.serve_control();
         let mut records = records;
         // Records a restored checkpoint has already absorbed are skipped;
@@ -959,6 +968,7 @@ impl Pipeline {
     /// Lets system time `now` pass with no input: answers control requests,
     /// then closes the windows due and writes them.
     pub fn advance(&mut self, now: Timestamp) -> Result<(), PipelineError> {
+        let now = self.clock_time(now);
         self.serve_control();
         self.close_due(now)
     }
@@ -1058,7 +1068,10 @@ impl Pipeline {
                     continue;
                 }
                 result.object = object;
-                match self.sink.write(&result) {
+                let writing = Instant::now();
+                let written = self.sink.write(&result);
+                self.note_stall(writing.elapsed());
+                match written {
                     Ok(()) => self.stats.windows += 1,
                     Err(SinkError::Rejected(rejection)) => self.dead_rejection(rejection)?,
                     Err(SinkError::RejectedMany(rejections)) => {
@@ -1090,8 +1103,26 @@ impl Pipeline {
         Ok(())
     }
 
+    // Time the pipeline spent blocked on its sink (an outage, retries) is
+    // not system time for the clocks: the records waited in the source, so
+    // they must not find their windows closed and themselves late.
+    fn note_stall(&mut self, took: Duration) {
+        if took >= SINK_STALL {
+            self.stalled += took.as_micros() as i64;
+            tracing::info!("the sink held the pipeline for {took:.1?}; that time does not advance the watermarks");
+        }
+    }
+
+    // System time as the clocks see it: wall time less the sink stalls.
+    fn clock_time(&self, now: Timestamp) -> Timestamp {
+        Timestamp(now.0 - self.stalled)
+    }
+
     fn flush_sink(&mut self) -> Result<(), PipelineError> {
-        for rejection in self.sink.flush()? {
+        let flushing = Instant::now();
+        let rejections = self.sink.flush();
+        self.note_stall(flushing.elapsed());
+        for rejection in rejections? {
             self.stats.windows = self.stats.windows.saturating_sub(1);
             self.dead_rejection(rejection)?;
         }

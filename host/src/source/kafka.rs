@@ -229,16 +229,20 @@ pub fn run(
     let mut last_message = Instant::now();
     let mut first_message: Option<Instant> = None;
     let mut idle_exit = false;
+    // Time spent in polls that found nothing since the last message: time
+    // spent waiting for the sink (an outage) is not idleness.
+    let mut idle_for = Duration::ZERO;
     let mut unowned = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        if spec.exit_when_idle.is_some_and(|idle| last_message.elapsed() >= idle) {
+        if spec.exit_when_idle.is_some_and(|idle| idle_for >= idle) {
             tracing::info!("no message for {:?}: closing every window and stopping", spec.exit_when_idle.unwrap_or_default());
             idle_exit = true;
             break;
         }
         let mut batch = Vec::new();
         let mut polled_at = Vec::new();
-        let deadline = Instant::now() + Duration::from_millis(100);
+        let polling = Instant::now();
+        let deadline = polling + Duration::from_millis(100);
         while batch.len() < batch_size {
             let wait = if batch.is_empty() { deadline.saturating_duration_since(Instant::now()) } else { Duration::ZERO };
             match consumer.poll(wait) {
@@ -279,6 +283,7 @@ pub fn run(
             first_message.get_or_insert_with(Instant::now);
         }
         let got_messages = !batch.is_empty();
+        idle_for = if got_messages { Duration::ZERO } else { idle_for + polling.elapsed() };
         let mut p = pipeline.lock().expect("pipeline lock");
         p.process(batch, Timestamp::now())?;
         if got_messages {
