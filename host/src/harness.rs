@@ -64,6 +64,12 @@ impl Harness {
         Harness { pipeline: self.pipeline.with_checkpoints(store), ..self }
     }
 
+    /// Lets a restore load the components a checkpoint names (see
+    /// [`Pipeline::with_engine`]).
+    pub fn with_engine(self, engine: std::sync::Arc<PluginEngine>) -> Self {
+        Harness { pipeline: self.pipeline.with_engine(engine), ..self }
+    }
+
     /// Sets the system clock.
     pub fn at(&mut self, now: Timestamp) -> &mut Self {
         self.now = now;

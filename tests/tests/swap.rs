@@ -223,3 +223,45 @@ fn a_checkpoint_of_another_state_version_is_migrated_on_restore_or_refused() {
     let err = v1.pipeline().take_partition(&id, now).unwrap_err().to_string();
     assert!(err.contains("t[0]") && err.contains("state version 2") && err.contains("writes version 1"), "{err}");
 }
+
+#[test]
+fn a_swap_survives_a_restart_and_a_missing_component_stops_it() {
+    use weir::manifest::StageKind;
+    use weir::state::checkpoint::{FolderCheckpoints, PartitionId};
+    let id = PartitionId { topic: "t".to_owned(), partition: 0 };
+    let dir = tempfile::tempdir().unwrap();
+    let engine = std::sync::Arc::new(weir::plugin::PluginEngine::new(weir::plugin::PluginEngine::default_cache_dir()).unwrap());
+    let v2 = dir.path().join("faulty-v2.wasm");
+    std::fs::copy(weir_tests::plugin("faulty_v2"), &v2).unwrap();
+    let store = || FolderCheckpoints::open(&dir.path().join("checkpoints")).unwrap();
+
+    // Version 1 from the manifest, swapped to version 2 while running, then checkpointed.
+    let mut first = faulty_pipeline("faulty").with_checkpoints(store()).with_engine(engine.clone());
+    first.push_records(vec![partition_record(0, "a", 1, 1.0)]).unwrap();
+    for kind in StageKind::ALL {
+        first.pipeline().swap_stage(kind, &v2, &engine).unwrap();
+    }
+    let v2_hash = first.pipeline().stages().fold.hash().to_owned();
+    let now = first.now();
+    first.pipeline().checkpoint(None, now).unwrap();
+
+    // A restart from the same manifest runs what was running, not the manifest's version 1.
+    let mut second = faulty_pipeline("faulty").with_checkpoints(store()).with_engine(engine.clone());
+    assert_ne!(second.pipeline().stages().fold.hash(), v2_hash);
+    assert_eq!(second.pipeline().take_partition(&id, now).unwrap(), Some(1));
+    for kind in StageKind::ALL {
+        assert_eq!(second.pipeline().stages().get(kind).hash(), v2_hash, "{kind}");
+    }
+    second.push_records(vec![partition_record(1, "a", 2, 4.0)]).unwrap();
+    second.finish().unwrap();
+    assert_eq!(
+        second.take_objects(),
+        vec![serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:00Z", "count": 2, "sum": 5.0, "version": 2, "max": null })]
+    );
+
+    // The swapped-in component is gone: the restart stops and names both.
+    std::fs::remove_file(&v2).unwrap();
+    let mut third = faulty_pipeline("faulty").with_checkpoints(store()).with_engine(engine.clone());
+    let err = third.pipeline().take_partition(&id, now).unwrap_err().to_string();
+    assert!(err.contains("faulty-v2.wasm") && err.contains(&v2_hash) && err.contains("swapped in for the manifest's"), "{err}");
+}

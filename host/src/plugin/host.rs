@@ -240,3 +240,32 @@ impl tokio::io::AsyncWrite for StderrTail {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_budget_covers_every_memory_and_table() {
+        let mut budget = MemoryBudget { limit: 10 << 20, used: 0 };
+        // Two memories of 4 MiB each fit; a third does not, though each
+        // alone is under the cap.
+        assert!(budget.memory_growing(0, 4 << 20, None).unwrap());
+        assert!(budget.memory_growing(0, 4 << 20, None).unwrap());
+        let err = budget.memory_growing(0, 4 << 20, None).unwrap_err().to_string();
+        assert!(err.contains("memory limit of 10485760 bytes"), "{err}");
+        // Tables count too.
+        assert!(budget.table_growing(0, 1000, None).unwrap());
+        assert!(budget.table_growing(1000, 200_000, None).is_err());
+        // Growing one memory counts only the growth.
+        assert!(budget.memory_growing(4 << 20, (5 << 20) + (1 << 19), None).unwrap());
+    }
+
+    #[test]
+    fn log_lines_are_cut_on_a_character_boundary() {
+        let line = "é".repeat(3000);
+        let cut = bounded(&line, 4095);
+        assert!(cut.len() < 4200 && cut.ends_with("bytes cut)"), "{}", cut.len());
+        assert_eq!(bounded("short", 10), "short");
+    }
+}
