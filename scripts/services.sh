@@ -11,6 +11,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tools=${WEIR_TOOLS:-$HOME/.cache/weir/tools}
 state=${WEIR_SERVICES:-$HOME/.cache/weir/services}
 TANSU_VERSION=0.6.0
+# dynostore: the in-memory engine the shared test broker uses; libsql: the
+# sqlite engine that keeps a broker's data across a restart (fault tests).
+TANSU_FEATURES=dynostore,libsql
 DYNAMODB_PACKAGE=amplify-dynamodb-simulator@2.9.30
 READY_TIMEOUT=${WEIR_SERVICE_TIMEOUT:-90}
 
@@ -20,13 +23,15 @@ tansu_bin() { echo "$tools/bin/tansu"; }
 dynamodb_dir() { echo "$tools/dynamodb/node_modules/amplify-dynamodb-simulator/emulator"; }
 
 install_tansu() {
-    if [ -x "$(tansu_bin)" ] && "$(tansu_bin)" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    if [ -x "$(tansu_bin)" ] && "$(tansu_bin)" --version 2>/dev/null | grep -q "$TANSU_VERSION" \
+        && [ "$(cat "$tools/bin/tansu.features" 2>/dev/null)" = "$TANSU_FEATURES" ]; then
         return
     fi
-    log "installing tansu $TANSU_VERSION (a Kafka-compatible broker) with cargo; this compiles for a while, once per machine"
+    log "installing tansu $TANSU_VERSION ($TANSU_FEATURES; a Kafka-compatible broker) with cargo; this compiles for a while, once per machine"
     local started=$SECONDS
     # tansu builds with the machine's stable toolchain, not this repo's pin.
-    (cd "$tools" && CARGO_TARGET_DIR="$tools/tansu-target" cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore --root "$tools" --quiet)
+    (cd "$tools" && CARGO_TARGET_DIR="$tools/tansu-target" cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" --root "$tools" --quiet --force)
+    echo "$TANSU_FEATURES" >"$tools/bin/tansu.features"
     rm -rf "$tools/tansu-target"
     log "tansu installed in $((SECONDS - started)) s"
 }

@@ -29,6 +29,21 @@ pub fn produce(topic: &str, partitions: u32, file: &Path, key_field: Option<&str
     assert!(out.status.success(), "produce failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Produces `file` to `topic` (created with `partitions` when given) keyed
+/// by `id` at `rate` messages a second, on a thread; join it to wait.
+pub fn produce_in_background(topic: &str, partitions: Option<u32>, file: &Path, rate: u32) -> std::thread::JoinHandle<()> {
+    let (brokers, topic, file) = (services().brokers, topic.to_owned(), file.to_owned());
+    std::thread::spawn(move || {
+        let (rate, partitions) = (rate.to_string(), partitions.map(|p| p.to_string()));
+        let mut args = vec!["produce", "--brokers", &brokers, "--topic", &topic, "--replay", file.to_str().unwrap(), "--key-field", "id", "--rate", &rate];
+        if let Some(p) = &partitions {
+            args.extend(["--partitions", p]);
+        }
+        let out = weir(&args, Duration::from_secs(600));
+        assert!(out.status.success(), "produce failed: {}", String::from_utf8_lossy(&out.stderr));
+    })
+}
+
 /// A `[source]` table reading `topic` in consumer group `group`, with the
 /// short group timeouts tansu needs, stopping after 4 s without messages.
 pub fn kafka_source(topic: &str, group: &str) -> String {

@@ -335,3 +335,68 @@ impl Drop for PersistentDynamo {
         self.stop();
     }
 }
+
+/// A tansu broker of a test's own that keeps its data in sqlite, so it can
+/// be stopped and started again on the same port with its topics, messages
+/// and committed offsets intact.
+pub struct PersistentBroker {
+    db: PathBuf,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl PersistentBroker {
+    /// Starts one keeping its data in `dir`, on a free port.
+    pub fn start(dir: &std::path::Path) -> PersistentBroker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut b = PersistentBroker { db: dir.join("tansu.db"), port, child: None };
+        b.resume();
+        b
+    }
+
+    /// Its bootstrap address.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again after [`PersistentBroker::stop`], waiting until it listens.
+    pub fn resume(&mut self) {
+        let tansu = std::env::var("WEIR_TANSU_BIN").expect("WEIR_TANSU_BIN is set by scripts/services.sh start (run the tests with scripts/test.sh)");
+        let url = format!("tcp://{}", self.brokers());
+        let child = Command::new(tansu)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &format!("sqlite://{}", self.db.display())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("tansu exited ({status}) instead of listening: is it built with --features libsql? (scripts/services.sh install)");
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "tansu did not listen on {} within 60 s", self.port);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops it (its data stays in sqlite).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let started = Instant::now();
+            while child.try_wait().ok().flatten().is_none() && started.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PersistentBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

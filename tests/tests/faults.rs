@@ -312,3 +312,28 @@ fn a_python_exception_is_named_in_the_dead_letter() {
     let reason = &format_failures[0].reason;
     assert!(reason.contains("format plugin trapped: Python exception") && reason.contains("Error"), "{reason}");
 }
+
+#[test]
+fn wrong_lengths_in_what_a_plugin_returns_are_contained() {
+    // `liar` (raw wit-bindgen) folds honestly except for a batch holding
+    // `boom`, where it returns one accumulator too few, a failure index past
+    // the batch, or ends past its data. The host refuses each result,
+    // narrows the batch down, and only `boom` is dead-lettered.
+    for (mode, says) in
+        [("short", "0 accumulators for 1 groups"), ("index", "a failure index is past the end of the batch"), ("ends", "accumulator ends run past their data")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("input.jsonl"), INPUT).unwrap();
+        let more = format!("[stages.fold]\nplugin = \"{}\"\nconfig = {{ mode = \"{mode}\", when = \"boom\" }}", weir_tests::plugin("liar").display());
+        let m = sums_manifest(dir.path(), "faulty", "kind = \"jsonl\"\npath = \"input.jsonl\"", &more);
+        let out = run(&m).unwrap();
+        let dead = failed(&out.dead, "fold");
+        assert_eq!(dead.len(), 1, "{mode}: {dead:?}");
+        assert_eq!(dead[0].position, 3, "{mode}");
+        assert!(dead[0].reason.starts_with("fold plugin broke the contract") && dead[0].reason.contains(says), "{mode}: {}", dead[0].reason);
+        assert_eq!(keys(&out.lines), ["a", "b"], "{mode}");
+        assert!(out.lines[0].contains(r#""count":2,"sum":5.0"#), "{mode}: {}", out.lines[0]);
+        assert!(out.lines[1].contains(r#""count":2,"sum":7.0"#), "{mode}: {}", out.lines[1]);
+        println!("{mode}: {}", dead[0].reason);
+    }
+}

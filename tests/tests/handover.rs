@@ -53,14 +53,7 @@ fn churn(name: &str, c: Churn) {
 
     let mut members = vec![Running::start(&["run", &manifest])];
     members[0].wait_until("an assignment", Duration::from_secs(60), |log| log.contains("partitions assigned"));
-    let producer = {
-        let (brokers, topic, data, rate) = (s.brokers.clone(), topic.clone(), data.clone(), c.rate.to_string());
-        std::thread::spawn(move || {
-            let args = ["produce", "--brokers", &brokers, "--topic", &topic, "--replay", data.to_str().unwrap(), "--key-field", "id", "--rate", &rate];
-            let out = weir(&args, Duration::from_secs(600));
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        })
-    };
+    let producer = produce_in_background(&topic, None, &data, c.rate);
     // A second member joins while data flows.
     std::thread::sleep(Duration::from_secs(2));
     members.push(Running::start(&["run", &manifest]));

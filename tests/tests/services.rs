@@ -327,32 +327,7 @@ fn restart_after(sig: &str) {
 
     let manifest = write_manifest(dir.path(), &restart_pipeline(&kafka_source(&topic, &group), &dynamodb_sink(&table, "id"), &dir.path().join("checkpoints")));
     // The producer streams for ~8 s; weir is stopped in the middle of it.
-    let producer = {
-        let brokers = s.brokers.clone();
-        let topic = topic.clone();
-        let data = data.clone();
-        std::thread::spawn(move || {
-            let out = weir(
-                &[
-                    "produce",
-                    "--brokers",
-                    &brokers,
-                    "--topic",
-                    &topic,
-                    "--partitions",
-                    "2",
-                    "--replay",
-                    data.to_str().unwrap(),
-                    "--key-field",
-                    "id",
-                    "--rate",
-                    "500",
-                ],
-                RUN_LIMIT,
-            );
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        })
-    };
+    let producer = produce_in_background(&topic, Some(2), &data, 500);
     // Stop weir in the middle: once some windows are in DynamoDB, well
     // before the producer is done.
     let first = Running::start(&["run", &manifest]);

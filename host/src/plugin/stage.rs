@@ -251,8 +251,11 @@ impl StagePlugin {
             Ok(folded) => folded.into(),
             Err(err) => return (groups, events, Err(err)),
         };
-        if folded.accs.len() != group_count || !folded.accs.is_well_formed() {
+        if folded.accs.len() != group_count {
             return (groups, events, Err(self.contract(format!("{} accumulators for {group_count} groups", folded.accs.len()))));
+        }
+        if !folded.accs.is_well_formed() {
+            return (groups, events, Err(self.contract("accumulator ends run past their data".to_owned())));
         }
         if folded.failures.iter().any(|f| f.index as usize >= event_count) {
             return (groups, events, Err(self.contract("a failure index is past the end of the batch".to_owned())));

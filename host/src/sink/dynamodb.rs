@@ -378,6 +378,16 @@ mod tests {
     }
 
     #[test]
+    fn auth_and_missing_table_errors_are_fatal_and_validation_is_per_item() {
+        assert!(fatal("ResourceNotFoundException").unwrap().contains("does not exist"));
+        for code in ["UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "AccessDeniedException"] {
+            assert!(fatal(code).is_some(), "{code}");
+        }
+        assert_eq!(fatal("ValidationException"), None);
+        assert_eq!(fatal("ProvisionedThroughputExceededException"), None);
+    }
+
+    #[test]
     fn item_size_counts_names_and_values() {
         let item: HashMap<String, AttributeValue> = [("id".to_owned(), AttributeValue::S("x".repeat(MAX_ITEM_BYTES)))].into();
         assert!(item_size(&item) > MAX_ITEM_BYTES);
