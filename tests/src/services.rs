@@ -340,7 +340,7 @@ impl Drop for PersistentDynamo {
 /// be stopped and started again on the same port with its topics, messages
 /// and committed offsets intact.
 pub struct PersistentBroker {
-    db: PathBuf,
+    dir: PathBuf,
     /// Its port on 127.0.0.1.
     pub port: u16,
     child: Option<Child>,
@@ -350,7 +350,7 @@ impl PersistentBroker {
     /// Starts one keeping its data in `dir`, on a free port.
     pub fn start(dir: &std::path::Path) -> PersistentBroker {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut b = PersistentBroker { db: dir.join("tansu.db"), port, child: None };
+        let mut b = PersistentBroker { dir: dir.to_owned(), port, child: None };
         b.resume();
         b
     }
@@ -365,7 +365,9 @@ impl PersistentBroker {
         let tansu = std::env::var("WEIR_TANSU_BIN").expect("WEIR_TANSU_BIN is set by scripts/services.sh start (run the tests with scripts/test.sh)");
         let url = format!("tcp://{}", self.brokers());
         let child = Command::new(tansu)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &format!("sqlite://{}", self.db.display())])
+            // tansu 0.6 reads the sqlite path relative to its working folder.
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
+            .current_dir(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

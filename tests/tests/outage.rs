@@ -76,9 +76,10 @@ fn the_broker_restarted_mid_run_loses_nothing() {
     let lines: Vec<&str> = text.lines().collect();
     std::fs::write(&half, lines[..3000].join("\n") + "\n").unwrap();
     std::fs::write(&rest, lines[3000..].join("\n") + "\n").unwrap();
+    let brokers = broker.brokers();
     let produce = |file: &std::path::Path| {
         let out = weir_tests::services::weir(
-            &["produce", "--brokers", &broker.brokers(), "--topic", &topic, "--replay", file.to_str().unwrap(), "--key-field", "id", "--rate", "1000"],
+            &["produce", "--brokers", &brokers, "--topic", &topic, "--replay", file.to_str().unwrap(), "--key-field", "id", "--rate", "1000"],
             RUN_LIMIT,
         );
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
