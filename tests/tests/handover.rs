@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use weir_tests::pipelines::*;
-use weir_tests::services::{Running, scan, services, unique, weir};
+use weir_tests::services::{Running, scan, services, unique};
 
 /// One churn scenario.
 struct Churn {
