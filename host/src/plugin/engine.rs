@@ -127,18 +127,28 @@ fn deadline_clock(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut clock = linker.instance(MONOTONIC_CLOCK)?;
     clock.func_wrap("subscribe-duration", |mut store: wasmtime::StoreContextMut<'_, HostState>, (nanos,): (u64,)| {
-        let capped = store.data().capped_wait(Duration::from_nanos(nanos));
+        let capped = store.data_mut().capped_wait(Duration::from_nanos(nanos));
+        doom_now(&mut store);
         let pollable: Resource<DynPollable> = store.data_mut().clocks().subscribe_duration(capped.as_nanos() as u64)?;
         Ok((pollable,))
     })?;
     clock.func_wrap("subscribe-instant", |mut store: wasmtime::StoreContextMut<'_, HostState>, (when,): (u64,)| {
         let now = store.data_mut().clocks().now()?;
-        let capped = store.data().capped_wait(Duration::from_nanos(when.saturating_sub(now)));
+        let capped = store.data_mut().capped_wait(Duration::from_nanos(when.saturating_sub(now)));
+        doom_now(&mut store);
         let pollable: Resource<DynPollable> = store.data_mut().clocks().subscribe_duration(capped.as_nanos() as u64)?;
         Ok((pollable,))
     })?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+// A doomed call traps at its next epoch check instead of waiting for the
+// ticker to reach the deadline.
+fn doom_now(store: &mut wasmtime::StoreContextMut<'_, HostState>) {
+    if store.data().doomed {
+        store.set_epoch_deadline(0);
+    }
 }
 
 /// The interface name wasmtime-wasi links the monotonic clock under (its

@@ -23,6 +23,9 @@ pub struct HostState {
     /// When the current call must end; waits the plugin asks for (sleep,
     /// poll) end there too, so a blocking call cannot outlive the limit.
     pub(crate) deadline: Option<Instant>,
+    /// Set when the plugin asked to wait past its deadline: the call fails
+    /// as timed out, whatever the epoch ticker says by then.
+    pub(crate) doomed: bool,
     log: LogBudget,
     stage: Arc<str>,
 }
@@ -36,6 +39,7 @@ impl HostState {
             table: ResourceTable::new(),
             limits: MemoryBudget { limit: memory, used: 0 },
             deadline: None,
+            doomed: false,
             log: LogBudget::default(),
             stage,
         }
@@ -47,13 +51,16 @@ impl HostState {
         self.log.report(&self.stage);
     }
 
-    /// How long a wait of `requested` may last: never past the deadline
-    /// (plus a little, so the epoch check that follows sees it passed).
-    pub(crate) fn capped_wait(&self, requested: Duration) -> Duration {
-        match self.deadline {
-            Some(deadline) => requested.min(deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(20)),
-            None => requested,
+    /// How long a wait of `requested` may last: never past the deadline. A
+    /// wait that would outlast it dooms the call.
+    pub(crate) fn capped_wait(&mut self, requested: Duration) -> Duration {
+        let Some(deadline) = self.deadline else { return requested };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if requested > left {
+            self.doomed = true;
+            return left;
         }
+        requested
     }
 }
 

@@ -165,8 +165,14 @@ impl StagePlugin {
         live.store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
         let started = Instant::now();
         live.store.data_mut().deadline = Some(started + self.limits.call_timeout);
-        let outcome = call(&live.guest, &mut live.store);
+        live.store.data_mut().doomed = false;
+        let mut outcome = call(&live.guest, &mut live.store);
         live.store.data_mut().report_dropped_logs();
+        // It asked to wait past its deadline: a timeout, even if it got back
+        // before an epoch check could stop it.
+        if live.store.data().doomed && outcome.is_ok() {
+            outcome = Err(wasmtime::Error::new(Trap::Interrupt));
+        }
         match outcome {
             Ok(result) => {
                 // What the plugin printed (its own debugging) goes to the
