@@ -81,8 +81,9 @@ pub enum PluginError {
     },
 }
 
-/// Why a call into a plugin failed; the batch goes to the dead-letter output
-/// with [`CallError::reason`].
+/// Why a call into a plugin failed; the batch is retried in parts (see
+/// [`narrow`]) and what fails alone goes to the dead-letter output
+/// with this error as the reason.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     /// The call ran past the time limit and was stopped.

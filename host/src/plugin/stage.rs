@@ -187,7 +187,7 @@ impl StagePlugin {
                 let stderr = live.store.data().stderr.take();
                 self.live = None;
                 let error = describe(self.kind, &err, &self.limits, &stderr);
-                tracing::warn!(stage = %self.kind, plugin = %self.path.display(), elapsed = ?started.elapsed(), "{error}; the batch goes to the dead-letter output and the plugin restarts");
+                tracing::warn!(stage = %self.kind, plugin = %self.path.display(), elapsed = ?started.elapsed(), "{error}; the plugin restarts and the batch is retried in parts");
                 Err(error)
             }
         }
