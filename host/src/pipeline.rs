@@ -793,22 +793,7 @@ impl Pipeline {
         let events = match self.stages.deserialize.deserialize(source_batch(&records)) {
             Ok(events) => events,
             // Retry smaller: only the records that fail alone are dead.
-            Err(err) => {
-                let deserialize = &mut self.stages.deserialize;
-                let narrowed = narrow(records.len(), err, &mut |r| deserialize.deserialize(source_batch(&records[r])));
-                let mut events = Events::default();
-                for (range, part) in narrowed.done {
-                    for i in 0..part.payloads.len() {
-                        events.payloads.push(part.payloads.get(i));
-                    }
-                    events.times.extend(part.times);
-                    events.origins.extend(part.origins.iter().map(|o| o + range.start as u32));
-                    events.failures.extend(part.failures.into_iter().map(|f| RecordFailure { index: f.index + range.start as u32, reason: f.reason }));
-                }
-                events.failures.extend(narrowed.failed.into_iter().map(|(i, e)| RecordFailure { index: i as u32, reason: e.to_string() }));
-                events.failures.sort_by_key(|f| f.index);
-                events
-            }
+            Err(err) => deserialize_narrowed(&mut self.stages.deserialize, &records, err),
         };
         self.counters[StageKind::Deserialize as usize].errors += events.failures.len() as u64;
         for failure in &events.failures {
@@ -825,29 +810,7 @@ impl Pipeline {
         let (payloads, keyed) = self.stages.key.key(events.payloads);
         let keys = match keyed {
             Ok(keys) => keys,
-            Err(err) => {
-                let key = &mut self.stages.key;
-                let narrowed = narrow(payloads.len(), err, &mut |r| key.key(slice(&payloads, r.clone())).1);
-                let mut keys = Keys::default();
-                let mut failed: HashMap<usize, CallError> = narrowed.failed.into_iter().collect();
-                let mut done = narrowed.done.into_iter().peekable();
-                let mut i = 0;
-                while i < payloads.len() {
-                    if let Some(err) = failed.remove(&i) {
-                        keys.keys.push(b"");
-                        keys.failures.push(RecordFailure { index: i as u32, reason: err.to_string() });
-                        i += 1;
-                        continue;
-                    }
-                    let (range, part) = done.next().expect("every item succeeded or failed");
-                    for j in 0..range.len() {
-                        keys.keys.push(part.keys.get(j));
-                    }
-                    keys.failures.extend(part.failures.into_iter().map(|f| RecordFailure { index: f.index + range.start as u32, reason: f.reason }));
-                    i = range.end;
-                }
-                keys
-            }
+            Err(err) => key_narrowed(&mut self.stages.key, &payloads, err),
         };
         self.counters[StageKind::Key as usize].errors += keys.failures.len() as u64;
         let mut key_failed = vec![false; origins.len()];
@@ -1203,6 +1166,49 @@ fn source_batch(records: &[SourceRecord]) -> SourceBatch {
         }
     }
     batch
+}
+
+// A deserialize call that failed as a whole, retried by halves of its
+// records; the events of the parts, and a failure per record that fails alone.
+fn deserialize_narrowed(deserialize: &mut StagePlugin, records: &[SourceRecord], err: CallError) -> Events {
+    let narrowed = narrow(records.len(), err, &mut |r| deserialize.deserialize(source_batch(&records[r])));
+    let mut events = Events::default();
+    for (range, part) in narrowed.done {
+        for i in 0..part.payloads.len() {
+            events.payloads.push(part.payloads.get(i));
+        }
+        events.times.extend(part.times);
+        events.origins.extend(part.origins.iter().map(|o| o + range.start as u32));
+        events.failures.extend(part.failures.into_iter().map(|f| RecordFailure { index: f.index + range.start as u32, reason: f.reason }));
+    }
+    events.failures.extend(narrowed.failed.into_iter().map(|(i, e)| RecordFailure { index: i as u32, reason: e.to_string() }));
+    events.failures.sort_by_key(|f| f.index);
+    events
+}
+
+// A key call that failed as a whole, retried by halves of its events; one
+// key per event (empty for an event that fails alone, with its failure).
+fn key_narrowed(key: &mut StagePlugin, payloads: &Packed, err: CallError) -> Keys {
+    let narrowed = narrow(payloads.len(), err, &mut |r| key.key(slice(payloads, r)).1);
+    let mut keys = Keys::default();
+    let mut failed: HashMap<usize, CallError> = narrowed.failed.into_iter().collect();
+    let mut done = narrowed.done.into_iter();
+    let mut i = 0;
+    while i < payloads.len() {
+        if let Some(err) = failed.remove(&i) {
+            keys.keys.push(b"");
+            keys.failures.push(RecordFailure { index: i as u32, reason: err.to_string() });
+            i += 1;
+            continue;
+        }
+        let (range, part) = done.next().expect("every item succeeded or failed");
+        for j in 0..range.len() {
+            keys.keys.push(part.keys.get(j));
+        }
+        keys.failures.extend(part.failures.into_iter().map(|f| RecordFailure { index: f.index + range.start as u32, reason: f.reason }));
+        i = range.end;
+    }
+    keys
 }
 
 // Items `range` of `packed`, copied (only failed calls are retried).

@@ -17,15 +17,21 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(120);
 /// Produces `file`'s lines to `topic` (created with `partitions`), keyed by
 /// `key_field` when given, at `rate` messages a second (0: as fast as it can).
 pub fn produce(topic: &str, partitions: u32, file: &Path, key_field: Option<&str>, rate: u32) {
-    let s = services();
-    let partitions = partitions.to_string();
-    let rate = rate.to_string();
-    let file = file.to_str().unwrap();
-    let mut args = vec!["produce", "--brokers", &s.brokers, "--topic", topic, "--partitions", &partitions, "--replay", file, "--rate", &rate];
+    produce_to(&services().brokers, topic, Some(partitions), file, key_field, rate);
+}
+
+/// `weir produce` to `brokers` (see [`produce`]); fails the test, saying
+/// why, if it fails.
+pub fn produce_to(brokers: &str, topic: &str, partitions: Option<u32>, file: &Path, key_field: Option<&str>, rate: u32) {
+    let (rate, partitions) = (rate.to_string(), partitions.map(|p| p.to_string()));
+    let mut args = vec!["produce", "--brokers", brokers, "--topic", topic, "--replay", file.to_str().unwrap(), "--rate", &rate];
+    if let Some(p) = &partitions {
+        args.extend(["--partitions", p]);
+    }
     if let Some(k) = key_field {
         args.extend(["--key-field", k]);
     }
-    let out = weir(&args, RUN_LIMIT);
+    let out = weir(&args, Duration::from_secs(600));
     assert!(out.status.success(), "produce failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -33,15 +39,7 @@ pub fn produce(topic: &str, partitions: u32, file: &Path, key_field: Option<&str
 /// by `id` at `rate` messages a second, on a thread; join it to wait.
 pub fn produce_in_background(topic: &str, partitions: Option<u32>, file: &Path, rate: u32) -> std::thread::JoinHandle<()> {
     let (brokers, topic, file) = (services().brokers, topic.to_owned(), file.to_owned());
-    std::thread::spawn(move || {
-        let (rate, partitions) = (rate.to_string(), partitions.map(|p| p.to_string()));
-        let mut args = vec!["produce", "--brokers", &brokers, "--topic", &topic, "--replay", file.to_str().unwrap(), "--key-field", "id", "--rate", &rate];
-        if let Some(p) = &partitions {
-            args.extend(["--partitions", p]);
-        }
-        let out = weir(&args, Duration::from_secs(600));
-        assert!(out.status.success(), "produce failed: {}", String::from_utf8_lossy(&out.stderr));
-    })
+    std::thread::spawn(move || produce_to(&brokers, &topic, partitions, &file, Some("id"), rate))
 }
 
 /// A `[source]` table reading `topic` in consumer group `group`, with the

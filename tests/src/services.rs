@@ -271,6 +271,31 @@ pub fn consume(brokers: &str, topic: &str, count: usize, limit: Duration) -> Vec
     out
 }
 
+// Waits until a server a test started listens on `port`, at most 60 s;
+// fails saying so (and `hint`) if it exits or does not listen.
+fn wait_listening(port: u16, child: &mut Child, what: &str, hint: &str) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited ({status}) instead of listening on {port}{hint}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{what} did not listen on {port} within 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+// Stops a server a test started: SIGTERM (so it keeps its data), then
+// SIGKILL after 10 s.
+fn stop_server(mut child: Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let started = Instant::now();
+    while child.try_wait().ok().flatten().is_none() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// A DynamoDB Local of a test's own that keeps its data in a folder
 /// (`-sharedDb -dbPath`), so it can be stopped and started again on the
 /// same port with its tables intact.
@@ -309,23 +334,13 @@ impl PersistentDynamo {
             .spawn()
             .expect("java starts DynamoDB Local");
         self.child = Some(child);
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "DynamoDB Local did not listen on {} within 60 s", self.port);
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_listening(self.port, self.child.as_mut().expect("just started"), "DynamoDB Local", "");
     }
 
     /// Stops it (its data stays in the folder).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let started = Instant::now();
-            while child.try_wait().ok().flatten().is_none() && started.elapsed() < Duration::from_secs(10) {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            stop_server(child);
         }
     }
 }
@@ -373,26 +388,13 @@ impl PersistentBroker {
             .spawn()
             .expect("tansu starts");
         self.child = Some(child);
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("tansu exited ({status}) instead of listening: is it built with --features libsql? (scripts/services.sh install)");
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "tansu did not listen on {} within 60 s", self.port);
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_listening(self.port, self.child.as_mut().expect("just started"), "tansu", ": is it built with --features libsql? (scripts/services.sh install)");
     }
 
     /// Stops it (its data stays in sqlite).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let started = Instant::now();
-            while child.try_wait().ok().flatten().is_none() && started.elapsed() < Duration::from_secs(10) {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            stop_server(child);
         }
     }
 }

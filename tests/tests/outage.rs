@@ -62,11 +62,7 @@ fn the_broker_restarted_mid_run_loses_nothing() {
     let manifest = write_manifest(dir.path(), &text.replace("wait_for_system_duration = \"3s\"", "wait_for_system_duration = \"60s\""));
     let empty = dir.path().join("empty.jsonl");
     std::fs::write(&empty, "").unwrap();
-    let created = weir_tests::services::weir(
-        &["produce", "--brokers", &broker.brokers(), "--topic", &topic, "--partitions", "2", "--replay", empty.to_str().unwrap()],
-        RUN_LIMIT,
-    );
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    produce_to(&broker.brokers(), &topic, Some(2), &empty, None, 0);
     let mut member = Running::start(&["run", &manifest]);
     let dynamodb = weir_tests::services::services().dynamodb;
     // The first half, then the broker goes away for 10 s, then the rest.
@@ -77,13 +73,7 @@ fn the_broker_restarted_mid_run_loses_nothing() {
     std::fs::write(&half, lines[..3000].join("\n") + "\n").unwrap();
     std::fs::write(&rest, lines[3000..].join("\n") + "\n").unwrap();
     let brokers = broker.brokers();
-    let produce = |file: &std::path::Path| {
-        let out = weir_tests::services::weir(
-            &["produce", "--brokers", &brokers, "--topic", &topic, "--replay", file.to_str().unwrap(), "--key-field", "id", "--rate", "1000"],
-            RUN_LIMIT,
-        );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
+    let produce = |file: &std::path::Path| produce_to(&brokers, &topic, None, file, Some("id"), 1000);
     produce(&half);
     // Every window is still open (the wait is 60 s): stop the broker once
     // the first half has been read.

@@ -571,21 +571,8 @@ impl Manifest {
                 }
             },
             raw::SinkKind::Dynamodb => {
-                let table = rs.table.clone().unwrap_or_else(|| {
-                    problem("sink.table", "required when kind = \"dynamodb\"".to_owned());
-                    "missing".to_owned()
-                });
-                if !(3..=255).contains(&table.len()) || !table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
-                    problem("sink.table", format!("`{table}` is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, `_`, `-`, `.`)"));
-                }
-                let endpoint = rs.endpoint.as_deref().map(|e| {
-                    let mut p = Vec::new();
-                    let e = expand_env(e, "sink.endpoint", &mut p);
-                    for x in p {
-                        problem(&x.field, x.message);
-                    }
-                    e
-                });
+                let table = dynamodb_table(rs.table.as_deref(), "sink.table", &mut problem);
+                let endpoint = rs.endpoint.as_deref().map(|e| expanded(e, "sink.endpoint", &mut problem));
                 let max_in_flight = rs.max_in_flight.unwrap_or(4);
                 if max_in_flight == 0 {
                     problem("sink.max_in_flight", "must be at least 1".to_owned());
@@ -679,18 +666,8 @@ impl Manifest {
                         if c.dir.is_some() {
                             problem("checkpoint.dir", "has no meaning when kind = \"dynamodb\"".to_owned());
                         }
-                        let table = c.table.clone().unwrap_or_else(|| {
-                            problem("checkpoint.table", "required when kind = \"dynamodb\"".to_owned());
-                            String::new()
-                        });
-                        let endpoint = c.endpoint.as_deref().map(|e| {
-                            let mut p = Vec::new();
-                            let e = expand_env(e, "checkpoint.endpoint", &mut p);
-                            for x in p {
-                                problem(&x.field, x.message);
-                            }
-                            e
-                        });
+                        let table = dynamodb_table(c.table.as_deref(), "checkpoint.table", &mut problem);
+                        let endpoint = c.endpoint.as_deref().map(|e| expanded(e, "checkpoint.endpoint", &mut problem));
                         CheckpointStoreSpec::Dynamodb(DynamoCheckpointSpec {
                             table,
                             endpoint,
@@ -774,6 +751,28 @@ impl Manifest {
 
 // `${NAME}` in a value is the environment variable NAME, so one manifest
 // serves a laptop and CI (brokers and endpoints differ).
+// A DynamoDB table name a kind needs: missing or malformed ones are named.
+fn dynamodb_table(table: Option<&str>, field: &str, problem: &mut dyn FnMut(&str, String)) -> String {
+    let Some(table) = table else {
+        problem(field, "required when kind = \"dynamodb\"".to_owned());
+        return "missing".to_owned();
+    };
+    if !(3..=255).contains(&table.len()) || !table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        problem(field, format!("`{table}` is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, `_`, `-`, `.`)"));
+    }
+    table.to_owned()
+}
+
+// `text` with `${NAME}` expanded, its problems reported under `field`.
+fn expanded(text: &str, field: &str, problem: &mut dyn FnMut(&str, String)) -> String {
+    let mut problems = Vec::new();
+    let text = expand_env(text, field, &mut problems);
+    for p in problems {
+        problem(&p.field, p.message);
+    }
+    text
+}
+
 fn expand_env(text: &str, field: &str, problems: &mut Vec<Problem>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;

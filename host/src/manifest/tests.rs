@@ -162,6 +162,7 @@ fn checkpoint_kinds_name_their_fields() {
     assert_eq!(fields(&format!("{}\n[checkpoint]\nkind = \"dynamodb\"\n", kafka(GOOD))), ["checkpoint.table"]);
     assert_eq!(fields(&format!("{}\n[checkpoint]\ndir = \"c\"\ntable = \"x\"\n", kafka(GOOD))), ["checkpoint.table"]);
     assert_eq!(fields(&format!("{}\n[checkpoint]\ninterval = \"1s\"\n", kafka(GOOD))), ["checkpoint.dir"]);
+    assert_eq!(fields(&format!("{}\n[checkpoint]\nkind = \"dynamodb\"\ntable = \"no spaces\"\n", kafka(GOOD))), ["checkpoint.table"]);
 }
 
 #[test]
