@@ -335,6 +335,22 @@ impl PersistentDynamo {
             .expect("java starts DynamoDB Local");
         self.child = Some(child);
         wait_listening(self.port, self.child.as_mut().expect("just started"), "DynamoDB Local", "");
+        // Java listens before it serves: wait for an answer to a request.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let endpoint = self.endpoint();
+        let answered = runtime.block_on(async {
+            let config =
+                aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(&endpoint).region(aws_config::Region::new("us-east-1")).load().await;
+            let client = aws_sdk_dynamodb::Client::new(&config);
+            for _ in 0..120 {
+                if client.list_tables().send().await.is_ok() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            false
+        });
+        assert!(answered, "DynamoDB Local on {} listens but did not answer within 60 s", self.port);
     }
 
     /// Stops it (its data stays in the folder).

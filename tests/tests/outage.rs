@@ -6,8 +6,13 @@ use std::time::{Duration, Instant};
 use weir_tests::pipelines::*;
 use weir_tests::services::{PersistentDynamo, Running, scan, unique};
 
+// Each test here stops a server of its own; run them one at a time so
+// neither starves the other's timing on a 2-core machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn dynamodb_down_for_30_s_mid_run_loses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let (topic, table, group) = (unique("outage"), unique("outage"), unique("g"));
     let dir = tempfile::tempdir().unwrap();
     let db_dir = dir.path().join("dynamodb");
@@ -46,6 +51,7 @@ fn dynamodb_down_for_30_s_mid_run_loses_nothing() {
 
 #[test]
 fn the_broker_restarted_mid_run_loses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let (topic, table, group) = (unique("brokerdown"), unique("brokerdown"), unique("g"));
     let dir = tempfile::tempdir().unwrap();
     let mut broker = weir_tests::services::PersistentBroker::start(dir.path());
