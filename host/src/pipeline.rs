@@ -272,6 +272,11 @@ struct PartitionState {
     next_offset: Option<i64>,
     /// The right to write its checkpoint, once taken.
     claim: Option<Claim>,
+    /// Restored from a checkpoint at this (clock) time and no record of it
+    /// read since: its clock stands still until its records flow again or
+    /// the source says it has none, so a slow start after a handover does
+    /// not close the restored windows before their records are replayed.
+    paused_since: Option<Timestamp>,
 }
 
 impl PartitionState {
@@ -283,6 +288,18 @@ impl PartitionState {
             closed_through: HashMap::new(),
             next_offset: None,
             claim: None,
+            paused_since: None,
+        }
+    }
+
+    // The system time its clock sees: frozen while it is paused.
+    fn clock_now(&self, now: Timestamp) -> Timestamp {
+        self.paused_since.unwrap_or(now)
+    }
+
+    fn unpause(&mut self, now: Timestamp) {
+        if let Some(paused_at) = self.paused_since.take() {
+            self.clock.resume(paused_at, now);
         }
     }
 
@@ -304,7 +321,7 @@ impl PartitionState {
             state_version,
             next_offset: self.next_offset,
             windows,
-            watermarks: self.clock.snapshot(now),
+            watermarks: self.clock.snapshot(self.clock_now(now)),
             collect,
             closed_through: self.closed_through.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         }
@@ -317,6 +334,9 @@ impl PartitionState {
             self.store.restore(WindowId { key: w.key, index: w.index }, window);
         }
         self.clock.restore(&snapshot.watermarks, now);
+        if self.clock.waits_for_events() {
+            self.paused_since = Some(now);
+        }
         if let Windower::Collect(c) = &mut self.windower {
             for s in snapshot.collect {
                 c.restore(&s.key, s.open, s.next_index);
@@ -721,6 +741,16 @@ impl Pipeline {
         Ok(offsets)
     }
 
+    /// The source has read every record of partition `partition` (of any
+    /// topic) there is for now: a restored partition's clock, paused until
+    /// its records flow again, runs from here.
+    pub fn caught_up(&mut self, partition: i32, now: Timestamp) {
+        let now = self.clock_time(now);
+        for (_, state) in self.partitions.iter_mut().filter(|(id, _)| id.partition == partition) {
+            state.unpause(now);
+        }
+    }
+
     /// Stops owning partitions (a Kafka revoke): checkpoints them, then drops
     /// their state. Returns the offsets to commit.
     pub fn release_partitions(&mut self, which: &[PartitionId], now: Timestamp) -> Result<Vec<(PartitionId, i64)>, PipelineError> {
@@ -777,6 +807,7 @@ impl Pipeline {
                 let id = PartitionId { topic: r.origin.source.to_string(), partition };
                 let offset = r.origin.position as i64;
                 let state = self.partition(&id);
+                state.unpause(now);
                 if state.next_offset.is_some_and(|next| offset < next) {
                     return false;
                 }
@@ -941,7 +972,7 @@ impl Pipeline {
         for state in self.partitions.values_mut() {
             let due = match &state.windower {
                 Windower::Tumbling(_) => {
-                    let clock = &state.clock;
+                    let (clock, now) = (&state.clock, state.clock_now(now));
                     state.store.close_where(|id, w| clock.watermark(&id.key, now).is_some_and(|wm| wm >= w.end))
                 }
                 Windower::Collect(c) => state.store.close_where(|id, w| c.is_due(&id.key, id.index, w.start, now)),

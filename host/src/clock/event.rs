@@ -62,6 +62,14 @@ impl EventClock {
         self.keys.iter().map(|(key, k)| (key.clone(), k.watermark(now).0)).collect()
     }
 
+    /// Resumes after a pause that began at system time `paused_at`: each
+    /// key's watermark is where it was then, and advances from `now`.
+    pub fn resume(&mut self, paused_at: Timestamp, now: Timestamp) {
+        for k in self.keys.values_mut() {
+            *k = KeyTime { base: k.watermark(paused_at).0, seen_at: now.0 };
+        }
+    }
+
     /// Restores watermarks from a checkpoint. Time the process was down does
     /// not count as elapsed: the watermark resumes where it was, so replayed
     /// records find the windows they belong to still open.

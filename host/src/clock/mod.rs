@@ -66,6 +66,20 @@ impl Clock {
         }
     }
 
+    /// Resumes after a pause that began at `paused_at`: the time between
+    /// does not advance the watermarks (see [`EventClock::resume`]).
+    pub fn resume(&mut self, paused_at: Timestamp, now: Timestamp) {
+        if let Clock::Event(c) = self {
+            c.resume(paused_at, now);
+        }
+    }
+
+    /// Whether system time alone moves its watermarks forward (an event
+    /// clock), so a partition restored but not yet flowing must pause it.
+    pub fn waits_for_events(&self) -> bool {
+        matches!(self, Clock::Event(_))
+    }
+
     /// The watermark of `key` at system time `now`; `None` before the key's
     /// first event.
     pub fn watermark(&self, key: &str, now: Timestamp) -> Option<Timestamp> {

@@ -137,7 +137,8 @@ pub struct KafkaSourceSpec {
 }
 
 /// Consumer properties weir sets itself; a manifest may not override them.
-pub const KAFKA_MANAGED_PROPERTIES: [&str; 5] = ["enable.auto.commit", "enable.auto.offset.store", "group.id", "bootstrap.servers", "auto.offset.reset"];
+pub const KAFKA_MANAGED_PROPERTIES: [&str; 6] =
+    ["enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof", "group.id", "bootstrap.servers", "auto.offset.reset"];
 
 /// A stage's component and config.
 #[derive(Debug, Clone, PartialEq)]

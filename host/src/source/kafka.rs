@@ -51,6 +51,9 @@ struct Handover {
     failure: Arc<Mutex<Option<PipelineError>>>,
     /// Each partition owned, with the rebalance count when it was assigned.
     owned: Mutex<HashMap<PartitionId, u64>>,
+    /// Partitions assigned since the poll loop last looked, with the offset
+    /// reading starts at (none: the committed offset).
+    started: Mutex<Vec<(PartitionId, Option<i64>)>>,
     rebalances: AtomicU64,
 }
 
@@ -74,8 +77,12 @@ impl Handover {
                         tracing::warn!("cannot start {id} at offset {next}: {err}");
                     }
                     resumed.push(format!("{id}@{next}"));
+                    self.started.lock().expect("started lock").push((id.clone(), Some(next)));
                 }
-                Ok(None) => resumed.push(format!("{id}@committed")),
+                Ok(None) => {
+                    resumed.push(format!("{id}@committed"));
+                    self.started.lock().expect("started lock").push((id.clone(), None));
+                }
                 Err(err) => {
                     tracing::error!("cannot take partition {id}: {err}");
                     self.fail(err);
@@ -210,12 +217,21 @@ pub fn run(
         .set("group.id", &spec.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // Tells when a restored partition has nothing to replay, so its
+        // paused clock can run (see Pipeline::caught_up).
+        .set("enable.partition.eof", "true")
         .set("auto.offset.reset", spec.start);
     for (name, value) in &spec.properties {
         config.set(name, value);
     }
     let client_err = |source| KafkaSourceError::Client { brokers: spec.brokers.clone(), source };
-    let handover = Handover { pipeline: pipeline.clone(), failure: failure.clone(), owned: Mutex::new(HashMap::new()), rebalances: AtomicU64::new(0) };
+    let handover = Handover {
+        pipeline: pipeline.clone(),
+        failure: failure.clone(),
+        owned: Mutex::new(HashMap::new()),
+        started: Mutex::new(Vec::new()),
+        rebalances: AtomicU64::new(0),
+    };
     let consumer: BaseConsumer<Handover> = config.create_with_context(handover).map_err(client_err)?;
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(client_err)?;
@@ -233,6 +249,7 @@ pub fn run(
     // spent waiting for the sink (an outage) is not idleness.
     let mut idle_for = Duration::ZERO;
     let mut unowned = 0u64;
+    let mut gaps = Gaps::default();
     while !stop.load(Ordering::Relaxed) {
         if spec.exit_when_idle.is_some_and(|idle| idle_for >= idle) {
             tracing::info!("no message for {:?}: closing every window and stopping", spec.exit_when_idle.unwrap_or_default());
@@ -249,6 +266,9 @@ pub fn run(
                 Some(Ok(message)) => {
                     batch.push(record(&message, &mut topic_names));
                     polled_at.push(consumer.context().rebalances.load(Ordering::SeqCst));
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    pipeline.lock().expect("pipeline lock").caught_up(partition, Timestamp::now());
                 }
                 Some(Err(err)) => {
                     // Broker trouble: librdkafka reconnects by itself; say so
@@ -277,6 +297,28 @@ pub fn run(
             if batch.len() < before {
                 tracing::debug!("{} records of partitions no longer owned dropped (their owner reads them from its checkpoint)", before - batch.len());
                 unowned += (before - batch.len()) as u64;
+            }
+        }
+        for (id, next) in consumer.context().started.lock().expect("started lock").drain(..) {
+            gaps.start(id, next);
+        }
+        let mut rereads: Vec<(Arc<str>, i32, u64)> = Vec::new();
+        batch.retain(|r| {
+            let partition = r.origin.partition.unwrap_or(-1);
+            if rereads.iter().any(|(topic, p, _)| *p == partition && *topic == r.origin.source) {
+                return false;
+            }
+            match gaps.see(&r.origin) {
+                Seen::Next => true,
+                Seen::Reread(from) => {
+                    rereads.push((r.origin.source.clone(), partition, from));
+                    false
+                }
+            }
+        });
+        for (topic, partition, from) in rereads {
+            if let Err(err) = consumer.seek(&topic, partition, Offset::Offset(from as i64), Duration::from_secs(10)) {
+                tracing::warn!("{topic}[{partition}]: cannot read again from {from}: {err}");
             }
         }
         if !batch.is_empty() {
@@ -324,11 +366,97 @@ pub fn run(
     let offsets = p.checkpoint(None, Timestamp::now())?;
     drop(p);
     commit(&consumer, &offsets);
+    if gaps.skipped > 0 || gaps.recovered > 0 {
+        tracing::warn!(
+            "offset gaps: {} filled by a second read, {} accepted as the topic's own ({} offsets; normal only for compacted or transactional topics)",
+            gaps.recovered,
+            gaps.count,
+            gaps.skipped
+        );
+    }
     if unowned > 0 {
         tracing::info!("{unowned} records polled before a rebalance took their partition were dropped (their new owner reads them)");
     }
     let stats = pipeline.lock().expect("pipeline lock").stats();
     Ok(stats)
+}
+
+/// Offsets the broker skipped within a partition. A plain topic has none:
+/// a gap there means the broker served a later batch before an earlier one
+/// was visible (or lost it). The first gap of a partition is read again
+/// once from where it starts; a gap that is still there on the second read
+/// is real (a compacted or transactional topic), and from then on that
+/// partition's gaps are only counted. Either way it is said in the log.
+#[derive(Default)]
+struct Gaps {
+    partitions: HashMap<(Arc<str>, i32), Track>,
+    /// Gaps accepted as real, and the offsets they skipped.
+    count: u64,
+    skipped: u64,
+    /// Gaps that a second read filled.
+    recovered: u64,
+}
+
+#[derive(Default)]
+struct Track {
+    next: Option<u64>,
+    /// A gap being read again: (where it started, where it ended).
+    rereading: Option<(u64, u64)>,
+    /// Gaps here are the topic's own (seen twice).
+    gappy: bool,
+}
+
+/// What to do with a record, by its offset.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    /// Process it.
+    Next,
+    /// Drop it and the rest of its partition's batch; read again from here.
+    Reread(u64),
+}
+
+impl Gaps {
+    fn start(&mut self, id: PartitionId, next: Option<i64>) {
+        let track = Track { next: next.map(|n| n.max(0) as u64), ..Track::default() };
+        self.partitions.insert((Arc::from(id.topic.as_str()), id.partition), track);
+    }
+
+    fn see(&mut self, origin: &Origin) -> Seen {
+        let Some(partition) = origin.partition else { return Seen::Next };
+        let Some(track) = self.partitions.get_mut(&(origin.source.clone(), partition)) else { return Seen::Next };
+        let position = origin.position;
+        match track.next {
+            Some(expected) if position > expected => {
+                if !track.gappy && track.rereading != Some((expected, position)) {
+                    track.rereading = Some((expected, position));
+                    tracing::warn!(
+                        "{}[{partition}]: the broker returned offset {position} where {expected} was next; reading again from {expected}",
+                        origin.source
+                    );
+                    return Seen::Reread(expected);
+                }
+                track.gappy = true;
+                track.rereading = None;
+                self.count += 1;
+                self.skipped += position - expected;
+                tracing::warn!(
+                    "{}[{partition}]: offsets {expected} to {} are not in the topic ({} skipped; normal only for compacted or transactional topics)",
+                    origin.source,
+                    position - 1,
+                    position - expected
+                );
+            }
+            Some(expected) if position == expected => {
+                if let Some((from, to)) = track.rereading.take() {
+                    self.recovered += 1;
+                    tracing::warn!("{}[{partition}]: offsets {from} to {} came on the second read (the broker served them late)", origin.source, to - 1);
+                }
+            }
+            _ => {}
+        }
+        track.next = Some(position + 1);
+        Seen::Next
+    }
 }
 
 fn record(message: &BorrowedMessage<'_>, topics: &mut HashMap<String, Arc<str>>) -> SourceRecord {
@@ -362,5 +490,30 @@ mod tests {
         assert!(!Handover::current(&now, "t", 0, 2), "polled before a revoke and re-assignment: its new state starts at the checkpoint");
         assert!(!Handover::current(&now, "t", 2, 3), "not owned any more");
         assert!(!Handover::current(&now, "u", 0, 3), "another topic");
+    }
+
+    #[test]
+    fn a_gap_is_read_again_once_and_then_accepted_as_the_topics_own() {
+        let at = |partition, position| Origin { source: Arc::from("t"), partition: Some(partition), position };
+        let mut gaps = Gaps::default();
+        gaps.start(PartitionId { topic: "t".into(), partition: 0 }, Some(10));
+        gaps.start(PartitionId { topic: "t".into(), partition: 1 }, None);
+        for origin in [at(0, 10), at(0, 11), at(1, 500), at(1, 501), at(0, 12)] {
+            assert_eq!(gaps.see(&origin), Seen::Next, "contiguous, and a committed start is taken as found");
+        }
+        // A batch served before an earlier one: read again, and it is there.
+        assert_eq!(gaps.see(&at(0, 29)), Seen::Reread(13));
+        assert_eq!(gaps.see(&at(0, 13)), Seen::Next);
+        assert_eq!((gaps.recovered, gaps.count), (1, 0));
+        // A gap that is still there on the second read is the topic's own,
+        // and so is every later gap of that partition.
+        assert_eq!(gaps.see(&at(1, 510)), Seen::Reread(502));
+        assert_eq!(gaps.see(&at(1, 510)), Seen::Next);
+        assert_eq!(gaps.see(&at(1, 520)), Seen::Next);
+        assert_eq!((gaps.count, gaps.skipped), (2, 8 + 9));
+        // A new assignment starts afresh.
+        gaps.start(PartitionId { topic: "t".into(), partition: 1 }, Some(5));
+        assert_eq!(gaps.see(&at(1, 5)), Seen::Next);
+        assert_eq!(gaps.see(&at(1, 7)), Seen::Reread(6));
     }
 }
