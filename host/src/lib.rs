@@ -30,6 +30,7 @@ pub mod cases;
 pub mod cli;
 pub mod clock;
 pub mod control;
+pub mod event;
 pub mod file;
 pub mod harness;
 pub mod manifest;

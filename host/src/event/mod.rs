@@ -1,0 +1,224 @@
+//! Events as contract 0.2 carries them (`docs/contract-0.2.md`): a batch is
+//! a set of named, typed columns, one entry per event, so any stage in any
+//! language reads the fields it needs and the host can key and time events
+//! by field without a plugin call.
+
+mod json;
+mod schema;
+
+pub use json::{Decoded, JsonDecoder};
+pub use schema::{FieldSpec, FieldType, Mismatch, Schema};
+
+use crate::Timestamp;
+
+/// One field's values across a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// Whole numbers.
+    Ints(Vec<i64>),
+    /// Floating-point numbers.
+    Floats(Vec<f64>),
+    /// Booleans.
+    Bools(Vec<bool>),
+    /// UTF-8 text, packed: item `i` is `data[ends[i-1]..ends[i]]`.
+    Texts(Texts),
+    /// Instants, microseconds since the epoch.
+    Times(Vec<i64>),
+    /// Nested values as JSON text, packed like [`Column::Texts`].
+    Json(Texts),
+}
+
+impl Column {
+    /// An empty column of `ty`.
+    pub fn empty(ty: FieldType) -> Column {
+        match ty {
+            FieldType::Int => Column::Ints(Vec::new()),
+            FieldType::Float => Column::Floats(Vec::new()),
+            FieldType::Bool => Column::Bools(Vec::new()),
+            FieldType::Text => Column::Texts(Texts::default()),
+            FieldType::Time => Column::Times(Vec::new()),
+            FieldType::Json => Column::Json(Texts::default()),
+        }
+    }
+
+    /// How many values it holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Column::Ints(v) | Column::Times(v) => v.len(),
+            Column::Floats(v) => v.len(),
+            Column::Bools(v) => v.len(),
+            Column::Texts(t) | Column::Json(t) => t.len(),
+        }
+    }
+
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its type.
+    pub fn field_type(&self) -> FieldType {
+        match self {
+            Column::Ints(_) => FieldType::Int,
+            Column::Floats(_) => FieldType::Float,
+            Column::Bools(_) => FieldType::Bool,
+            Column::Texts(_) => FieldType::Text,
+            Column::Times(_) => FieldType::Time,
+            Column::Json(_) => FieldType::Json,
+        }
+    }
+
+    // Appends the placeholder of an event without a value.
+    fn push_placeholder(&mut self) {
+        match self {
+            Column::Ints(v) | Column::Times(v) => v.push(0),
+            Column::Floats(v) => v.push(0.0),
+            Column::Bools(v) => v.push(false),
+            Column::Texts(t) | Column::Json(t) => t.push(""),
+        }
+    }
+
+    // Drops values from `len` on (an event that failed half-way).
+    fn truncate(&mut self, len: usize) {
+        match self {
+            Column::Ints(v) | Column::Times(v) => v.truncate(len),
+            Column::Floats(v) => v.truncate(len),
+            Column::Bools(v) => v.truncate(len),
+            Column::Texts(t) | Column::Json(t) => t.truncate(len),
+        }
+    }
+}
+
+/// Many strings in one buffer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Texts {
+    data: String,
+    ends: Vec<u32>,
+}
+
+impl Texts {
+    /// Appends `text`.
+    pub fn push(&mut self, text: &str) {
+        self.data.push_str(text);
+        self.ends.push(u32::try_from(self.data.len()).expect("a batch's text under 4 GiB"));
+    }
+
+    /// Item `i`.
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.data[start..self.ends[i] as usize]
+    }
+
+    /// How many items.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The items in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    fn truncate(&mut self, len: usize) {
+        if len < self.ends.len() {
+            let end = if len == 0 { 0 } else { self.ends[len - 1] as usize };
+            self.data.truncate(end);
+            self.ends.truncate(len);
+        }
+    }
+}
+
+/// One named column, and which events have no value in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// The field's name.
+    pub name: String,
+    /// One value per event (a placeholder where missing).
+    pub values: Column,
+    /// Events without a value (absent or null), ascending.
+    pub missing: Vec<u32>,
+}
+
+/// A batch of events as columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Events {
+    /// How many events; every field has this many values.
+    pub count: u32,
+    /// The fields.
+    pub fields: Vec<Field>,
+}
+
+impl Events {
+    /// The field called `name`.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Event times from the field `name`, which must hold instants.
+    pub fn times(&self, name: &str) -> Option<&[i64]> {
+        match self.field(name).map(|f| &f.values) {
+            Some(Column::Times(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether event `i` has a value in `field`.
+    pub fn has(field: &Field, i: u32) -> bool {
+        field.missing.binary_search(&i).is_err()
+    }
+}
+
+/// Turns a field's text into an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeFormat {
+    /// RFC 3339 / ISO 8601 text (`2022-01-01T00:00:04Z`); numbers are
+    /// refused.
+    Rfc3339,
+    /// Seconds since the epoch (a number, fractions allowed).
+    UnixSeconds,
+    /// Milliseconds since the epoch.
+    UnixMillis,
+    /// Microseconds since the epoch.
+    UnixMicros,
+}
+
+impl TimeFormat {
+    /// Reads `text` (a JSON string's content) as an instant.
+    pub fn parse_text(self, text: &str) -> Result<Timestamp, String> {
+        match self {
+            TimeFormat::Rfc3339 => {
+                Timestamp::parse_rfc3339(text.trim()).ok_or_else(|| format!("`{text}` is not an RFC 3339 time (expected like 2022-01-01T00:00:04Z)"))
+            }
+            _ => match text.trim().parse::<f64>() {
+                Ok(n) => self.from_number(n),
+                Err(_) => Err(format!("`{text}` is not a number of {}", self.unit())),
+            },
+        }
+    }
+
+    /// Reads a JSON number as an instant.
+    pub fn from_number(self, n: f64) -> Result<Timestamp, String> {
+        let scale = match self {
+            TimeFormat::Rfc3339 => return Err(format!("{n} is a number, not an RFC 3339 time")),
+            TimeFormat::UnixSeconds => 1e6,
+            TimeFormat::UnixMillis => 1e3,
+            TimeFormat::UnixMicros => 1.0,
+        };
+        let micros = (n * scale).round();
+        if micros.is_finite() && micros.abs() < 9.2e18 { Ok(Timestamp(micros as i64)) } else { Err(format!("{n} {} is out of range", self.unit())) }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            TimeFormat::Rfc3339 => "RFC 3339 text",
+            TimeFormat::UnixSeconds => "seconds",
+            TimeFormat::UnixMillis => "milliseconds",
+            TimeFormat::UnixMicros => "microseconds",
+        }
+    }
+}
