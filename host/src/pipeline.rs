@@ -741,6 +741,15 @@ impl Pipeline {
         Ok(offsets)
     }
 
+    /// Records of `id` below `offset` were absorbed before (a committed
+    /// offset without a checkpoint): skip them if they come again.
+    pub fn skip_below(&mut self, id: &PartitionId, offset: i64) {
+        let state = self.partition(id);
+        if state.next_offset.is_none() {
+            state.next_offset = Some(offset);
+        }
+    }
+
     /// The source has read every record of partition `partition` (of any
     /// topic) there is for now: a restored partition's clock, paused until
     /// its records flow again, runs from here.

@@ -199,3 +199,60 @@ fn twenty_sigkills_under_load_lose_nothing() {
         Churn { records: 24_000, sensors: 8, rate: 400, stops: 20, every: Duration::from_secs(3), sigterm_too: false, dynamodb_checkpoints: false },
     );
 }
+
+/// Whether tansu serves a fetch from `offset` of partition 0 only by
+/// skipping to the next record batch, or with nothing at all when the batch
+/// holding it is the last (tansu 0.6 returns only batches that start at or
+/// after the offset asked for).
+fn inside_a_batch(topic: &str, offset: i64) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", services().brokers).set("group.id", unique("probe")).create().expect("consumer");
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, 0, Offset::Offset(offset)).unwrap();
+    consumer.assign(&list).unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => return m.offset() > offset,
+            Some(Err(err)) => eprintln!("probing offset {offset}: {err}"),
+            None => {}
+        }
+    }
+    true
+}
+
+/// Resuming at an offset inside one of the broker's record batches (a
+/// checkpoint's offset is wherever the last record absorbed ended) must
+/// read the rest of that batch: tansu serves the next batch instead (or
+/// nothing), so weir fetches from before the offset and skips what it has.
+#[test]
+fn resuming_inside_a_broker_batch_loses_nothing() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let s = services();
+    let (topic, table, group) = (unique("midbatch"), unique("midbatch"), unique("g"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = restart_data(dir.path(), 4000, 8);
+    // As fast as it goes: the producer packs many records in a batch.
+    produce(&topic, 1, &data, None, 0);
+    let resume = 1;
+    assert!(inside_a_batch(&topic, resume), "the broker serves offset {resume} exactly now: this test shows nothing any more");
+    // The group's committed offset is where a never-checkpointed partition resumes.
+    let committer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &s.brokers).set("group.id", &group).create().unwrap();
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(&topic, 0, Offset::Offset(resume)).unwrap();
+    committer.commit(&list, CommitMode::Sync).unwrap();
+    drop(committer);
+
+    let rest = dir.path().join("rest.jsonl");
+    let lines: Vec<&str> = std::fs::read_to_string(&data).unwrap().leak().lines().collect();
+    std::fs::write(&rest, lines[resume as usize..].join("\n") + "\n").unwrap();
+    let want = expected_for(dir.path(), &rest);
+    let text = restart_pipeline(&kafka_source(&topic, &group), &dynamodb_sink(&table, "id"), &dir.path().join("checkpoints"));
+    let log = run_to_end(&write_manifest(dir.path(), &text));
+    let got = items_without(scan(&s.dynamodb, &table), &["window_start"]);
+    assert_eq!(got, want, "resuming at {resume}:\n{log}");
+    println!("resuming at offset {resume}, inside a batch: all {} windows of the {} records after it exact", want.len(), lines.len() - resume as usize);
+}

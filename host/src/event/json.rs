@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{Column, Events, Field, FieldSpec, FieldType, TimeFormat};
+use super::{Column, Events, Field, FieldSpec, TimeFormat};
 
 /// Decodes JSON objects into the columns of `fields`.
 #[derive(Debug, Clone)]
@@ -248,7 +248,7 @@ fn describe(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Texts;
+    use crate::event::{FieldType, Texts};
 
     fn decoder() -> JsonDecoder {
         JsonDecoder::new(

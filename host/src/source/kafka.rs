@@ -38,6 +38,10 @@ pub enum KafkaSourceError {
 
 type Shared = Arc<Mutex<Pipeline>>;
 
+/// How many records before a checkpoint's offset a restored partition is
+/// fetched from (see `Handover::assign`).
+const REREAD_BEFORE_CHECKPOINT: i64 = 10_000;
+
 /// Owns partitions explicitly. On an assignment each partition is claimed
 /// in the checkpoint store (fencing its former owner), its checkpoint
 /// restored, and reading starts at the checkpoint's offset (committed
@@ -73,16 +77,36 @@ impl Handover {
         for id in &ids {
             match pipeline.take_partition(id, Timestamp::now()) {
                 Ok(Some(next)) => {
-                    if let Err(err) = list.set_partition_offset(&id.topic, id.partition, Offset::Offset(next)) {
+                    // Fetch from a little before the checkpoint's offset: the
+                    // records below it are skipped as already absorbed, and a
+                    // broker that serves only batches starting at or after
+                    // the offset asked for (tansu 0.6) still returns the batch
+                    // holding it (librdkafka producers put at most 10,000
+                    // records in a batch).
+                    let from = next.saturating_sub(REREAD_BEFORE_CHECKPOINT).max(0);
+                    if let Err(err) = list.set_partition_offset(&id.topic, id.partition, Offset::Offset(from)) {
                         tracing::warn!("cannot start {id} at offset {next}: {err}");
                     }
                     resumed.push(format!("{id}@{next}"));
                     self.started.lock().expect("started lock").push((id.clone(), Some(next)));
                 }
-                Ok(None) => {
-                    resumed.push(format!("{id}@committed"));
-                    self.started.lock().expect("started lock").push((id.clone(), None));
-                }
+                // Never checkpointed: the group's committed offset, if any,
+                // fetched from before it the same way.
+                Ok(None) => match committed(consumer, id) {
+                    Some(next) => {
+                        pipeline.skip_below(id, next);
+                        let from = next.saturating_sub(REREAD_BEFORE_CHECKPOINT).max(0);
+                        if let Err(err) = list.set_partition_offset(&id.topic, id.partition, Offset::Offset(from)) {
+                            tracing::warn!("cannot start {id} at offset {from}: {err}");
+                        }
+                        resumed.push(format!("{id}@{next} (committed)"));
+                        self.started.lock().expect("started lock").push((id.clone(), Some(next)));
+                    }
+                    None => {
+                        resumed.push(format!("{id}@start"));
+                        self.started.lock().expect("started lock").push((id.clone(), None));
+                    }
+                },
                 Err(err) => {
                     tracing::error!("cannot take partition {id}: {err}");
                     self.fail(err);
@@ -149,6 +173,22 @@ fn owner_of(consumer: &BaseConsumer<Handover>) -> Owner {
         let member = if member.is_null() { String::new() } else { std::ffi::CStr::from_ptr(member).to_string_lossy().into_owned() };
         rd::rd_kafka_consumer_group_metadata_destroy(metadata);
         Owner { member, generation, process: process_name() }
+    }
+}
+
+// The group's committed offset of `id`, if it has one.
+fn committed(consumer: &BaseConsumer<Handover>, id: &PartitionId) -> Option<i64> {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(&id.topic, id.partition);
+    match consumer.committed_offsets(list, Duration::from_secs(10)) {
+        Ok(found) => found.elements().first().and_then(|e| match e.offset() {
+            Offset::Offset(n) if n >= 0 => Some(n),
+            _ => None,
+        }),
+        Err(err) => {
+            tracing::warn!("cannot read the committed offset of {id}: {err}; starting where the group's reset policy says");
+            None
+        }
     }
 }
 
@@ -381,28 +421,32 @@ pub fn run(
     Ok(stats)
 }
 
-/// Offsets the broker skipped within a partition. A plain topic has none:
-/// a gap there means the broker served a later batch before an earlier one
-/// was visible (or lost it). The first gap of a partition is read again
-/// once from where it starts; a gap that is still there on the second read
-/// is real (a compacted or transactional topic), and from then on that
-/// partition's gaps are only counted. Either way it is said in the log.
+/// Offsets the broker skipped within a partition. A plain topic has none,
+/// but a broker may serve a fetch from the middle of a record batch by
+/// starting at the next batch: tansu 0.6 does (its fetch returns only
+/// batches that *start* at or after the offset asked for), so resuming at
+/// a checkpoint's offset would lose the rest of that batch. On a gap weir
+/// seeks back before it, further each time (×16) until the batch holding
+/// the wanted offset comes back (the records before it are skipped as
+/// already absorbed); a gap still there when reading from offset 0 is the
+/// topic's own (compaction, transaction markers), and that partition's
+/// gaps are then only counted. Either way it is said in the log.
 #[derive(Default)]
 struct Gaps {
     partitions: HashMap<(Arc<str>, i32), Track>,
-    /// Gaps accepted as real, and the offsets they skipped.
+    /// Gaps accepted as the topic's own, and the offsets they skipped.
     count: u64,
     skipped: u64,
-    /// Gaps that a second read filled.
+    /// Gaps that reading again filled.
     recovered: u64,
 }
 
 #[derive(Default)]
 struct Track {
     next: Option<u64>,
-    /// A gap being read again: (where it started, where it ended).
+    /// Reading again: the offset wanted, and where the last seek went.
     rereading: Option<(u64, u64)>,
-    /// Gaps here are the topic's own (seen twice).
+    /// Gaps here are the topic's own (still there from offset 0).
     gappy: bool,
 }
 
@@ -424,35 +468,46 @@ impl Gaps {
     fn see(&mut self, origin: &Origin) -> Seen {
         let Some(partition) = origin.partition else { return Seen::Next };
         let Some(track) = self.partitions.get_mut(&(origin.source.clone(), partition)) else { return Seen::Next };
-        let position = origin.position;
-        match track.next {
-            Some(expected) if position > expected => {
-                if !track.gappy && track.rereading != Some((expected, position)) {
-                    track.rereading = Some((expected, position));
-                    tracing::warn!(
-                        "{}[{partition}]: the broker returned offset {position} where {expected} was next; reading again from {expected}",
-                        origin.source
-                    );
-                    return Seen::Reread(expected);
+        let (topic, position) = (&origin.source, origin.position);
+        if let Some((wanted, seeked)) = track.rereading {
+            if position > wanted {
+                if seeked > 0 {
+                    let back = (wanted - seeked).saturating_mul(16);
+                    let from = wanted.saturating_sub(back);
+                    track.rereading = Some((wanted, from));
+                    tracing::warn!("{topic}[{partition}]: offset {wanted} still not served (got {position}); reading again from {from}");
+                    return Seen::Reread(from);
                 }
-                track.gappy = true;
                 track.rereading = None;
+                track.gappy = true;
                 self.count += 1;
-                self.skipped += position - expected;
+                self.skipped += position - wanted;
                 tracing::warn!(
-                    "{}[{partition}]: offsets {expected} to {} are not in the topic ({} skipped; normal only for compacted or transactional topics)",
-                    origin.source,
+                    "{topic}[{partition}]: offsets {wanted} to {} are not in the topic ({} skipped; normal only for compacted or transactional topics)",
                     position - 1,
-                    position - expected
+                    position - wanted
                 );
+            } else if position == wanted {
+                track.rereading = None;
+                self.recovered += 1;
+                tracing::info!("{topic}[{partition}]: offset {wanted} served on reading again from {seeked}");
             }
-            Some(expected) if position == expected => {
-                if let Some((from, to)) = track.rereading.take() {
-                    self.recovered += 1;
-                    tracing::warn!("{}[{partition}]: offsets {from} to {} came on the second read (the broker served them late)", origin.source, to - 1);
-                }
+            track.next = Some(position + 1);
+            return Seen::Next;
+        }
+        if let Some(expected) = track.next
+            && position > expected
+        {
+            if !track.gappy {
+                let from = expected.saturating_sub((position - expected).max(64));
+                track.rereading = Some((expected, from));
+                tracing::warn!(
+                    "{topic}[{partition}]: the broker returned offset {position} where {expected} was next; reading again from {from} (records before {expected} are skipped)"
+                );
+                return Seen::Reread(from);
             }
-            _ => {}
+            self.count += 1;
+            self.skipped += position - expected;
         }
         track.next = Some(position + 1);
         Seen::Next
@@ -493,27 +548,36 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_is_read_again_once_and_then_accepted_as_the_topics_own() {
+    fn a_gap_is_read_again_from_further_back_until_served_or_read_from_offset_0() {
         let at = |partition, position| Origin { source: Arc::from("t"), partition: Some(partition), position };
         let mut gaps = Gaps::default();
-        gaps.start(PartitionId { topic: "t".into(), partition: 0 }, Some(10));
+        gaps.start(PartitionId { topic: "t".into(), partition: 0 }, Some(10_000));
         gaps.start(PartitionId { topic: "t".into(), partition: 1 }, None);
-        for origin in [at(0, 10), at(0, 11), at(1, 500), at(1, 501), at(0, 12)] {
+        for origin in [at(0, 10_000), at(0, 10_001), at(1, 500), at(1, 501), at(0, 10_002)] {
             assert_eq!(gaps.see(&origin), Seen::Next, "contiguous, and a committed start is taken as found");
         }
-        // A batch served before an earlier one: read again, and it is there.
-        assert_eq!(gaps.see(&at(0, 29)), Seen::Reread(13));
-        assert_eq!(gaps.see(&at(0, 13)), Seen::Next);
+        // tansu resumed inside a batch and served the next one: read again
+        // from before it; the batch holding 1003 comes back, and its records
+        // before 10,003 pass (the pipeline skips them as already absorbed).
+        assert_eq!(gaps.see(&at(0, 10_113)), Seen::Reread(10_003 - 110));
+        assert_eq!(gaps.see(&at(0, 10_100)), Seen::Reread(10_003 - 110 * 16), "the batch began further back");
+        for position in 8_300..10_003 {
+            assert_eq!(gaps.see(&at(0, position)), Seen::Next);
+        }
+        assert_eq!((gaps.recovered, gaps.count), (0, 0));
+        assert_eq!(gaps.see(&at(0, 10_003)), Seen::Next);
         assert_eq!((gaps.recovered, gaps.count), (1, 0));
-        // A gap that is still there on the second read is the topic's own,
-        // and so is every later gap of that partition.
-        assert_eq!(gaps.see(&at(1, 510)), Seen::Reread(502));
+        assert_eq!(gaps.see(&at(0, 10_004)), Seen::Next);
+        // A gap still there when read from offset 0 is the topic's own, and
+        // so is every later gap of that partition.
+        assert_eq!(gaps.see(&at(1, 510)), Seen::Reread(502 - 64));
+        assert_eq!(gaps.see(&at(1, 510)), Seen::Reread(0));
         assert_eq!(gaps.see(&at(1, 510)), Seen::Next);
         assert_eq!(gaps.see(&at(1, 520)), Seen::Next);
         assert_eq!((gaps.count, gaps.skipped), (2, 8 + 9));
         // A new assignment starts afresh.
         gaps.start(PartitionId { topic: "t".into(), partition: 1 }, Some(5));
         assert_eq!(gaps.see(&at(1, 5)), Seen::Next);
-        assert_eq!(gaps.see(&at(1, 7)), Seen::Reread(6));
+        assert_eq!(gaps.see(&at(1, 7)), Seen::Reread(0));
     }
 }
