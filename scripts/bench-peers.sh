@@ -15,6 +15,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 records=${1:-1000000}
 keys=${2:-100}
+for n in "$records" "$keys"; do
+    [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench-peers: RECORDS and KEYS must be positive whole numbers, got \`$n\`" >&2; exit 2; }
+done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}
 tools=${WEIR_TOOLS_DIR:-$HOME/.cache/weir/tools}
 peers=$tools/peers

@@ -75,44 +75,37 @@ impl Handover {
         pipeline.set_owner(owner.clone());
         let mut resumed = Vec::new();
         for id in &ids {
-            match pipeline.take_partition(id, Timestamp::now()) {
-                Ok(Some(next)) => {
-                    // Fetch from a little before the checkpoint's offset: the
-                    // records below it are skipped as already absorbed, and a
-                    // broker that serves only batches starting at or after
-                    // the offset asked for (tansu 0.6) still returns the batch
-                    // holding it (librdkafka producers put at most 10,000
-                    // records in a batch).
-                    let from = next.saturating_sub(REREAD_BEFORE_CHECKPOINT).max(0);
-                    if let Err(err) = list.set_partition_offset(&id.topic, id.partition, Offset::Offset(from)) {
-                        tracing::warn!("cannot start {id} at offset {next}: {err}");
-                    }
-                    resumed.push(format!("{id}@{next}"));
-                    self.started.lock().expect("started lock").push((id.clone(), Some(next)));
-                }
-                // Never checkpointed: the group's committed offset, if any,
-                // fetched from before it the same way.
-                Ok(None) => match committed(consumer, id) {
-                    Some(next) => {
-                        pipeline.skip_below(id, next);
-                        let from = next.saturating_sub(REREAD_BEFORE_CHECKPOINT).max(0);
-                        if let Err(err) = list.set_partition_offset(&id.topic, id.partition, Offset::Offset(from)) {
-                            tracing::warn!("cannot start {id} at offset {from}: {err}");
-                        }
-                        resumed.push(format!("{id}@{next} (committed)"));
-                        self.started.lock().expect("started lock").push((id.clone(), Some(next)));
-                    }
-                    None => {
-                        resumed.push(format!("{id}@start"));
-                        self.started.lock().expect("started lock").push((id.clone(), None));
-                    }
-                },
+            // Where reading resumes: the checkpoint's offset, or for a
+            // partition never checkpointed the group's committed offset.
+            let next = match pipeline.take_partition(id, Timestamp::now()) {
+                Ok(Some(next)) => Some((next, "")),
+                Ok(None) => committed(consumer, id).map(|next| {
+                    pipeline.skip_below(id, next);
+                    (next, " (committed)")
+                }),
                 Err(err) => {
                     tracing::error!("cannot take partition {id}: {err}");
                     self.fail(err);
                     return;
                 }
+            };
+            match next {
+                Some((next, how)) => {
+                    // Fetch from a little before it: the records below it are
+                    // skipped as already absorbed, and a broker that serves
+                    // only batches starting at or after the offset asked for
+                    // (tansu 0.6) still returns the batch holding it
+                    // (librdkafka producers put at most 10,000 records in a
+                    // batch).
+                    let from = next.saturating_sub(REREAD_BEFORE_CHECKPOINT).max(0);
+                    if let Err(err) = list.set_partition_offset(&id.topic, id.partition, Offset::Offset(from)) {
+                        tracing::warn!("cannot start {id} at offset {from}: {err}");
+                    }
+                    resumed.push(format!("{id}@{next}{how}"));
+                }
+                None => resumed.push(format!("{id}@start")),
             }
+            self.started.lock().expect("started lock").push((id.clone(), next.map(|(n, _)| n)));
             self.owned.lock().expect("owned lock").insert(id.clone(), count);
         }
         drop(pipeline);
@@ -433,7 +426,8 @@ pub fn run(
 /// gaps are then only counted. Either way it is said in the log.
 #[derive(Default)]
 struct Gaps {
-    partitions: HashMap<(Arc<str>, i32), Track>,
+    /// By partition number, then topic (no key to build per record).
+    partitions: HashMap<i32, Vec<(Arc<str>, Track)>>,
     /// Gaps accepted as the topic's own, and the offsets they skipped.
     count: u64,
     skipped: u64,
@@ -462,12 +456,19 @@ enum Seen {
 impl Gaps {
     fn start(&mut self, id: PartitionId, next: Option<i64>) {
         let track = Track { next: next.map(|n| n.max(0) as u64), ..Track::default() };
-        self.partitions.insert((Arc::from(id.topic.as_str()), id.partition), track);
+        let topics = self.partitions.entry(id.partition).or_default();
+        match topics.iter_mut().find(|(topic, _)| **topic == *id.topic) {
+            Some((_, t)) => *t = track,
+            None => topics.push((Arc::from(id.topic.as_str()), track)),
+        }
     }
 
     fn see(&mut self, origin: &Origin) -> Seen {
         let Some(partition) = origin.partition else { return Seen::Next };
-        let Some(track) = self.partitions.get_mut(&(origin.source.clone(), partition)) else { return Seen::Next };
+        let Some(track) = self.partitions.get_mut(&partition).and_then(|topics| topics.iter_mut().find(|(topic, _)| *topic == origin.source)).map(|(_, t)| t)
+        else {
+            return Seen::Next;
+        };
         let (topic, position) = (&origin.source, origin.position);
         if let Some((wanted, seeked)) = track.rereading {
             if position > wanted {
