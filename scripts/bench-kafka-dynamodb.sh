@@ -36,9 +36,14 @@ group_id = "bench-$$"
 exit_when_idle = "3s"
 [stages]
 plugin = "$root/plugins/dist/window_stats.wasm"
-config = { key_field = "device", value_field = "temp", time_field = "ts" }
+config = { value_field = "temp" }
+[stages.deserialize]
+builtin = "json"
+[stages.key]
+field = "device"
 [clock]
 kind = "event"
+time_field = "ts"
 wait_for_system_duration = "30s"
 [window]
 kind = "tumbling"

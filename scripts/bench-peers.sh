@@ -51,9 +51,14 @@ kind = "jsonl"
 path = "$input"
 [stages]
 plugin = "$root/plugins/dist/$1"
-config = { key_field = "device", value_field = "temp", time_field = "ts" }
+config = { value_field = "temp" }
+[stages.deserialize]
+builtin = "json"
+[stages.key]
+field = "device"
 [clock]
 kind = "event"
+time_field = "ts"
 wait_for_system_duration = "0s"
 [window]
 kind = "tumbling"

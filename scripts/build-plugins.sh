@@ -41,18 +41,12 @@ if ! cmp -s "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/wrong-world.wasm" plugins/di
     cp "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/wrong-world.wasm" plugins/dist/wrong_world.wasm
 fi
 
-# The Python plugin, with componentize-py from PyPI in a cached virtualenv;
-# rebuilt only when its source or the WIT changed.
-tools=${WEIR_TOOLS_DIR:-$HOME/.cache/weir/tools}
-componentize=$tools/pyenv/bin/componentize-py
-if [ ! -x "$componentize" ]; then
-    echo "weir: installing componentize-py 0.25.1 into $tools/pyenv" >&2
-    python3 -m venv "$tools/pyenv"
-    "$tools/pyenv/bin/pip" install --quiet componentize-py==0.25.1
-fi
-stamp=$(cat plugins/window-stats-py/app.py wit/stream.wit | sha256sum | cut -c1-16)
+# The Python plugin, with `weir build` (componentize-py from PyPI in a
+# cached virtualenv); rebuilt only when its source, the SDK or the WIT changed.
+stamp=$(cat plugins/window-stats-py/app.py sdk/python/weir/*.py wit/stream.wit | sha256sum | cut -c1-16)
 if [ ! -f plugins/dist/window_stats_py.wasm ] || [ "$(cat plugins/dist/.window_stats_py.stamp 2>/dev/null)" != "$stamp" ]; then
-    (cd plugins/window-stats-py && "$componentize" -d ../../wit -w pipeline componentize app -o ../dist/window_stats_py.wasm >/dev/null)
+    cargo build --quiet --workspace --bin weir
+    "$CARGO_TARGET_DIR/debug/weir" --log error build plugins/window-stats-py/app.py -o plugins/dist/window_stats_py.wasm >/dev/null
     echo "$stamp" > plugins/dist/.window_stats_py.stamp
 fi
 

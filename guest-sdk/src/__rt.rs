@@ -5,8 +5,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::__bindings::exports::weir::stream::{deserialize, fold, format, key};
-use crate::__bindings::weir::stream::types::{Failure, Packed};
-use crate::{DeserializeStage, Emitter, Error, FoldStage, FormatStage, KeyStage, Plugin, Record, Timestamp, Window};
+use crate::__bindings::weir::stream::types::{self as wit, Failure, Packed};
+use crate::event::Columns;
+use crate::{DeserializeStage, Emitter, Error, Events, FoldStage, FormatStage, Identity, KeyStage, Plugin, Record, Row, Schema, Timestamp, Window};
 
 /// The type behind a stage `export_plugin!` was not given.
 pub struct Unserved;
@@ -19,24 +20,33 @@ impl Plugin for Unserved {
 }
 
 impl DeserializeStage for Unserved {
-    type Event = ();
-    fn deserialize(&self, _: &Record<'_>, _: &mut Emitter<'_, ()>) -> Result<(), Error> {
+    fn writes(&self) -> Schema {
+        Schema::new("unserved", 0)
+    }
+    fn deserialize(&self, _: &Record<'_>, _: &mut Emitter<'_>) -> Result<(), Error> {
         Err(Error::msg("not served"))
     }
 }
 
 impl KeyStage for Unserved {
-    type Event = ();
-    fn key(&self, _: &()) -> Result<String, Error> {
+    fn reads(&self) -> Schema {
+        Schema::new("unserved", 0)
+    }
+    fn key(&self, _: &Row<'_>) -> Result<String, Error> {
         Err(Error::msg("not served"))
     }
 }
 
 impl FoldStage for Unserved {
-    type Event = ();
     type Acc = ();
+    fn reads(&self) -> Schema {
+        Schema::new("unserved", 0)
+    }
+    fn accumulator(&self) -> Identity {
+        Identity::new("unserved", 0)
+    }
     fn init(&self) {}
-    fn fold(&self, _: &mut (), _: ()) -> Result<(), Error> {
+    fn fold(&self, _: &mut (), _: &Row<'_>) -> Result<(), Error> {
         Err(Error::msg("not served"))
     }
 }
@@ -44,6 +54,9 @@ impl FoldStage for Unserved {
 impl FormatStage for Unserved {
     type Acc = ();
     type Output = ();
+    fn accumulator(&self) -> Identity {
+        Identity::new("unserved", 0)
+    }
     fn format(&self, _: &Window, _: ()) -> Result<(), Error> {
         Err(Error::msg("not served"))
     }
@@ -68,74 +81,25 @@ pub fn items(packed: &Packed) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// Appends items to a packed buffer.
-#[derive(Default)]
-pub struct PackedBuf {
-    data: Vec<u8>,
-    ends: Vec<u32>,
+/// Encodes an accumulator as the SDKs do: JSON.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value).map_err(|err| Error::msg(format!("cannot encode the accumulator as JSON: {err}")))
 }
 
-impl PackedBuf {
-    fn close_item(&mut self) {
-        self.ends.push(self.data.len() as u32);
-    }
-
-    fn push(&mut self, item: &[u8]) {
-        self.data.extend_from_slice(item);
-        self.close_item();
-    }
-
-    fn push_encoded<T: Serialize>(&mut self, value: &T) -> Result<(), Error> {
-        let mark = self.data.len();
-        match postcard::to_extend(value, std::mem::take(&mut self.data)) {
-            Ok(data) => self.data = data,
-            Err(err) => {
-                return Err(Error::msg(format!("cannot encode: {err}")).context(format!("at byte {mark}")));
-            }
-        }
-        self.close_item();
-        Ok(())
-    }
-
-    fn finish(self) -> Packed {
-        Packed { data: self.data, ends: self.ends }
-    }
-}
-
-/// Decodes a value this SDK encoded.
+/// Decodes an accumulator the SDKs encoded.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
-    postcard::from_bytes(bytes).map_err(|err| Error::msg(format!("cannot decode {what}: {err} (was it written by a plugin with another {what} type?)")))
+    serde_json::from_slice(bytes).map_err(|err| Error::msg(format!("cannot decode {what}: {err} (was it written by a plugin with another {what}?)")))
 }
 
-/// Events emitted while deserializing a batch.
-#[derive(Default)]
-pub struct EventBuf {
-    payloads: PackedBuf,
-    times: Vec<i64>,
-    origins: Vec<u32>,
+/// The schema a stage declares, in binding types.
+pub fn schema(schema: Option<Schema>) -> wit::Schema {
+    schema.unwrap_or_else(|| Schema::new("unconfigured", 0)).to_wit()
 }
 
-impl EventBuf {
-    pub(crate) fn push<E: Serialize>(&mut self, event: &E, time: Timestamp, origin: u32) -> Result<(), Error> {
-        self.payloads.push_encoded(event)?;
-        self.times.push(time.micros());
-        self.origins.push(origin);
-        Ok(())
-    }
-
-    fn len(&self) -> usize {
-        self.times.len()
-    }
-
-    fn truncate(&mut self, len: usize) {
-        if len < self.len() {
-            let end = if len == 0 { 0 } else { self.payloads.ends[len - 1] as usize };
-            self.payloads.data.truncate(end);
-            self.payloads.ends.truncate(len);
-            self.times.truncate(len);
-            self.origins.truncate(len);
-        }
-    }
+/// An identity in binding types.
+pub fn identity(identity: Option<Identity>) -> wit::Identity {
+    let i = identity.unwrap_or_else(|| Identity::new("unconfigured", 0));
+    wit::Identity { name: i.name, version: i.version }
 }
 
 fn fail_all(count: usize, reason: &str) -> Vec<Failure> {
@@ -143,13 +107,14 @@ fn fail_all(count: usize, reason: &str) -> Vec<Failure> {
 }
 
 /// Runs a deserialize stage over a batch.
-pub fn deserialize<D: DeserializeStage>(stage: Option<&D>, batch: deserialize::SourceBatch) -> deserialize::Events {
-    let mut buf = EventBuf::default();
-    let mut failures = Vec::new();
+pub fn deserialize<D: DeserializeStage>(stage: Option<&D>, batch: deserialize::SourceBatch) -> deserialize::Decoded {
     let Some(stage) = stage else {
         let failures = fail_all(batch.values.ends.len(), NOT_CONFIGURED);
-        return deserialize::Events { payloads: buf.payloads.finish(), times: vec![], origins: vec![], failures };
+        return deserialize::Decoded { events: wit::Events { count: 0, fields: vec![] }, origins: vec![], failures };
     };
+    let mut columns = Columns::new(stage.writes());
+    let mut origins = Vec::new();
+    let mut failures = Vec::new();
     let deserialize::SourceBatch { values, keys, timestamps, partitions, offsets, headers } = batch;
     // Headers arrive in record order; each record gets its run of them.
     let header_of: Vec<u32> = headers.iter().map(|h| h.index).collect();
@@ -166,49 +131,56 @@ pub fn deserialize<D: DeserializeStage>(stage: Option<&D>, batch: deserialize::S
         let partition = partitions.get(index).copied().filter(|p| *p >= 0);
         let offset = offsets.get(index).copied().unwrap_or(0);
         let record = Record { value, key, timestamp, partition, offset, headers: &headers[first..next_header] };
-        let mark = buf.len();
-        let mut out = Emitter::new(&mut buf, index as u32, timestamp);
-        if let Err(err) = stage.deserialize(&record, &mut out) {
-            buf.truncate(mark);
-            failures.push(Failure { index: index as u32, reason: err.to_string() });
+        // A record's events go to a scratch set first, so a failure half-way
+        // takes back what it emitted.
+        let mut scratch = Columns::new(stage.writes());
+        let mut emitted = 0u32;
+        let mut out = Emitter::new(&mut scratch, &mut emitted);
+        match stage.deserialize(&record, &mut out) {
+            Ok(()) => {
+                columns.append(scratch);
+                origins.extend(std::iter::repeat_n(index as u32, emitted as usize));
+            }
+            Err(err) => failures.push(Failure { index: index as u32, reason: err.to_string() }),
         }
     }
-    deserialize::Events { payloads: buf.payloads.finish(), times: buf.times, origins: buf.origins, failures }
+    deserialize::Decoded { events: columns.finish(), origins, failures }
 }
 
 /// Runs a key stage over a batch of events.
-pub fn key<K: KeyStage>(stage: Option<&K>, events: Packed) -> key::Keys {
-    let mut keys = PackedBuf::default();
+pub fn key<K: KeyStage>(stage: Option<&K>, events: wit::Events) -> key::Keys {
+    let view = Events::new(&events, 0, events.count as usize);
+    let mut keys = Vec::with_capacity(view.len());
     let mut failures = Vec::new();
-    for (index, payload) in items(&events).enumerate() {
+    for (index, row) in view.rows().enumerate() {
         let result = match stage {
-            Some(stage) => decode::<K::Event>(payload, "event").and_then(|event| stage.key(&event)),
+            Some(stage) => stage.key(&row),
             None => Err(Error::msg(NOT_CONFIGURED)),
         };
         match result {
-            Ok(key) => keys.push(key.as_bytes()),
+            Ok(key) => keys.push(key),
             Err(err) => {
-                keys.push(b"");
+                keys.push(String::new());
                 failures.push(Failure { index: index as u32, reason: err.to_string() });
             }
         }
     }
-    key::Keys { keys: keys.finish(), failures }
+    key::Keys { keys, failures }
 }
 
 /// Runs a fold stage over groups of events.
 pub fn fold<F: FoldStage>(stage: Option<&F>, batch: fold::FoldBatch) -> fold::Folded {
-    let mut accs = PackedBuf::default();
+    let mut accs = Vec::with_capacity(batch.groups.len());
     let mut failures = Vec::new();
-    let payloads: Vec<&[u8]> = items(&batch.events).collect();
+    let count = batch.events.count as usize;
     let mut start = 0usize;
-    for group in &batch.groups {
-        let end = (group.end as usize).clamp(start, payloads.len());
-        let group_events = start..end;
+    for group in batch.groups {
+        let end = (group.end as usize).clamp(start, count);
+        let range = start..end;
         start = end;
         let Some(stage) = stage else {
-            failures.extend(group_events.map(|i| Failure { index: i as u32, reason: NOT_CONFIGURED.to_owned() }));
-            accs.push(group.acc.as_deref().unwrap_or_default());
+            failures.extend(range.map(|i| Failure { index: i as u32, reason: NOT_CONFIGURED.to_owned() }));
+            accs.push(group.acc.unwrap_or_default());
             continue;
         };
         let mut acc = match group.acc.as_deref().map(|bytes| decode::<F::Acc>(bytes, "accumulator")) {
@@ -216,36 +188,41 @@ pub fn fold<F: FoldStage>(stage: Option<&F>, batch: fold::FoldBatch) -> fold::Fo
             Some(Ok(acc)) => acc,
             Some(Err(err)) => {
                 // The window's state is unreadable: fail its events, keep the bytes.
-                failures.extend(group_events.map(|i| Failure { index: i as u32, reason: err.to_string() }));
-                accs.push(group.acc.as_deref().unwrap_or_default());
+                failures.extend(range.map(|i| Failure { index: i as u32, reason: err.to_string() }));
+                accs.push(group.acc.unwrap_or_default());
                 continue;
             }
         };
-        for index in group_events {
-            let result = decode::<F::Event>(payloads[index], "event").and_then(|event| stage.fold(&mut acc, event));
-            if let Err(err) = result {
-                failures.push(Failure { index: index as u32, reason: err.to_string() });
+        let view = Events::new(&batch.events, range.start, range.end);
+        for (i, err) in stage.fold_events(&mut acc, &view) {
+            failures.push(Failure { index: (range.start + i) as u32, reason: err.to_string() });
+        }
+        match encode(&acc) {
+            Ok(bytes) => accs.push(bytes),
+            Err(err) => {
+                // Nothing sensible to keep: every event of the group fails
+                // and the window keeps what it had.
+                failures.extend(range.map(|i| Failure { index: i as u32, reason: err.to_string() }));
+                accs.push(group.acc.unwrap_or_default());
             }
         }
-        if let Err(err) = accs.push_encoded(&acc) {
-            // Nothing sensible to keep: the host sees a failure for the
-            // group's last event and an empty accumulator.
-            failures.push(Failure { index: end.saturating_sub(1) as u32, reason: err.to_string() });
-            accs.close_item();
-        }
     }
-    fold::Folded { accs: accs.finish(), failures }
+    failures.sort_by_key(|f| f.index);
+    failures.dedup_by_key(|f| f.index);
+    fold::Folded { accs, failures }
 }
 
-/// Rewrites accumulators of another state version, all or nothing.
-pub fn migrate<F: FoldStage>(stage: Option<&F>, from_version: u32, accs: Packed) -> Result<Packed, String> {
+/// Rewrites accumulators of another identity, all or nothing.
+pub fn migrate<F: FoldStage>(stage: Option<&F>, from: wit::Identity, accs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, String> {
     let stage = stage.ok_or_else(|| NOT_CONFIGURED.to_owned())?;
-    let mut out = PackedBuf::default();
-    for (index, old) in items(&accs).enumerate() {
-        let acc = stage.migrate(from_version, old).map_err(|err| format!("accumulator {index}: {err}"))?;
-        out.push_encoded(&acc).map_err(|err| format!("accumulator {index}: {err}"))?;
-    }
-    Ok(out.finish())
+    let from = Identity { name: from.name, version: from.version };
+    accs.iter()
+        .enumerate()
+        .map(|(index, old)| {
+            let acc = stage.migrate(&from, old).map_err(|err| format!("accumulator {index}: {err}"))?;
+            encode(&acc).map_err(|err| format!("accumulator {index}: {err}"))
+        })
+        .collect()
 }
 
 /// Runs a format stage over closed windows.

@@ -1,21 +1,16 @@
 //! Write the user's steps of a [weir](https://example.invalid/weir) pipeline
-//! — deserialize, key, fold, format — as a WebAssembly component.
+//! — deserialize, key, fold, format — as a WebAssembly component
+//! (contract `weir:stream@0.2.0`).
 //!
-//! A plugin is a struct, a trait impl per stage it serves, and one
-//! [`export_plugin!`]. The host owns everything else: reading the source,
-//! event time, windows, the accumulators, checkpoints and the sink. Each stage
-//! gets its own instance of your struct, built by [`Plugin::new`] from that
-//! stage's config in the manifest.
+//! Events between stages are typed columns any language reads: a stage
+//! declares the fields it reads ([`Schema`]) and gets them as slices
+//! ([`Events::floats`]) or row by row ([`Row`]). The host decodes JSON and
+//! keys and times events by field itself, so a plugin usually serves only
+//! `fold` and `format`:
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
-//! use weir_guest_sdk::{
-//!     DeserializeStage, Emitter, Error, FoldStage, FormatStage, KeyStage, Plugin, Record,
-//!     Timestamp, Window,
-//! };
-//!
-//! #[derive(Serialize, Deserialize)]
-//! struct Reading { id: String, value: f64, time: String }
+//! use weir_guest_sdk::{Error, Events, FieldType, FoldStage, FormatStage, Identity, Plugin, Row, Schema, Window};
 //!
 //! #[derive(Default, Serialize, Deserialize)]
 //! struct Sum { total: f64 }
@@ -26,55 +21,58 @@
 //!     type Config = serde::de::IgnoredAny;
 //!     fn new(_config: Self::Config) -> Result<Self, Error> { Ok(Average) }
 //! }
-//! impl DeserializeStage for Average {
-//!     type Event = Reading;
-//!     fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_, Reading>) -> Result<(), Error> {
-//!         let reading: Reading = record.json()?;
-//!         let time = Timestamp::parse_rfc3339(&reading.time)?;
-//!         out.emit_at(reading, time)
-//!     }
-//! }
-//! impl KeyStage for Average {
-//!     type Event = Reading;
-//!     fn key(&self, reading: &Reading) -> Result<String, Error> { Ok(reading.id.clone()) }
-//! }
 //! impl FoldStage for Average {
-//!     type Event = Reading;
 //!     type Acc = Sum;
+//!     fn reads(&self) -> Schema { Schema::new("reading", 1).field("value", FieldType::Float) }
+//!     fn accumulator(&self) -> Identity { Identity::new("sum", 1) }
 //!     fn init(&self) -> Sum { Sum::default() }
-//!     fn fold(&self, acc: &mut Sum, reading: Reading) -> Result<(), Error> {
-//!         acc.total += reading.value;
+//!     fn fold(&self, acc: &mut Sum, event: &Row<'_>) -> Result<(), Error> {
+//!         acc.total += event.float("value")?;
 //!         Ok(())
 //!     }
 //! }
 //! impl FormatStage for Average {
 //!     type Acc = Sum;
 //!     type Output = serde_json::Value;
+//!     fn accumulator(&self) -> Identity { Identity::new("sum", 1) }
 //!     fn format(&self, window: &Window, acc: Sum) -> Result<serde_json::Value, Error> {
 //!         Ok(serde_json::json!({ "id": window.key, "average": acc.total / window.count as f64 }))
 //!     }
 //! }
 //!
-//! weir_guest_sdk::export_plugin!(deserialize: Average, key: Average, fold: Average, format: Average);
+//! weir_guest_sdk::export_plugin!(fold: Average, format: Average);
 //!
 //! // The same logic runs natively under `cargo test`:
-//! use weir_guest_sdk::testing;
+//! use weir_guest_sdk::{testing, Event};
 //! let plugin: Average = testing::configure(serde_json::json!({})).unwrap();
-//! let events = testing::deserialize(&plugin, br#"{"id":"a","value":2.0,"time":"2022-01-01T00:00:00Z"}"#).unwrap();
-//! assert_eq!(testing::key(&plugin, &events[0].0).unwrap(), "a");
-//! let acc = testing::fold(&plugin, events.into_iter().map(|(e, _)| e)).unwrap();
-//! let window = testing::window("a", "2022-01-01T00:00:00Z", "2022-01-01T00:00:05Z", 1);
-//! assert_eq!(testing::format(&plugin, &window, acc).unwrap()["average"], 2.0);
+//! let acc = testing::fold(&plugin, &[Event::new().float("value", 2.0), Event::new().float("value", 4.0)]).unwrap();
+//! let window = testing::window("a", "2022-01-01T00:00:00Z", "2022-01-01T00:00:05Z", 2);
+//! assert_eq!(testing::format(&plugin, &window, acc).unwrap()["average"], 3.0);
 //! ```
 //!
-//! Events travel between stages encoded by this SDK (postcard), so the
-//! stages of one pipeline must agree on the event type; accumulators are
-//! encoded the same way and kept by the host, which is why a window survives
-//! a plugin swap or a restart.
+//! with a manifest that lets the host do the rest:
+//!
+//! ```toml
+//! [stages]
+//! plugin = "average.wasm"
+//! [stages.deserialize]
+//! builtin = "json"
+//! [stages.key]
+//! field = "id"
+//! [clock]
+//! kind = "event"
+//! wait_for_system_duration = "0s"
+//! time_field = "time"
+//! ```
+//!
+//! Accumulators are kept by the host as JSON, so a window survives a plugin
+//! swap or a restart, and a format stage in another language can read what
+//! this fold wrote.
 #![deny(missing_docs)]
 
 mod decimal;
 mod error;
+mod event;
 mod log;
 mod record;
 mod stage;
@@ -90,6 +88,7 @@ pub mod __rt;
 pub use decimal::Decimal;
 pub use error::Error;
 pub use log::{debug, error, info, warn};
+pub use event::{Event, Events, FieldType, Identity, Row, Schema, Value};
 pub use record::{Emitter, Header, Record};
 pub use stage::{DeserializeStage, FoldStage, FormatStage, KeyStage, Plugin, Window, decode_state};
 pub use time::{DateTimeParts, Timestamp};
@@ -103,10 +102,11 @@ pub use wit_bindgen;
 /// that implements that stage's trait. A stage left out is still exported
 /// (the component targets the WIT world `pipeline`) but refuses its config,
 /// so a manifest that uses this component for it fails `weir check` with a
-/// clear message.
+/// clear message; let the host do it instead (`builtin = "json"`,
+/// `field = "..."`).
 ///
 /// ```
-/// use weir_guest_sdk::{Error, KeyStage, Plugin};
+/// use weir_guest_sdk::{Error, FieldType, KeyStage, Plugin, Row, Schema};
 ///
 /// struct ByText;
 /// impl Plugin for ByText {
@@ -114,8 +114,8 @@ pub use wit_bindgen;
 ///     fn new(_: Self::Config) -> Result<Self, Error> { Ok(ByText) }
 /// }
 /// impl KeyStage for ByText {
-///     type Event = String;
-///     fn key(&self, event: &String) -> Result<String, Error> { Ok(event.clone()) }
+///     fn reads(&self) -> Schema { Schema::new("text", 1).field("text", FieldType::Text) }
+///     fn key(&self, event: &Row<'_>) -> Result<String, Error> { Ok(event.text("text")?.to_lowercase()) }
 /// }
 ///
 /// // Serves the key stage; used for any other stage it refuses its config.
@@ -186,7 +186,10 @@ macro_rules! __export_plugin {
                     __DESERIALIZE.with(|slot| *slot.borrow_mut() = Some(stage));
                     Ok(())
                 }
-                fn deserialize(batch: __stages::deserialize::SourceBatch) -> __stages::deserialize::Events {
+                fn writes() -> $crate::__bindings::weir::stream::types::Schema {
+                    __DESERIALIZE.with(|slot| $crate::__rt::schema(slot.borrow().as_ref().map($crate::DeserializeStage::writes)))
+                }
+                fn deserialize(batch: __stages::deserialize::SourceBatch) -> __stages::deserialize::Decoded {
                     __DESERIALIZE.with(|slot| $crate::__rt::deserialize(slot.borrow().as_ref(), batch))
                 }
             }
@@ -197,7 +200,10 @@ macro_rules! __export_plugin {
                     __KEY.with(|slot| *slot.borrow_mut() = Some(stage));
                     Ok(())
                 }
-                fn key(events: $crate::__bindings::weir::stream::types::Packed) -> __stages::key::Keys {
+                fn reads() -> $crate::__bindings::weir::stream::types::Schema {
+                    __KEY.with(|slot| $crate::__rt::schema(slot.borrow().as_ref().map($crate::KeyStage::reads)))
+                }
+                fn key(events: $crate::__bindings::weir::stream::types::Events) -> __stages::key::Keys {
                     __KEY.with(|slot| $crate::__rt::key(slot.borrow().as_ref(), events))
                 }
             }
@@ -208,14 +214,17 @@ macro_rules! __export_plugin {
                     __FOLD.with(|slot| *slot.borrow_mut() = Some(stage));
                     Ok(())
                 }
-                fn state_version() -> u32 {
-                    <$f as $crate::FoldStage>::STATE_VERSION
+                fn reads() -> $crate::__bindings::weir::stream::types::Schema {
+                    __FOLD.with(|slot| $crate::__rt::schema(slot.borrow().as_ref().map($crate::FoldStage::reads)))
+                }
+                fn accumulator() -> $crate::__bindings::weir::stream::types::Identity {
+                    __FOLD.with(|slot| $crate::__rt::identity(slot.borrow().as_ref().map($crate::FoldStage::accumulator)))
                 }
                 fn fold(batch: __stages::fold::FoldBatch) -> __stages::fold::Folded {
                     __FOLD.with(|slot| $crate::__rt::fold(slot.borrow().as_ref(), batch))
                 }
-                fn migrate(from_version: u32, accs: $crate::__bindings::weir::stream::types::Packed) -> Result<$crate::__bindings::weir::stream::types::Packed, String> {
-                    __FOLD.with(|slot| $crate::__rt::migrate(slot.borrow().as_ref(), from_version, accs))
+                fn migrate(from: $crate::__bindings::weir::stream::types::Identity, accs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, String> {
+                    __FOLD.with(|slot| $crate::__rt::migrate(slot.borrow().as_ref(), from, accs))
                 }
             }
 
@@ -224,6 +233,9 @@ macro_rules! __export_plugin {
                     let stage = $crate::__rt::configure::<$m>("format", &config)?;
                     __FORMAT.with(|slot| *slot.borrow_mut() = Some(stage));
                     Ok(())
+                }
+                fn accumulator() -> $crate::__bindings::weir::stream::types::Identity {
+                    __FORMAT.with(|slot| $crate::__rt::identity(slot.borrow().as_ref().map($crate::FormatStage::accumulator)))
                 }
                 fn format(windows: Vec<__stages::format::Window>) -> __stages::format::Formatted {
                     __FORMAT.with(|slot| $crate::__rt::format(slot.borrow().as_ref(), windows))

@@ -1,9 +1,6 @@
-use std::marker::PhantomData;
-
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Error, Timestamp};
+use crate::{Error, Event, Timestamp};
 
 /// A raw record as the source read it.
 #[derive(Debug, Clone, Copy)]
@@ -51,25 +48,22 @@ impl<'a> Record<'a> {
 }
 
 /// Where a deserialize stage puts the events it makes of a record.
-pub struct Emitter<'a, E> {
-    buf: &'a mut crate::__rt::EventBuf,
-    origin: u32,
-    default_time: Timestamp,
-    _event: PhantomData<fn(E)>,
+pub struct Emitter<'a> {
+    columns: &'a mut crate::event::Columns,
+    emitted: &'a mut u32,
 }
 
-impl<'a, E: Serialize> Emitter<'a, E> {
-    pub(crate) fn new(buf: &'a mut crate::__rt::EventBuf, origin: u32, default_time: Timestamp) -> Self {
-        Emitter { buf, origin, default_time, _event: PhantomData }
+impl<'a> Emitter<'a> {
+    pub(crate) fn new(columns: &'a mut crate::event::Columns, emitted: &'a mut u32) -> Self {
+        Emitter { columns, emitted }
     }
 
-    /// Emits `event` at the record's own timestamp.
-    pub fn emit(&mut self, event: E) -> Result<(), Error> {
-        self.emit_at(event, self.default_time)
-    }
-
-    /// Emits `event` at event time `time`.
-    pub fn emit_at(&mut self, event: E, time: Timestamp) -> Result<(), Error> {
-        self.buf.push(&event, time, self.origin)
+    /// Emits `event`. It must have every required field the stage's
+    /// [`writes`](crate::DeserializeStage::writes) declares, with its type,
+    /// and no other; the error says which field does not fit.
+    pub fn emit(&mut self, event: Event) -> Result<(), Error> {
+        self.columns.push(event)?;
+        *self.emitted += 1;
+        Ok(())
     }
 }

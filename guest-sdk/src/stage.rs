@@ -1,7 +1,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Emitter, Error, Record, Timestamp};
+use crate::{Emitter, Error, Events, Identity, Record, Row, Schema, Timestamp};
 
 /// What every stage has: a config from the manifest and a constructor that
 /// may refuse it.
@@ -18,63 +18,80 @@ pub trait Plugin: Sized + 'static {
     fn new(config: Self::Config) -> Result<Self, Error>;
 }
 
-/// Turns raw records (a Kafka message, a file line, a CSV row) into events.
+/// Turns raw records (a Kafka message, a file line, a CSV row) into typed
+/// events. Most pipelines do not need one: the host's built-in JSON decoder
+/// (`[stages.deserialize] builtin = "json"`) decodes exactly the fields the
+/// later stages read.
 pub trait DeserializeStage: Plugin {
-    /// The event type the next stages receive.
-    type Event: Serialize;
+    /// The fields of the events it emits. The host checks the later stages
+    /// read only fields written here, with these types.
+    fn writes(&self) -> Schema;
 
     /// Emits zero or more events for `record`. Returning `Err` sends the
     /// record to the dead-letter output with the message, and takes back any
     /// event already emitted for it.
-    fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_, Self::Event>) -> Result<(), Error>;
+    fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_>) -> Result<(), Error>;
 }
 
-/// Says which key an event belongs to; windows are per key.
+/// Says which key an event belongs to; windows are per key. Most pipelines
+/// key by a field in the host instead (`[stages.key] field = "device"`).
 pub trait KeyStage: Plugin {
-    /// The event type, as the deserialize stage emits it.
-    type Event: DeserializeOwned;
+    /// The fields it reads; the host sends exactly these.
+    fn reads(&self) -> Schema;
 
     /// The event's key. `Err` dead-letters the event.
-    fn key(&self, event: &Self::Event) -> Result<String, Error>;
+    fn key(&self, event: &Row<'_>) -> Result<String, Error>;
 }
 
 /// Folds events into a window's accumulator (Bytewax's builder and folder).
 ///
-/// The host keeps the accumulator between calls as bytes this SDK encodes,
-/// checkpoints it, and hands it back, so never keep window state in `self`.
+/// The host keeps the accumulator between calls as JSON (so a format stage
+/// in another language can read it), checkpoints it, and hands it back, so
+/// never keep window state in `self`.
 pub trait FoldStage: Plugin {
-    /// The event type, as the deserialize stage emits it.
-    type Event: DeserializeOwned;
-    /// The accumulator.
+    /// The accumulator; it must round-trip through JSON (no infinities).
     type Acc: Serialize + DeserializeOwned;
-    /// Version of the accumulator's encoding. Raise it whenever `Acc`
-    /// changes shape, so the host can tell old state from new.
-    const STATE_VERSION: u32 = 1;
+
+    /// The fields it reads; the host sends exactly these.
+    fn reads(&self) -> Schema;
+
+    /// What its accumulator is. Raise the version whenever `Acc` changes
+    /// shape, so the host can tell old state from new; the format stage
+    /// must name the same identity.
+    fn accumulator(&self) -> Identity;
 
     /// A new, empty accumulator for a window that just opened.
     fn init(&self) -> Self::Acc;
 
     /// Folds one event in. On `Err` the event is dead-lettered: return the
     /// error before changing `acc`, since the host keeps whatever `acc` holds.
-    fn fold(&self, acc: &mut Self::Acc, event: Self::Event) -> Result<(), Error>;
+    fn fold(&self, acc: &mut Self::Acc, event: &Row<'_>) -> Result<(), Error>;
 
-    /// Reads an accumulator that a plugin writing state version
-    /// `from_version` encoded, so open windows survive a hot swap (or a
-    /// checkpoint restore) to this plugin. Decode the old shape with
-    /// [`decode_state`](crate::decode_state) and build the new one. An
-    /// `Err` refuses the swap and the old plugin keeps running.
+    /// Folds a run of one window's events in, as columns, and returns the
+    /// events that failed (index in the run, why). The default calls
+    /// [`FoldStage::fold`] per event; override it to work on whole columns
+    /// (`events.floats("temp")`), which is what makes a fold fast.
+    fn fold_events(&self, acc: &mut Self::Acc, events: &Events<'_>) -> Vec<(usize, Error)> {
+        events.rows().enumerate().filter_map(|(i, row)| self.fold(acc, &row).err().map(|err| (i, err))).collect()
+    }
+
+    /// Reads an accumulator that a plugin with identity `from` wrote, so
+    /// open windows survive a hot swap (or a checkpoint restore) to this
+    /// plugin. Decode the old shape with [`decode_state`](crate::decode_state)
+    /// and build the new one. An `Err` refuses the swap and the old plugin
+    /// keeps running.
     ///
-    /// The default migrates nothing: any other version is refused.
-    fn migrate(&self, from_version: u32, old: &[u8]) -> Result<Self::Acc, Error> {
+    /// The default migrates nothing: any other identity is refused.
+    fn migrate(&self, from: &Identity, old: &[u8]) -> Result<Self::Acc, Error> {
         let _ = old;
         Err(Error::msg(format!(
-            "cannot read accumulators of state version {from_version}: this plugin writes version {} and does not implement FoldStage::migrate",
-            Self::STATE_VERSION
+            "cannot read accumulators `{from}`: this plugin writes `{}` and does not implement FoldStage::migrate",
+            self.accumulator()
         )))
     }
 }
 
-/// Decodes accumulator bytes as the SDK encodes them, e.g. an old
+/// Decodes accumulator bytes as the SDKs encode them (JSON), e.g. an old
 /// accumulator shape inside [`FoldStage::migrate`].
 pub fn decode_state<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     crate::__rt::decode(bytes, "accumulator")
@@ -86,6 +103,9 @@ pub trait FormatStage: Plugin {
     type Acc: DeserializeOwned;
     /// What to write; it must serialize to a JSON object.
     type Output: Serialize;
+
+    /// The accumulator it reads: the fold stage's identity.
+    fn accumulator(&self) -> Identity;
 
     /// Formats one closed window. `Err` dead-letters the window.
     fn format(&self, window: &Window, acc: Self::Acc) -> Result<Self::Output, Error>;

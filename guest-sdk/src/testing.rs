@@ -8,12 +8,11 @@
 //! ```
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::__bindings::exports::weir::stream::{deserialize as wit_deserialize, fold as wit_fold, format as wit_format};
-use crate::__bindings::weir::stream::types::{Failure, Packed};
+use crate::__bindings::weir::stream::types::{self as wit, Failure, Packed};
 use crate::__rt;
-use crate::{DeserializeStage, Error, FoldStage, FormatStage, KeyStage, Plugin, Timestamp, Window};
+use crate::{DeserializeStage, Error, Event, Events, FoldStage, FormatStage, Identity, KeyStage, Plugin, Timestamp, Value, Window};
 
 fn packed<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Packed {
     let mut data = Vec::new();
@@ -32,6 +31,83 @@ fn first_failure(failures: Vec<Failure>) -> Result<(), Error> {
     }
 }
 
+/// Events as the host sends them: columns, built from rows.
+pub struct Batch(wit::Events);
+
+impl Batch {
+    /// The columns, as a key or fold stage reads them.
+    pub fn view(&self) -> Events<'_> {
+        Events::new(&self.0, 0, self.0.count as usize)
+    }
+}
+
+/// Builds a batch of `rows` as columns: a field for each name any row
+/// sets, typed by its first value; rows without it have it missing.
+pub fn events(rows: &[Event]) -> Batch {
+    let mut names: Vec<(String, Value)> = Vec::new();
+    for row in rows {
+        for (name, value) in row.values() {
+            if !names.iter().any(|(n, _)| n == name) {
+                names.push((name.clone(), value.clone()));
+            }
+        }
+    }
+    let fields = names
+        .into_iter()
+        .map(|(name, first)| {
+            let mut missing = Vec::new();
+            let mut column = match first {
+                Value::Int(_) => wit::Column::Ints(vec![]),
+                Value::Float(_) => wit::Column::Floats(vec![]),
+                Value::Bool(_) => wit::Column::Bools(vec![]),
+                Value::Text(_) => wit::Column::Texts(vec![]),
+                Value::Time(_) => wit::Column::Times(vec![]),
+                Value::Json(_) => wit::Column::Json(vec![]),
+            };
+            for (i, row) in rows.iter().enumerate() {
+                let value = row.get(&name);
+                if value.is_none() {
+                    missing.push(i as u32);
+                }
+                match (&mut column, value) {
+                    (wit::Column::Ints(v), Some(Value::Int(x))) => v.push(*x),
+                    (wit::Column::Floats(v), Some(Value::Float(x))) => v.push(*x),
+                    (wit::Column::Floats(v), Some(Value::Int(x))) => v.push(*x as f64),
+                    (wit::Column::Bools(v), Some(Value::Bool(x))) => v.push(*x),
+                    (wit::Column::Texts(v), Some(Value::Text(x))) | (wit::Column::Json(v), Some(Value::Json(x))) => v.push(x.clone()),
+                    (wit::Column::Times(v), Some(Value::Time(x))) => v.push(x.micros()),
+                    (wit::Column::Ints(v) | wit::Column::Times(v), _) => v.push(0),
+                    (wit::Column::Floats(v), _) => v.push(0.0),
+                    (wit::Column::Bools(v), _) => v.push(false),
+                    (wit::Column::Texts(v) | wit::Column::Json(v), _) => v.push(String::new()),
+                }
+            }
+            wit::Field { name, values: column, missing }
+        })
+        .collect();
+    Batch(wit::Events { count: rows.len() as u32, fields })
+}
+
+// Event `i` of a batch as an owned row.
+fn row(events: &wit::Events, i: usize) -> Event {
+    let mut event = Event::new();
+    for field in &events.fields {
+        if field.missing.contains(&(i as u32)) {
+            continue;
+        }
+        let value = match &field.values {
+            wit::Column::Ints(v) => Value::Int(v[i]),
+            wit::Column::Floats(v) => Value::Float(v[i]),
+            wit::Column::Bools(v) => Value::Bool(v[i]),
+            wit::Column::Texts(v) => Value::Text(v[i].clone()),
+            wit::Column::Times(v) => Value::Time(Timestamp::from_micros(v[i])),
+            wit::Column::Json(v) => Value::Json(v[i].clone()),
+        };
+        event = event.set(&field.name, value);
+    }
+    event
+}
+
 /// Builds a stage from a config given as JSON, as the host does from the
 /// manifest's `config` table.
 pub fn configure<T: Plugin>(config: serde_json::Value) -> Result<T, Error> {
@@ -39,12 +115,8 @@ pub fn configure<T: Plugin>(config: serde_json::Value) -> Result<T, Error> {
 }
 
 /// Deserializes one record value (timestamp: the epoch, no key) and returns
-/// each event with its event time.
-pub fn deserialize<D>(stage: &D, value: &[u8]) -> Result<Vec<(D::Event, Timestamp)>, Error>
-where
-    D: DeserializeStage,
-    D::Event: DeserializeOwned,
-{
+/// its events, checked against the stage's declared fields.
+pub fn deserialize<D: DeserializeStage>(stage: &D, value: &[u8]) -> Result<Vec<Event>, Error> {
     let batch = wit_deserialize::SourceBatch {
         values: packed([value]),
         keys: packed([&[][..]]),
@@ -53,53 +125,41 @@ where
         offsets: vec![1],
         headers: vec![],
     };
-    let events = __rt::deserialize(Some(stage), batch);
-    first_failure(events.failures)?;
-    __rt::items(&events.payloads).zip(events.times).map(|(payload, time)| Ok((__rt::decode(payload, "event")?, Timestamp::from_micros(time)))).collect()
+    let decoded = __rt::deserialize(Some(stage), batch);
+    first_failure(decoded.failures)?;
+    Ok((0..decoded.events.count as usize).map(|i| row(&decoded.events, i)).collect())
 }
 
 /// Keys one event.
-pub fn key<K>(stage: &K, event: &K::Event) -> Result<String, Error>
-where
-    K: KeyStage,
-    K::Event: Serialize,
-{
-    let encoded = postcard::to_allocvec(event).map_err(Error::from)?;
-    let keys = __rt::key(Some(stage), packed([&encoded[..]]));
+pub fn key<K: KeyStage>(stage: &K, event: &Event) -> Result<String, Error> {
+    let keys = __rt::key(Some(stage), events(std::slice::from_ref(event)).0);
     first_failure(keys.failures)?;
-    let key = __rt::items(&keys.keys).next().unwrap_or_default();
-    Ok(String::from_utf8_lossy(key).into_owned())
+    Ok(keys.keys.into_iter().next().unwrap_or_default())
 }
 
-/// Folds `events` into a fresh accumulator, one call per event, passing the
-/// encoded accumulator back each time as the host does.
-pub fn fold<F>(stage: &F, events: impl IntoIterator<Item = F::Event>) -> Result<F::Acc, Error>
-where
-    F: FoldStage,
-    F::Event: Serialize,
-{
-    let mut acc: Option<Vec<u8>> = None;
-    for event in events {
-        let encoded = postcard::to_allocvec(&event).map_err(Error::from)?;
-        let batch = wit_fold::FoldBatch { groups: vec![wit_fold::Group { acc: acc.take(), end: 1 }], events: packed([&encoded[..]]) };
-        let folded = __rt::fold(Some(stage), batch);
-        first_failure(folded.failures)?;
-        acc = Some(__rt::items(&folded.accs).next().unwrap_or_default().to_vec());
-    }
-    match acc {
-        Some(bytes) => __rt::decode(&bytes, "accumulator"),
-        None => Ok(stage.init()),
-    }
+/// Folds `rows` into a fresh accumulator in one call (one window's run of
+/// events), through the JSON encoding the host keeps it in; the first
+/// failure is the error.
+pub fn fold<F: FoldStage>(stage: &F, rows: &[Event]) -> Result<F::Acc, Error> {
+    fold_into(stage, None, rows)
 }
 
-/// Migrates an accumulator of an older shape (`old`, as a plugin with state
-/// version `from_version` wrote it) through the same encoding the host uses
-/// on a hot swap.
-pub fn migrate<F: FoldStage>(stage: &F, from_version: u32, old: &impl Serialize) -> Result<F::Acc, Error> {
-    let encoded = postcard::to_allocvec(old).map_err(Error::from)?;
-    let packed_old = packed([&encoded[..]]);
-    let migrated = __rt::migrate(Some(stage), from_version, packed_old).map_err(Error::msg)?;
-    __rt::decode(__rt::items(&migrated).next().unwrap_or_default(), "accumulator")
+/// Folds `rows` into `acc` (as a later batch of the same window would).
+pub fn fold_into<F: FoldStage>(stage: &F, acc: Option<&F::Acc>, rows: &[Event]) -> Result<F::Acc, Error> {
+    let acc = acc.map(__rt::encode).transpose()?;
+    let batch = wit_fold::FoldBatch { groups: vec![wit_fold::Group { acc, end: rows.len() as u32 }], events: events(rows).0 };
+    let folded = __rt::fold(Some(stage), batch);
+    first_failure(folded.failures)?;
+    __rt::decode(&folded.accs.into_iter().next().unwrap_or_default(), "accumulator")
+}
+
+/// Migrates an accumulator of an older shape (`old`, as a plugin with
+/// identity `from` wrote it) through the same encoding the host uses on a
+/// hot swap.
+pub fn migrate<F: FoldStage>(stage: &F, from: Identity, old: &impl Serialize) -> Result<F::Acc, Error> {
+    let encoded = __rt::encode(old)?;
+    let migrated = __rt::migrate(Some(stage), wit::Identity { name: from.name, version: from.version }, vec![encoded]).map_err(Error::msg)?;
+    __rt::decode(&migrated.into_iter().next().unwrap_or_default(), "accumulator")
 }
 
 /// Formats one window and parses the object back.
@@ -108,7 +168,7 @@ where
     M: FormatStage,
     M::Acc: Serialize,
 {
-    let acc = postcard::to_allocvec(&acc).map_err(Error::from)?;
+    let acc = __rt::encode(&acc)?;
     let input = wit_format::Window { key: window.key.clone(), id: window.id, start: window.start.micros(), end: window.end.micros(), count: window.count, acc };
     let formatted = __rt::format(Some(stage), vec![input]);
     first_failure(formatted.failures)?;

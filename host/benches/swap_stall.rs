@@ -61,7 +61,7 @@ fn run(
     let (dead, _) = DeadLetters::memory();
     let (requests, taken) = mpsc::channel();
     let mut pipeline = Pipeline::new(manifest, stages, Box::new(NullSink), dead).with_control(taken);
-    let spec = manifest.stage(StageKind::Fold).clone();
+    let spec = manifest.stage(StageKind::Fold).cloned().unwrap();
     let limits = manifest.limits;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopping = stop.clone();

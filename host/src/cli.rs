@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, StageKind};
 use crate::pipeline::{Pipeline, Stages};
 use crate::plugin::PluginEngine;
 
@@ -55,6 +55,16 @@ pub enum Command {
         /// weir's guest-sdk folder, which the crate depends on by path.
         #[arg(long)]
         sdk: Option<PathBuf>,
+    },
+    /// Build a Python plugin (a file whose functions use the `weir`
+    /// decorators) into a WebAssembly component, with componentize-py from
+    /// PyPI (installed once under ~/.cache/weir/tools).
+    Build {
+        /// The Python file.
+        app: PathBuf,
+        /// The component to write (default: the file's name with .wasm).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
     },
     /// Run a compiled component in the real host against a file of cases
     /// (input records, config, expected windows, dead letters or error);
@@ -210,6 +220,14 @@ pub fn main(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Build { app, out } => {
+            let out = out.unwrap_or_else(|| app.with_extension("wasm"));
+            let started = std::time::Instant::now();
+            let built = crate::build::python(&app, &out)?;
+            let size = std::fs::metadata(&built).map(|m| m.len()).unwrap_or(0);
+            println!("built {} ({:.1} MB) in {:.1?}", built.display(), size as f64 / 1e6, started.elapsed());
+            Ok(())
+        }
         Command::Test { plugin, cases } => {
             let engine = PluginEngine::new(cache)?;
             let results = crate::cases::run(&plugin, &cases, &engine)?;
@@ -286,9 +304,23 @@ fn check(path: &Path, cache: Option<PathBuf>) -> Result<()> {
     let engine = PluginEngine::new(cache)?;
     let stages = Stages::load(&manifest, &engine)?;
     println!("{}: ok ({})", path.display(), manifest.name);
-    for stage in [&stages.deserialize, &stages.key, &stages.fold, &stages.format] {
-        let version = stage.state_version().map(|v| format!(", state version {v}")).unwrap_or_default();
-        println!("  {:<11} {} (sha256 {}{version})", stage.kind().name(), stage.path().display(), &stage.hash()[..12]);
+    for kind in StageKind::ALL {
+        let fields = |s: &crate::event::Schema| s.fields.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let Some(stage) = stages.get(kind) else {
+            println!("  {:<11} {}", kind.name(), stages.describe(kind));
+            continue;
+        };
+        let mut what = Vec::new();
+        if let Some(s) = stage.writes() {
+            what.push(format!("writes {}", fields(s)));
+        }
+        if let Some(s) = stage.reads() {
+            what.push(format!("reads {}", fields(s)));
+        }
+        if let Some(acc) = stage.accumulator() {
+            what.push(format!("accumulator {acc}"));
+        }
+        println!("  {:<11} {} (sha256 {}; {})", kind.name(), stage.path().display(), &stage.hash()[..12], what.join("; "));
     }
     Ok(())
 }
@@ -313,7 +345,7 @@ fn status_table(status: &serde_json::Value) -> String {
     );
     let _ = writeln!(out, "{:<12} {:>10} {:>7} {:>6} {:>8}  {:<13} {:<27} component", "stage", "records", "errors", "swaps", "refused", "sha256", "loaded");
     for s in status["stages"].as_array().into_iter().flatten() {
-        let version = s["state_version"].as_u64().map(|v| format!(" (state v{v})")).unwrap_or_default();
+        let version = s["accumulator"]["name"].as_str().map(|n| format!(" ({n} v{})", s["accumulator"]["version"])).unwrap_or_default();
         let _ = writeln!(
             out,
             "{:<12} {:>10} {:>7} {:>6} {:>8}  {:<13} {:<27} {}{version}",

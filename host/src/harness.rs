@@ -117,6 +117,11 @@ impl Harness {
         self.pipeline.swap_stage(kind, path, engine)
     }
 
+    /// Swaps every plugin stage to the component at `path` at once.
+    pub fn swap_all(&mut self, path: &std::path::Path, engine: &PluginEngine) -> Result<Vec<Swapped>, SwapError> {
+        self.pipeline.swap_all(path, engine)
+    }
+
     /// Every window written so far.
     pub fn results(&self) -> Vec<WindowResult> {
         self.sink.results()

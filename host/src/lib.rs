@@ -26,6 +26,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod build;
 pub mod cases;
 pub mod cli;
 pub mod clock;
@@ -41,6 +42,7 @@ pub mod query;
 pub mod scaffold;
 pub mod sink;
 pub mod source;
+pub mod stages;
 pub mod state;
 pub mod time;
 pub mod window;

@@ -15,9 +15,8 @@ use crate::Timestamp;
 use crate::clock::{Arrival, Clock};
 use crate::manifest::CheckpointStoreSpec;
 use crate::manifest::{ClockSpec, DeadLetterSpec, Manifest, StageKind};
-use crate::plugin::{
-    CallError, ClosedWindow, Events, FoldGroup, Folded, Formatted, Keys, Packed, PluginEngine, PluginError, RecordFailure, SourceBatch, StagePlugin, narrow,
-};
+use crate::event::Identity;
+use crate::plugin::{ClosedWindow, FoldGroup, PluginEngine, PluginError, StagePlugin};
 use crate::sink::{self, DeadLetter, DeadLetterKind, DeadLetters, Rejection, Sink, SinkError, WindowResult};
 use crate::source::{self, Delivery, Source, SourceError, SourceRecord};
 use crate::state::checkpoint::{
@@ -26,6 +25,8 @@ use crate::state::checkpoint::{
 };
 use crate::state::{OpenWindow, WindowId, WindowStore};
 use crate::window::{Assignment, WindowIndex, Windower};
+
+pub use crate::stages::{Stages, StagesError};
 
 /// How long the pipeline waits for input before it lets system time close
 /// windows anyway.
@@ -42,6 +43,9 @@ pub enum PipelineError {
     /// A plugin could not be loaded or started.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The stages do not fit together.
+    #[error(transparent)]
+    Stages(#[from] StagesError),
     /// The source failed.
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -51,19 +55,20 @@ pub enum PipelineError {
     /// A checkpoint could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    /// A checkpoint holds accumulators of another fold plugin version.
+    /// A checkpoint holds accumulators of another identity that the fold
+    /// plugin cannot migrate.
     #[error(
-        "checkpoint of {partition} holds accumulators of state version {found}, but the fold plugin writes version {expected} and cannot migrate them ({reason}); run the plugin that wrote it, or move the checkpoint away"
+        "checkpoint of {partition} holds accumulators `{found}`, but the fold plugin writes `{expected}` and cannot migrate them ({reason}); run the plugin that wrote it, or move the checkpoint away"
     )]
-    StateVersion {
+    Accumulator {
         /// The plugin's refusal.
         reason: String,
         /// The partition.
         partition: String,
         /// In the checkpoint.
-        found: u32,
+        found: Identity,
         /// The plugin's.
-        expected: u32,
+        expected: Identity,
     },
     /// The components a checkpoint was written with could not be put back.
     #[error("cannot resume the components {partition} was checkpointed with: {reason}")]
@@ -100,14 +105,18 @@ pub enum SwapError {
     /// The new component failed validation (compile, exports, start, config).
     #[error("swap refused: {0}")]
     Invalid(#[from] PluginError),
-    /// The new fold plugin writes another accumulator version and could not
+    /// The new component does not fit the other stages (fields read,
+    /// accumulator identity).
+    #[error("swap refused: {}", .0.join("; "))]
+    Contract(Vec<String>),
+    /// The new fold plugin writes another accumulator and could not
     /// migrate the open windows' accumulators.
-    #[error("swap refused: the new fold plugin writes state version {new}, the open windows hold version {old}, and it could not migrate them: {reason}")]
+    #[error("swap refused: the new fold plugin writes accumulator `{new}`, the open windows hold `{old}`, and it could not migrate them: {reason}")]
     Migration {
-        /// The running plugin's version.
-        old: u32,
-        /// The new plugin's version.
-        new: u32,
+        /// The running plugin's accumulator.
+        old: Identity,
+        /// The new plugin's.
+        new: Identity,
         /// The plugin's refusal or failure.
         reason: String,
     },
@@ -145,14 +154,15 @@ pub struct PipelineStatus {
 pub struct StageStatus {
     /// The stage's name.
     pub stage: String,
-    /// The component file.
+    /// The component file, or the host's built-in (`built-in json`,
+    /// `field \`device\``).
     pub plugin: String,
-    /// SHA-256 of the component, hex.
+    /// SHA-256 of the component, hex (empty for a built-in).
     pub sha256: String,
-    /// When the component was loaded (RFC 3339).
+    /// When the component was loaded (RFC 3339; empty for a built-in).
     pub loaded_at: String,
-    /// The fold plugin's accumulator version.
-    pub state_version: Option<u32>,
+    /// The accumulator a fold plugin writes or a format plugin reads.
+    pub accumulator: Option<Identity>,
     /// Items handed to the stage (records, events or windows).
     pub records: u64,
     /// Items the stage failed (sent to the dead-letter output).
@@ -202,50 +212,6 @@ pub struct Stats {
     pub skipped: u64,
     /// Keys seen in more than one input partition.
     pub key_partition_conflicts: u64,
-}
-
-/// The four stage plugins.
-pub struct Stages {
-    /// Raw record to events.
-    pub deserialize: StagePlugin,
-    /// Event to key.
-    pub key: StagePlugin,
-    /// Events into accumulators.
-    pub fold: StagePlugin,
-    /// Closed windows to objects.
-    pub format: StagePlugin,
-}
-
-impl Stages {
-    /// The plugin of stage `kind`.
-    pub fn get(&self, kind: StageKind) -> &StagePlugin {
-        match kind {
-            StageKind::Deserialize => &self.deserialize,
-            StageKind::Key => &self.key,
-            StageKind::Fold => &self.fold,
-            StageKind::Format => &self.format,
-        }
-    }
-
-    /// The plugin of stage `kind`, to replace it.
-    pub fn get_mut(&mut self, kind: StageKind) -> &mut StagePlugin {
-        match kind {
-            StageKind::Deserialize => &mut self.deserialize,
-            StageKind::Key => &mut self.key,
-            StageKind::Fold => &mut self.fold,
-            StageKind::Format => &mut self.format,
-        }
-    }
-
-    /// Loads and checks every stage of `manifest`: compiled, the right
-    /// exports, instantiated under the limits, config accepted.
-    pub fn load(manifest: &Manifest, engine: &PluginEngine) -> Result<Stages, PluginError> {
-        let load = |kind| {
-            let spec = manifest.stage(kind);
-            StagePlugin::load(engine, kind, &spec.plugin, &spec.config, manifest.limits)
-        };
-        Ok(Stages { deserialize: load(StageKind::Deserialize)?, key: load(StageKind::Key)?, fold: load(StageKind::Fold)?, format: load(StageKind::Format)? })
-    }
 }
 
 // An event that made it through the key stage and the clock.
@@ -303,7 +269,7 @@ impl PartitionState {
         }
     }
 
-    fn snapshot(&self, now: Timestamp, state_version: u32, claim: Claim, components: Vec<ComponentRecord>) -> PartitionSnapshot {
+    fn snapshot(&self, now: Timestamp, accumulator: Identity, claim: Claim, components: Vec<ComponentRecord>) -> PartitionSnapshot {
         let mut windows: Vec<WindowSnapshot> = self
             .store
             .iter()
@@ -318,7 +284,7 @@ impl PartitionState {
             format: FORMAT_VERSION,
             claim,
             components,
-            state_version,
+            accumulator,
             next_offset: self.next_offset,
             windows,
             watermarks: self.clock.snapshot(self.clock_now(now)),
@@ -355,7 +321,8 @@ pub struct Pipeline {
     key_home: HashMap<String, PartitionId>,
     checkpoints: Option<Box<dyn CheckpointStore>>,
     owner: Owner,
-    /// SHA-256 of each stage's component as the manifest named it.
+    /// SHA-256 of each stage's component as the manifest named it (empty
+    /// for a stage the host does).
     declared: [String; 4],
     engine: Option<std::sync::Arc<PluginEngine>>,
     /// Microseconds the sink held the pipeline up, not counted as system time.
@@ -398,7 +365,7 @@ impl Pipeline {
 
     /// A pipeline over loaded stages, writing to `sink` and `dead`.
     pub fn new(manifest: &Manifest, stages: Stages, sink: Box<dyn Sink>, dead: DeadLetters) -> Self {
-        let declared = StageKind::ALL.map(|kind| stages.get(kind).hash().to_owned());
+        let declared = StageKind::ALL.map(|kind| stages.get(kind).map(|p| p.hash().to_owned()).unwrap_or_default());
         Pipeline {
             stages,
             clock_spec: manifest.clock,
@@ -434,11 +401,29 @@ impl Pipeline {
     /// the stage's config and limits: [`StagePlugin::load`] then
     /// [`Pipeline::install`].
     pub fn swap_stage(&mut self, kind: StageKind, path: &std::path::Path, engine: &PluginEngine) -> Result<Swapped, SwapError> {
-        let old = self.stages.get(kind);
+        let Some(old) = self.stages.get(kind) else {
+            let err = SwapError::Contract(vec![format!("the host does the {kind} stage ({}): there is no plugin to swap", self.stages.describe(kind))]);
+            return Err(self.refused(kind, err));
+        };
         match StagePlugin::load(engine, kind, path, old.config(), old.limits()) {
             Ok(new) => self.install(new),
             Err(err) => Err(self.refused(kind, SwapError::Invalid(err))),
         }
+    }
+
+    /// Replaces the component of every stage that runs a plugin with the
+    /// one at `path` (each with its stage's config and limits), all between
+    /// the same two batches: [`Pipeline::install_all`].
+    pub fn swap_all(&mut self, path: &std::path::Path, engine: &PluginEngine) -> Result<Vec<Swapped>, SwapError> {
+        let mut new = Vec::new();
+        for kind in StageKind::ALL {
+            let Some(old) = self.stages.get(kind) else { continue };
+            match StagePlugin::load(engine, kind, path, old.config(), old.limits()) {
+                Ok(plugin) => new.push(plugin),
+                Err(err) => return Err(self.refused(kind, SwapError::Invalid(err))),
+            }
+        }
+        self.install_all(new)
     }
 
     /// Puts a loaded, configured component in place of its stage's one.
@@ -456,11 +441,19 @@ impl Pipeline {
     /// serving several stages changed): all are replaced between the same
     /// two batches, or none is.
     pub fn install_all(&mut self, mut new: Vec<StagePlugin>) -> Result<Vec<Swapped>, SwapError> {
+        if let Err(problems) = self.stages.check_replacing(&new.iter().collect::<Vec<_>>()) {
+            let kind = new.first().map_or(StageKind::Fold, StagePlugin::kind);
+            return Err(self.refused(kind, SwapError::Contract(problems)));
+        }
         for plugin in &mut new {
             let kind = plugin.kind();
-            if let (Some(from), Some(to)) = (self.stages.get(kind).state_version(), plugin.state_version())
-                && from != to
-                && let Err(err) = self.migrate_open_windows(plugin, from, to)
+            if kind != StageKind::Fold {
+                continue;
+            }
+            let from = self.stages.accumulator().clone();
+            let to = plugin.accumulator().cloned().expect("a fold plugin declares its accumulator");
+            if from != to
+                && let Err(err) = self.migrate_open_windows(plugin, &from, &to)
             {
                 return Err(self.refused(kind, err));
             }
@@ -468,10 +461,9 @@ impl Pipeline {
         let mut swapped = Vec::with_capacity(new.len());
         for plugin in new {
             let kind = plugin.kind();
-            let old_hash = self.stages.get(kind).hash().to_owned();
             let new_hash = plugin.hash().to_owned();
             let path = plugin.path().to_owned();
-            *self.stages.get_mut(kind) = plugin;
+            let old_hash = self.stages.replace(plugin).hash().to_owned();
             self.counters[kind as usize].swaps += 1;
             tracing::info!(stage = %kind, plugin = %path.display(), "swapped {} -> {}", &old_hash[..12], &new_hash[..12]);
             swapped.push(Swapped { stage: kind, old_hash, new_hash });
@@ -489,22 +481,19 @@ impl Pipeline {
     }
 
     // Rewrites every open accumulator with `new`, all or nothing.
-    fn migrate_open_windows(&mut self, new: &mut StagePlugin, from: u32, to: u32) -> Result<(), SwapError> {
+    fn migrate_open_windows(&mut self, new: &mut StagePlugin, from: &Identity, to: &Identity) -> Result<(), SwapError> {
         let mut accs: Vec<&mut Vec<u8>> = self.partitions.values_mut().flat_map(|p| p.store.accs_mut()).collect();
-        let mut packed = Packed::with_capacity(accs.len(), accs.iter().map(|a| a.len()).sum());
-        for acc in &accs {
-            packed.push(acc);
-        }
+        let old: Vec<Vec<u8>> = accs.iter().map(|a| a.to_vec()).collect();
         let count = accs.len();
-        let migrated = match new.migrate(from, packed) {
+        let migrated = match new.migrate(from, old) {
             Ok(Ok(migrated)) => migrated,
-            Ok(Err(reason)) => return Err(SwapError::Migration { old: from, new: to, reason }),
-            Err(err) => return Err(SwapError::Migration { old: from, new: to, reason: err.to_string() }),
+            Ok(Err(reason)) => return Err(SwapError::Migration { old: from.clone(), new: to.clone(), reason }),
+            Err(err) => return Err(SwapError::Migration { old: from.clone(), new: to.clone(), reason: err.to_string() }),
         };
-        for (i, acc) in accs.iter_mut().enumerate() {
-            **acc = migrated.get(i).to_vec();
+        for (acc, new) in accs.iter_mut().zip(migrated) {
+            **acc = new;
         }
-        tracing::info!("migrated {count} open accumulators from state version {from} to {to}");
+        tracing::info!("migrated {count} open accumulators from `{from}` to `{to}`");
         Ok(())
     }
 
@@ -517,10 +506,10 @@ impl Pipeline {
                 let c = &self.counters[kind as usize];
                 StageStatus {
                     stage: kind.name().to_owned(),
-                    plugin: plugin.path().display().to_string(),
-                    sha256: plugin.hash().to_owned(),
-                    loaded_at: Timestamp::from(plugin.loaded_at()).to_string(),
-                    state_version: plugin.state_version(),
+                    plugin: self.stages.describe(kind),
+                    sha256: plugin.map(|p| p.hash().to_owned()).unwrap_or_default(),
+                    loaded_at: plugin.map(|p| Timestamp::from(p.loaded_at()).to_string()).unwrap_or_default(),
+                    accumulator: plugin.and_then(|p| p.accumulator().cloned()),
                     records: c.records,
                     errors: c.errors,
                     swaps: c.swaps,
@@ -583,14 +572,14 @@ impl Pipeline {
     fn components(&self) -> Vec<ComponentRecord> {
         StageKind::ALL
             .into_iter()
-            .map(|kind| {
-                let plugin = self.stages.get(kind);
-                ComponentRecord {
+            .filter_map(|kind| {
+                let plugin = self.stages.get(kind)?;
+                Some(ComponentRecord {
                     stage: kind.name().to_owned(),
                     declared: self.declared[kind as usize].clone(),
                     running: plugin.hash().to_owned(),
                     running_path: plugin.path().to_owned(),
-                }
+                })
             })
             .collect()
     }
@@ -603,7 +592,7 @@ impl Pipeline {
         let mut bring_back = Vec::new();
         for record in records {
             let Some(kind) = StageKind::ALL.into_iter().find(|k| k.name() == record.stage) else { continue };
-            let running = self.stages.get(kind);
+            let Some(running) = self.stages.get(kind) else { continue };
             if record.running == running.hash() {
                 continue;
             }
@@ -678,25 +667,24 @@ impl Pipeline {
             tracing::info!(partition = %id, "claimed at epoch {} (last written by {} at epoch {})", claim.epoch, snapshot.claim.owner, snapshot.claim.epoch);
         }
         self.resume_components(id, &snapshot.components)?;
-        let expected = self.stages.fold.state_version().unwrap_or(1);
-        if snapshot.state_version != expected {
+        let expected = self.stages.accumulator().clone();
+        let found = snapshot.accumulator.clone();
+        // A checkpoint of contract 0.1 names only a version.
+        let same = found == expected || (found.name.is_empty() && found.version == expected.version);
+        if !same {
             // The fold plugin changed since the checkpoint: it may read the
             // old accumulators; if not, stop rather than misread them.
-            let found = snapshot.state_version;
-            let refuse = |reason: String| PipelineError::StateVersion { partition: format!("{}[{}]", id.topic, id.partition), found, expected, reason };
-            let mut packed = Packed::with_capacity(snapshot.windows.len(), 0);
-            for w in snapshot.windows.iter().filter_map(|w| w.acc.as_ref()) {
-                packed.push(w);
-            }
-            let migrated = match self.stages.fold.migrate(found, packed) {
+            let refuse = |reason: String| PipelineError::Accumulator { partition: format!("{}[{}]", id.topic, id.partition), found: found.clone(), expected: expected.clone(), reason };
+            let old: Vec<Vec<u8>> = snapshot.windows.iter().filter_map(|w| w.acc.clone()).collect();
+            let migrated = match self.stages.fold.migrate(&found, old) {
                 Ok(Ok(migrated)) => migrated,
                 Ok(Err(reason)) => return Err(refuse(reason)),
                 Err(err) => return Err(refuse(err.to_string())),
             };
-            for (i, acc) in snapshot.windows.iter_mut().filter_map(|w| w.acc.as_mut()).enumerate() {
-                *acc = migrated.get(i).to_vec();
+            for (acc, new) in snapshot.windows.iter_mut().filter_map(|w| w.acc.as_mut()).zip(migrated) {
+                *acc = new;
             }
-            tracing::info!(topic = %id.topic, partition = id.partition, "migrated the checkpoint's accumulators from state version {found} to {expected}");
+            tracing::info!(topic = %id.topic, partition = id.partition, "migrated the checkpoint's accumulators from `{found}` to `{expected}`");
         }
         let state = self.partition(id);
         let windows = snapshot.windows.len();
@@ -713,7 +701,7 @@ impl Pipeline {
     pub fn checkpoint(&mut self, which: Option<&[PartitionId]>, now: Timestamp) -> Result<Vec<(PartitionId, i64)>, PipelineError> {
         self.flush_sink()?;
         let now = self.clock_time(now);
-        let version = self.stages.fold.state_version().unwrap_or(1);
+        let version = self.stages.accumulator().clone();
         let components = self.components();
         let mut offsets = Vec::new();
         let mut ids: Vec<PartitionId> = self.partitions.keys().filter(|id| which.is_none_or(|w| w.contains(id))).cloned().collect();
@@ -721,7 +709,7 @@ impl Pipeline {
         for id in ids {
             if let Some(claim) = self.claim_of(&id)? {
                 let (Some(store), Some(state)) = (&self.checkpoints, self.partitions.get(&id)) else { continue };
-                match store.write(&id, &claim, &state.snapshot(now, version, claim.clone(), components.clone())) {
+                match store.write(&id, &claim, &state.snapshot(now, version.clone(), claim.clone(), components.clone())) {
                     Ok(()) => {}
                     Err(err @ CheckpointError::Fenced { .. }) => {
                         // Another member owns it now: its state here is
@@ -830,28 +818,21 @@ impl Pipeline {
         }
         self.stats.records += records.len() as u64;
         self.counters[StageKind::Deserialize as usize].records += records.len() as u64;
-        let events = match self.stages.deserialize.deserialize(source_batch(&records)) {
-            Ok(events) => events,
-            // Retry smaller: only the records that fail alone are dead.
-            Err(err) => deserialize_narrowed(&mut self.stages.deserialize, &records, err),
-        };
-        self.counters[StageKind::Deserialize as usize].errors += events.failures.len() as u64;
-        for failure in &events.failures {
+        // Only the records that fail alone are dead.
+        let decoded = self.stages.decode(&records);
+        self.counters[StageKind::Deserialize as usize].errors += decoded.failures.len() as u64;
+        for failure in &decoded.failures {
             self.dead_record(&records[failure.index as usize], DeadLetterKind::Failed, "deserialize", failure.reason.clone(), None)?;
         }
-        self.stats.events += events.times.len() as u64;
-        if events.payloads.is_empty() {
+        self.stats.events += u64::from(decoded.events.count);
+        if decoded.events.count == 0 {
             return self.close_due(now);
         }
-        let origins: Vec<usize> = events.origins.iter().map(|&o| o as usize).collect();
-        let times = events.times;
+        let origins: Vec<usize> = decoded.origins.iter().map(|&o| o as usize).collect();
+        let times = if self.system_clock { Vec::new() } else { self.stages.times(&decoded, &records) };
 
         self.counters[StageKind::Key as usize].records += origins.len() as u64;
-        let (payloads, keyed) = self.stages.key.key(events.payloads);
-        let keys = match keyed {
-            Ok(keys) => keys,
-            Err(err) => key_narrowed(&mut self.stages.key, &payloads, err),
-        };
+        let keys = self.stages.keys(&decoded.events);
         self.counters[StageKind::Key as usize].errors += keys.failures.len() as u64;
         let mut key_failed = vec![false; origins.len()];
         for failure in &keys.failures {
@@ -869,9 +850,15 @@ impl Pipeline {
             if key_failed[event] {
                 continue;
             }
-            let Ok(key) = std::str::from_utf8(keys.keys.get(event)) else {
-                self.dead_record(&records[origin], DeadLetterKind::Failed, "key", "the key is not UTF-8".to_owned(), None)?;
-                continue;
+            let key = keys.keys[event].as_str();
+            let time = match times.get(event) {
+                None => now,
+                Some(Ok(time)) => Timestamp(*time),
+                Some(Err(reason)) => {
+                    let reason = reason.clone();
+                    self.dead_record(&records[origin], DeadLetterKind::Failed, "time", reason, Some(key))?;
+                    continue;
+                }
             };
             let origin_of = &records[origin].origin;
             let partition = origin_of.partition.unwrap_or(-1);
@@ -884,7 +871,6 @@ impl Pipeline {
             };
             let pid = &batch_partitions[slot_of_pid];
             self.note_home(key, pid);
-            let time = if self.system_clock { now } else { Timestamp(times[event]) };
             let state = self.partition(pid);
             let placement = match &mut state.windower {
                 Windower::Tumbling(w) => match state.clock.arrive(key, time, now) {
@@ -919,42 +905,40 @@ impl Pipeline {
             };
             groups[slot].members.push(Placed { event, origin });
         }
-        self.fold(&records, &payloads, groups)?;
+        self.fold(&records, &decoded.events, groups)?;
         self.close_due(now)
     }
 
-    fn fold(&mut self, records: &[SourceRecord], payloads: &Packed, groups: Vec<Group>) -> Result<(), PipelineError> {
+    fn fold(&mut self, records: &[SourceRecord], events: &crate::event::Events, groups: Vec<Group>) -> Result<(), PipelineError> {
         if groups.is_empty() {
             return Ok(());
         }
-        let mut events = Packed::with_capacity(payloads.len(), payloads.data.len());
+        let members: usize = groups.iter().map(|g| g.members.len()).sum();
+        let mut rows = Vec::with_capacity(members);
         let mut fold_groups = Vec::with_capacity(groups.len());
-        let mut fold_origin = Vec::with_capacity(payloads.len());
+        let mut fold_origin = Vec::with_capacity(members);
         for group in &groups {
             for member in &group.members {
-                events.push(payloads.get(member.event));
+                rows.push(member.event as u32);
                 fold_origin.push(member.origin);
             }
             let acc = self.partitions.get(&group.partition).and_then(|p| p.store.get(&group.id)).and_then(|w| w.acc.clone());
-            fold_groups.push(FoldGroup { acc, end: events.len() as u32 });
+            fold_groups.push(FoldGroup { acc, end: rows.len() as u32 });
         }
-        let mut failed = vec![false; events.len()];
+        let input = self.stages.fold_input(events, &rows);
+        let mut failed = vec![false; rows.len()];
         let fold_counters = StageKind::Fold as usize;
         self.counters[fold_counters].records += fold_origin.len() as u64;
-        let (fold_groups, events, result) = self.stages.fold.fold(fold_groups, events);
-        let folded = match result {
-            Ok(folded) => folded,
-            // Retry smaller, down to single events; an accumulator only
-            // takes what a successful call returns.
-            Err(err) => fold_narrowed(&mut self.stages.fold, &fold_groups, &events, err),
-        };
+        let folded = self.stages.fold(fold_groups, &input);
         self.counters[fold_counters].errors += folded.failures.len() as u64;
         for failure in &folded.failures {
             failed[failure.index as usize] = true;
             self.dead_record(&records[fold_origin[failure.index as usize]], DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;
         }
+        let mut accs = folded.accs.into_iter();
         let mut start = 0usize;
-        for (i, group) in groups.into_iter().enumerate() {
+        for group in groups {
+            let acc = accs.next().unwrap_or_default();
             let end = start + group.members.len();
             let absorbed = failed[start..end].iter().filter(|f| !**f).count() as u64;
             start = end;
@@ -963,7 +947,7 @@ impl Pipeline {
                 continue;
             }
             let Assignment { start: from, end: to, .. } = group.assignment;
-            state.store.absorb(group.id, from, to, folded.accs.get(i).to_vec(), absorbed);
+            state.store.absorb(group.id, from, to, acc, absorbed);
         }
         Ok(())
     }
@@ -1054,7 +1038,7 @@ impl Pipeline {
                 })
                 .collect();
             self.counters[StageKind::Format as usize].records += results.len() as u64;
-            let objects = format_narrowed(&mut self.stages.format, chunk, &results);
+            let objects = self.stages.format(chunk);
             for (object, mut result) in objects.into_iter().zip(results.drain(..)) {
                 let object = match object {
                     Ok(object) => object,
@@ -1145,7 +1129,7 @@ impl Pipeline {
         let object = object.map(|o| serde_json::from_str::<serde_json::Value>(o).unwrap_or_else(|_| serde_json::Value::String(o.to_owned())));
         let value = serde_json::json!({
             "key": w.key, "id": w.id, "start": w.start.to_string(), "end": w.end.to_string(), "count": w.count,
-            "state_version": self.stages.fold.state_version(), "acc_hex": hex::encode(&w.acc), "object": object,
+            "accumulator": self.stages.accumulator(), "acc_hex": hex::encode(&w.acc), "object": object,
         });
         let stage = if reason.starts_with("sink: ") { "sink" } else { "format" };
         self.dead.send(DeadLetter {
@@ -1182,154 +1166,6 @@ fn note_closed(state: &mut PartitionState, closed: &[(WindowId, OpenWindow)]) {
 fn sorted(mut closed: Vec<(WindowId, OpenWindow)>) -> Vec<(WindowId, OpenWindow)> {
     closed.sort_by(|(a, wa), (b, wb)| (wa.start, &a.key, a.index).cmp(&(wb.start, &b.key, b.index)));
     closed
-}
-
-// The deserialize stage's view of `records`.
-fn source_batch(records: &[SourceRecord]) -> SourceBatch {
-    let bytes: usize = records.iter().map(|r| r.value.len()).sum();
-    let mut batch = SourceBatch {
-        values: Packed::with_capacity(records.len(), bytes),
-        keys: Packed::with_capacity(records.len(), 0),
-        timestamps: Vec::with_capacity(records.len()),
-        partitions: Vec::with_capacity(records.len()),
-        offsets: Vec::with_capacity(records.len()),
-        headers: Vec::new(),
-    };
-    for (i, record) in records.iter().enumerate() {
-        batch.values.push(&record.value);
-        batch.keys.push(record.key.as_deref().unwrap_or_default());
-        batch.timestamps.push(record.timestamp.0);
-        batch.partitions.push(record.origin.partition.unwrap_or(-1));
-        batch.offsets.push(record.origin.position as i64);
-        for (name, value) in &record.headers {
-            batch.headers.push((i as u32, name.clone(), value.clone()));
-        }
-    }
-    batch
-}
-
-// A deserialize call that failed as a whole, retried by halves of its
-// records; the events of the parts, and a failure per record that fails alone.
-fn deserialize_narrowed(deserialize: &mut StagePlugin, records: &[SourceRecord], err: CallError) -> Events {
-    let narrowed = narrow(records.len(), err, &mut |r| deserialize.deserialize(source_batch(&records[r])));
-    let mut events = Events::default();
-    for (range, part) in narrowed.done {
-        for i in 0..part.payloads.len() {
-            events.payloads.push(part.payloads.get(i));
-        }
-        events.times.extend(part.times);
-        events.origins.extend(part.origins.iter().map(|o| o + range.start as u32));
-        events.failures.extend(part.failures.into_iter().map(|f| RecordFailure { index: f.index + range.start as u32, reason: f.reason }));
-    }
-    events.failures.extend(narrowed.failed.into_iter().map(|(i, e)| RecordFailure { index: i as u32, reason: e.to_string() }));
-    events.failures.sort_by_key(|f| f.index);
-    events
-}
-
-// A key call that failed as a whole, retried by halves of its events; one
-// key per event (empty for an event that fails alone, with its failure).
-fn key_narrowed(key: &mut StagePlugin, payloads: &Packed, err: CallError) -> Keys {
-    let narrowed = narrow(payloads.len(), err, &mut |r| key.key(slice(payloads, r)).1);
-    let mut keys = Keys::default();
-    let mut failed: HashMap<usize, CallError> = narrowed.failed.into_iter().collect();
-    let mut done = narrowed.done.into_iter();
-    let mut i = 0;
-    while i < payloads.len() {
-        if let Some(err) = failed.remove(&i) {
-            keys.keys.push(b"");
-            keys.failures.push(RecordFailure { index: i as u32, reason: err.to_string() });
-            i += 1;
-            continue;
-        }
-        let (range, part) = done.next().expect("every item succeeded or failed");
-        for j in 0..range.len() {
-            keys.keys.push(part.keys.get(j));
-        }
-        keys.failures.extend(part.failures.into_iter().map(|f| RecordFailure { index: f.index + range.start as u32, reason: f.reason }));
-        i = range.end;
-    }
-    keys
-}
-
-// Items `range` of `packed`, copied (only failed calls are retried).
-fn slice(packed: &Packed, range: std::ops::Range<usize>) -> Packed {
-    let mut part = Packed::with_capacity(range.len(), 0);
-    for i in range {
-        part.push(packed.get(i));
-    }
-    part
-}
-
-// A fold call that failed as a whole, retried by halves of its groups; a
-// group that fails alone is folded one event at a time, so only the events
-// that fail alone are dead and its accumulator keeps the rest.
-fn fold_narrowed(fold: &mut StagePlugin, groups: &[FoldGroup], events: &Packed, err: CallError) -> Folded {
-    let start_of = |g: usize| if g == 0 { 0 } else { groups[g - 1].end as usize };
-    let sub = |r: std::ops::Range<usize>| {
-        let base = start_of(r.start);
-        let part: Vec<FoldGroup> = groups[r.clone()].iter().map(|g| FoldGroup { acc: g.acc.clone(), end: g.end - base as u32 }).collect();
-        (part, slice(events, base..groups[r.end - 1].end as usize))
-    };
-    let narrowed = narrow(groups.len(), err, &mut |r| {
-        let (part, evs) = sub(r);
-        fold.fold(part, evs).2
-    });
-    let mut accs: Vec<Option<Vec<u8>>> = groups.iter().map(|g| g.acc.clone()).collect();
-    let mut failures = Vec::new();
-    for (range, part) in narrowed.done {
-        let base = start_of(range.start) as u32;
-        for (j, g) in range.clone().enumerate() {
-            accs[g] = Some(part.accs.get(j).to_vec());
-        }
-        failures.extend(part.failures.into_iter().map(|f| RecordFailure { index: f.index + base, reason: f.reason }));
-    }
-    for (g, _) in narrowed.failed {
-        let mut acc = groups[g].acc.clone();
-        for e in start_of(g)..groups[g].end as usize {
-            match fold.fold(vec![FoldGroup { acc: acc.clone(), end: 1 }], slice(events, e..e + 1)).2 {
-                Ok(one) if one.failures.is_empty() => acc = Some(one.accs.get(0).to_vec()),
-                Ok(one) => failures.extend(one.failures.into_iter().map(|f| RecordFailure { index: e as u32, reason: f.reason })),
-                Err(err) => failures.push(RecordFailure { index: e as u32, reason: err.to_string() }),
-            }
-        }
-        accs[g] = acc;
-    }
-    let mut packed = Packed::with_capacity(accs.len(), 0);
-    for acc in &accs {
-        packed.push(acc.as_deref().unwrap_or_default());
-    }
-    Folded { accs: packed, failures }
-}
-
-// One object or reason per window; a call that fails as a whole is retried
-// by halves, so only the windows that fail alone are dead.
-fn format_narrowed(format: &mut StagePlugin, chunk: Vec<ClosedWindow>, results: &[WindowResult]) -> Vec<Result<String, String>> {
-    let closed = |r: std::ops::Range<usize>| -> Vec<ClosedWindow> {
-        results[r].iter().map(|w| ClosedWindow { key: w.key.clone(), id: w.id, start: w.start.0, end: w.end.0, count: w.count, acc: w.acc.clone() }).collect()
-    };
-    let mut objects: Vec<Result<String, String>> = vec![Err(String::new()); results.len()];
-    let take = |objects: &mut Vec<Result<String, String>>, base: usize, formatted: Formatted| {
-        let mut reasons: HashMap<usize, String> = formatted.failures.into_iter().map(|f| (f.index as usize, f.reason)).collect();
-        for (i, object) in formatted.objects.into_iter().enumerate() {
-            objects[base + i] = match reasons.remove(&i) {
-                Some(reason) => Err(reason),
-                None => Ok(object),
-            };
-        }
-    };
-    match format.format(chunk) {
-        Ok(formatted) => take(&mut objects, 0, formatted),
-        Err(err) => {
-            let narrowed = narrow(results.len(), err, &mut |r| format.format(closed(r)));
-            for (range, formatted) in narrowed.done {
-                take(&mut objects, range.start, formatted);
-            }
-            for (i, err) in narrowed.failed {
-                objects[i] = Err(err.to_string());
-            }
-        }
-    }
-    objects
 }
 
 fn truncate(text: &str, max: usize) -> &str {

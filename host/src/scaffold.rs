@@ -114,27 +114,18 @@ strip = true
     )
 }
 
-const TYPES: &str = r#"/// A reading as it arrives: `{"key": "sensor-1", "value": 21.5, "time": "2024-01-01T00:00:01Z"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reading {
-    pub key: String,
-    pub value: f64,
-    pub time: String,
-}
-
-/// The event the stages pass on (encoded by the SDK between stages).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub key: String,
-    pub value: f64,
-}
-
-/// The window accumulator the host keeps for each (key, window). Raise
-/// `STATE_VERSION` when its shape changes, and implement `migrate`.
+const TYPES: &str = r#"/// The window accumulator the host keeps for each (key, window), as JSON.
+/// When its shape changes, raise the version in `accumulator()` and
+/// implement `migrate`.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Acc {
     pub count: u64,
     pub sum: f64,
+}
+
+/// What the accumulator is; fold and format must name the same.
+pub fn accumulator() -> Identity {
+    Identity::new("__NAME__", 1)
 }
 
 /// What the stage's config may hold (the manifest's `config = { ... }`);
@@ -165,44 +156,65 @@ impl Plugin for Stage {
 "#;
 
 const DESERIALIZE: &str = r#"
-impl DeserializeStage for Stage {
-    type Event = Event;
+/// A reading as it arrives: `{"key": "sensor-1", "value": 21.5, "time": "2024-01-01T00:00:01Z"}`.
+/// (Records that are JSON objects need no deserialize plugin: the host's
+/// `builtin = "json"` decodes the fields the other stages read.)
+#[derive(Debug, Deserialize)]
+pub struct Reading {
+    pub key: String,
+    pub value: f64,
+    pub time: String,
+}
 
-    fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_, Event>) -> Result<(), Error> {
+impl DeserializeStage for Stage {
+    fn writes(&self) -> Schema {
+        Schema::new("reading", 1).field("key", FieldType::Text).field("value", FieldType::Float).field("time", FieldType::Time)
+    }
+
+    fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_>) -> Result<(), Error> {
         let reading: Reading = record.json()?;
         let time = Timestamp::parse_rfc3339(&reading.time).map_err(|e| e.context("field `time`"))?;
-        out.emit_at(Event { key: reading.key, value: reading.value * self.scale }, time)
+        out.emit(Event::new().text("key", reading.key).float("value", reading.value).time("time", time))
     }
 }
 "#;
 
 const KEY: &str = r#"
 impl KeyStage for Stage {
-    type Event = Event;
+    fn reads(&self) -> Schema {
+        Schema::new("reading", 1).field("key", FieldType::Text)
+    }
 
-    fn key(&self, event: &Event) -> Result<String, Error> {
-        Ok(event.key.clone())
+    fn key(&self, event: &Row<'_>) -> Result<String, Error> {
+        Ok(event.text("key")?.to_owned())
     }
 }
 "#;
 
 const FOLD: &str = r#"
 impl FoldStage for Stage {
-    type Event = Event;
     type Acc = Acc;
-    const STATE_VERSION: u32 = 1;
+
+    fn reads(&self) -> Schema {
+        Schema::new("reading", 1).field("value", FieldType::Float)
+    }
+
+    fn accumulator(&self) -> Identity {
+        accumulator()
+    }
 
     fn init(&self) -> Acc {
         Acc::default()
     }
 
-    fn fold(&self, acc: &mut Acc, event: Event) -> Result<(), Error> {
-        if !event.value.is_finite() {
+    fn fold(&self, acc: &mut Acc, event: &Row<'_>) -> Result<(), Error> {
+        let value = event.float("value")? * self.scale;
+        if !value.is_finite() {
             // Returned before `acc` changes: the event is dead-lettered.
-            return Err(Error::msg(format!("value {} is not a finite number", event.value)));
+            return Err(Error::msg(format!("value {value} is not a finite number")));
         }
         acc.count += 1;
-        acc.sum += event.value;
+        acc.sum += value;
         Ok(())
     }
 }
@@ -222,6 +234,10 @@ impl FormatStage for Stage {
     type Acc = Acc;
     type Output = Output;
 
+    fn accumulator(&self) -> Identity {
+        accumulator()
+    }
+
     fn format(&self, window: &Window, acc: Acc) -> Result<Output, Error> {
         if acc.count == 0 {
             return Err(Error::msg("empty window"));
@@ -233,24 +249,25 @@ impl FormatStage for Stage {
 
 fn lib_rs(kind: Kind, name: &str) -> String {
     let (stages, uses): (&[&str], &str) = match kind {
-        Kind::Pipeline => {
-            (&["deserialize", "key", "fold", "format"], "DeserializeStage, Emitter, Error, FoldStage, FormatStage, KeyStage, Plugin, Record, Timestamp, Window")
-        }
-        Kind::Deserialize => (&["deserialize"], "DeserializeStage, Emitter, Error, Plugin, Record, Timestamp"),
-        Kind::Key => (&["key"], "Error, KeyStage, Plugin"),
-        Kind::Fold => (&["fold"], "Error, FoldStage, Plugin"),
-        Kind::Format => (&["format"], "Error, FormatStage, Plugin, Window"),
+        Kind::Pipeline => (
+            &["deserialize", "key", "fold", "format"],
+            "DeserializeStage, Emitter, Error, Event, FieldType, FoldStage, FormatStage, Identity, KeyStage, Plugin, Record, Row, Schema, Timestamp, Window",
+        ),
+        Kind::Deserialize => (&["deserialize"], "DeserializeStage, Emitter, Error, Event, FieldType, Identity, Plugin, Record, Schema, Timestamp"),
+        Kind::Key => (&["key"], "Error, FieldType, Identity, KeyStage, Plugin, Row, Schema"),
+        Kind::Fold => (&["fold"], "Error, FieldType, FoldStage, Identity, Plugin, Row, Schema"),
+        Kind::Format => (&["format"], "Error, FormatStage, Identity, Plugin, Window"),
     };
     let in_host = if kind == Kind::Pipeline {
         format!("test the component in the real host:\n//! `weir test target/wasm32-wasip2/release/{}.wasm --cases cases.toml`.", name.replace('-', "_"))
     } else {
-        "run the component in the real host in a\n//! manifest beside the other stages' plugins, which must use the same\n//! `Event` type (the stages of one crate do).".to_owned()
+        "run the component in the real host in a\n//! manifest beside the other stages (the host checks that the fields\n//! each stage reads are written upstream).".to_owned()
     };
     let mut out = format!(
         "//! {name}: a weir plugin serving {}.\n//!\n//! Build: `cargo build --release --target wasm32-wasip2`; test natively:\n//! `cargo test`; {in_host}\n\nuse serde::{{Deserialize, Serialize}};\nuse weir_guest_sdk::{{{uses}}};\n\n",
         stages.join(", "),
     );
-    out.push_str(TYPES);
+    out.push_str(&TYPES.replace("__NAME__", name));
     for stage in stages {
         out.push_str(match *stage {
             "deserialize" => DESERIALIZE,
@@ -267,9 +284,10 @@ fn lib_rs(kind: Kind, name: &str) -> String {
             "deserialize" => {
                 r##"
     #[test]
-    fn deserializes_and_scales() {
+    fn deserializes() {
         let events = testing::deserialize(&stage(), br#"{"key":"a","value":1.5,"time":"2024-01-01T00:00:01Z"}"#).unwrap();
-        assert_eq!(events, vec![(Event { key: "a".into(), value: 3.0 }, Timestamp::parse_rfc3339("2024-01-01T00:00:01Z").unwrap())]);
+        let time = Timestamp::parse_rfc3339("2024-01-01T00:00:01Z").unwrap();
+        assert_eq!(events, vec![Event::new().text("key", "a").float("value", 1.5).time("time", time)]);
         let err = testing::deserialize(&stage(), br#"{"key":"a","value":1.5,"time":"soon"}"#).unwrap_err();
         assert!(err.to_string().contains("field `time`"), "{err}");
     }
@@ -279,7 +297,7 @@ fn lib_rs(kind: Kind, name: &str) -> String {
                 r#"
     #[test]
     fn keys_by_the_key_field() {
-        assert_eq!(testing::key(&stage(), &Event { key: "a".into(), value: 1.0 }).unwrap(), "a");
+        assert_eq!(testing::key(&stage(), &weir_guest_sdk::Event::new().text("key", "a")).unwrap(), "a");
     }
 "#
             }
@@ -287,9 +305,10 @@ fn lib_rs(kind: Kind, name: &str) -> String {
                 r#"
     #[test]
     fn sums_and_refuses_non_finite_values() {
-        let acc = testing::fold(&stage(), [Event { key: "a".into(), value: 1.0 }, Event { key: "a".into(), value: 2.5 }]).unwrap();
-        assert_eq!(acc, Acc { count: 2, sum: 3.5 });
-        assert!(testing::fold(&stage(), [Event { key: "a".into(), value: f64::NAN }]).is_err());
+        let event = |value: f64| weir_guest_sdk::Event::new().float("value", value);
+        let acc = testing::fold(&stage(), &[event(1.0), event(2.5)]).unwrap();
+        assert_eq!(acc, Acc { count: 2, sum: 7.0 });
+        assert!(testing::fold(&stage(), &[event(f64::MAX)]).is_err());
     }
 "#
             }
@@ -345,7 +364,7 @@ fn readme(kind: Kind, name: &str, module: &str) -> String {
     let (stages, swap_stage) = if whole {
         ("[stages]".to_owned(), "all".to_owned())
     } else {
-        (format!("[stages.{kind}]   # the other stages' plugins must use the same event type"), kind.clone())
+        (format!("[stages.{kind}]   # the host checks the fields it reads are written upstream"), kind.clone())
     };
     let alone = if whole {
         ""

@@ -24,6 +24,22 @@ impl Timestamp {
         DateTime::parse_from_rfc3339(text).ok().map(|t| Timestamp(t.with_timezone(&Utc).timestamp_micros()))
     }
 
+    /// Like [`Timestamp::parse_rfc3339`], also taking a space for the `T`
+    /// and a time without an offset (read as UTC), as ISO 8601 writers
+    /// such as Python's `isoformat()` produce.
+    pub fn parse_iso8601(text: &str) -> Option<Self> {
+        if let Some(t) = Self::parse_rfc3339(text) {
+            return Some(t);
+        }
+        if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%:z") {
+            return Some(Timestamp(t.with_timezone(&Utc).timestamp_micros()));
+        }
+        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+            .map(|t| Timestamp(t.and_utc().timestamp_micros()))
+    }
+
     /// `self + micros`, saturating at the ends of time.
     pub fn plus(self, micros: i64) -> Self {
         Timestamp(self.0.saturating_add(micros))

@@ -12,7 +12,7 @@ fn snapshot(claim: &Claim, next: i64, windows: usize) -> PartitionSnapshot {
     PartitionSnapshot {
         format: FORMAT_VERSION,
         claim: claim.clone(),
-        state_version: 1,
+        accumulator: weir::event::Identity { name: "test".into(), version: 1 },
         next_offset: Some(next),
         windows: (0..windows).map(|i| WindowSnapshot { key: format!("sensor-{i}"), index: 7, start: 0, end: 10, count: 2, acc: Some(vec![7; 100]) }).collect(),
         watermarks: vec![],

@@ -232,8 +232,12 @@ fn the_endpoint_and_cli_refuse_what_they_should() {
     let out = Command::new(weir_binary()).args(["swap", "key"]).arg(plugin("wrong_world")).arg("--manifest").arg(&manifest_path).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("cannot serve the key stage"), "{stderr}");
-    // A good one through the CLI.
+    // Fold alone to another accumulator: refused, naming both sides.
     let out = Command::new(weir_binary()).args(["swap", "fold"]).arg(plugin("faulty_v2")).arg("-m").arg(&manifest_path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("reads accumulator `faulty-sum v1`") && stderr.contains("writes `faulty-sum v2`"), "{stderr}");
+    // A good one through the CLI: fold and format together.
+    let out = Command::new(weir_binary()).args(["swap", "fold,format"]).arg(plugin("faulty_v2")).arg("-m").arg(&manifest_path).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("fold: ") && stdout.contains("pipeline paused"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     let out = Command::new(weir_binary()).args(["status", "-m"]).arg(&manifest_path).output().unwrap();
@@ -241,7 +245,7 @@ fn the_endpoint_and_cli_refuse_what_they_should() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let row = |stage: &str| table.lines().find(|l| l.starts_with(stage)).unwrap_or_else(|| panic!("no {stage} row in\n{table}")).to_owned();
     assert!(row("key").split_whitespace().nth(4) == Some("1"), "one refused key swap:\n{table}");
-    assert!(row("fold").contains("faulty_v2.wasm") && row("fold").contains("(state v2)"), "{table}");
+    assert!(row("fold").contains("faulty_v2.wasm") && row("fold").contains("(faulty-sum v2)"), "{table}");
     assert!(table.contains("last refusal: swap refused:"), "{table}");
 
     drop(stdin);
@@ -295,7 +299,7 @@ fn watch_swaps_a_changed_plugin_file_in_with_its_windows() {
     let started = Instant::now();
     loop {
         let status = client.status().unwrap();
-        if status["stages"][2]["state_version"] == 2 {
+        if status["stages"][2]["accumulator"]["version"] == 2 {
             let swaps: Vec<u64> = status["stages"].as_array().unwrap().iter().map(|s| s["swaps"].as_u64().unwrap()).collect();
             assert_eq!(swaps, [1, 1, 1, 1], "the four stages of the one file swapped together: {status}");
             break;

@@ -231,10 +231,10 @@ fn a_format_trap_dead_letters_its_window_with_everything_to_replay_it() {
     let value: serde_json::Value = serde_json::from_str(&dead[0].value).unwrap();
     assert_eq!(value["start"], "2022-01-01T00:00:00Z");
     assert_eq!(value["count"], 1);
-    assert_eq!(value["state_version"], 1);
-    // The accumulator itself (postcard of the plugin's Sum { count: 1, sum: 3.0 }).
+    assert_eq!(value["accumulator"], serde_json::json!({ "name": "faulty-sum", "version": 1 }));
+    // The accumulator itself (the JSON of the plugin's Sum { count: 1, sum: 3.0 }).
     let acc = hex::decode(value["acc_hex"].as_str().unwrap()).unwrap();
-    assert_eq!(acc, [&[1u8][..], &3.0f64.to_le_bytes()].concat(), "{value}");
+    assert_eq!(String::from_utf8(acc).unwrap(), r#"{"count":1,"sum":3.0}"#, "{value}");
 }
 
 #[test]
@@ -290,27 +290,31 @@ fn a_file_that_is_not_a_component_is_refused() {
 
 #[test]
 fn a_python_exception_is_named_in_the_dead_letter() {
-    // The Python format stage after Rust fold stages: it cannot read their
-    // (postcard) accumulators, raises, and componentize-py traps. The reason
-    // names the Python exception, not only the trap.
+    // The Rust fold, the Python format. Two readings near f64::MAX in one
+    // window overflow the Rust fold's sum, which JSON writes as null; the
+    // Python format divides it and raises. The dead letter names the Python
+    // exception; the other window is written.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("input.jsonl"), INPUT).unwrap();
-    let more = format!(
-        "[stages.format]\nplugin = \"{}\"\nconfig = {{ key_field = \"key\", value_field = \"value\", time_field = \"time\" }}\n\
-         [stages.deserialize]\nconfig = {{ key_field = \"key\", value_field = \"value\", time_field = \"time\" }}",
+    let input = r#"{"key":"a","value":1e308,"time":"2022-01-01T00:00:01Z"}
+{"key":"a","value":1e308,"time":"2022-01-01T00:00:02Z"}
+{"key":"b","value":2,"time":"2022-01-01T00:00:02Z"}
+"#;
+    std::fs::write(dir.path().join("input.jsonl"), input).unwrap();
+    let text = format!(
+        "[source]\nkind = \"jsonl\"\npath = \"input.jsonl\"\n[stages]\nplugin = \"{}\"\nconfig = {{ value_field = \"value\" }}\n[stages.format]\nplugin = \"{}\"\n\
+         [stages.deserialize]\nbuiltin = \"json\"\n[stages.key]\nfield = \"key\"\n\
+         [clock]\nkind = \"event\"\ntime_field = \"time\"\nwait_for_system_duration = \"0s\"\n\
+         [window]\nkind = \"tumbling\"\nlength = \"10s\"\nalign_to = \"2022-01-01T00:00:00Z\"\n[sink]\nkind = \"stdout\"\n",
+        weir_tests::plugin("window_stats").display(),
         weir_tests::plugin("window_stats_py").display()
     );
-    let text = format!(
-        "[source]\nkind = \"jsonl\"\npath = \"input.jsonl\"\n[stages]\nplugin = \"{}\"\n[clock]\nkind = \"event\"\nwait_for_system_duration = \"0s\"\n\
-         [window]\nkind = \"tumbling\"\nlength = \"10s\"\nalign_to = \"2022-01-01T00:00:00Z\"\n[sink]\nkind = \"stdout\"\n{more}\n",
-        weir_tests::plugin("window_stats").display()
-    );
     let out = run(&weir_tests::manifest_text(dir.path(), &text)).unwrap();
-    assert!(out.lines.is_empty(), "{:?}", out.lines);
+    assert_eq!(out.lines.len(), 1, "{:?}", out.lines);
+    assert!(out.lines[0].contains(r#""key":"b""#), "{:?}", out.lines);
     let format_failures = failed(&out.dead, "format");
-    assert!(!format_failures.is_empty(), "{:?}", out.dead);
+    assert_eq!(format_failures.len(), 1, "{:?}", out.dead);
     let reason = &format_failures[0].reason;
-    assert!(reason.contains("format plugin trapped: Python exception") && reason.contains("Error"), "{reason}");
+    assert!(reason.starts_with("TypeError: unsupported operand type(s) for /"), "{reason}");
 }
 
 #[test]
@@ -320,7 +324,7 @@ fn wrong_lengths_in_what_a_plugin_returns_are_contained() {
     // the batch, or ends past its data. The host refuses each result,
     // narrows the batch down, and only `boom` is dead-lettered.
     for (mode, says) in
-        [("short", "0 accumulators for 1 groups"), ("index", "a failure index is past the end of the batch"), ("ends", "accumulator ends run past their data")]
+        [("short", "0 accumulators for 1 groups"), ("index", "a failure index is past the end of the batch")]
     {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("input.jsonl"), INPUT).unwrap();

@@ -129,9 +129,14 @@ fn telemetry_replayed_into_three_partitions_matches_the_file_run() {
         r#"{source}
 [stages]
 plugin = "{plugin}"
-config = {{ key_field = "device", value_field = "temp", time_field = "ts" }}
+config = {{ value_field = "temp" }}
+[stages.deserialize]
+builtin = "json"
+[stages.key]
+field = "device"
 [clock]
 kind = "event"
+time_field = "ts"
 wait_for_system_duration = "30s"
 [window]
 kind = "tumbling"
@@ -230,9 +235,14 @@ fn seed_002_windows_to_an_output_topic() {
         r#"{source}
 [stages]
 plugin = "{plugin}"
-config = {{ key_field = "sensor", value_field = "value", time_field = "ts" }}
+config = {{ value_field = "value" }}
+[stages.deserialize]
+builtin = "json"
+[stages.key]
+field = "sensor"
 [clock]
 kind = "event"
+time_field = "ts"
 wait_for_system_duration = "1s"
 [window]
 kind = "tumbling"

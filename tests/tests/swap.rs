@@ -94,9 +94,11 @@ fn a_changed_plugin_applies_from_the_switch_point_and_open_windows_migrate() {
     assert_eq!(before, vec![serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:00Z", "count": 2, "sum": 3.0 })]);
 
     let v2 = plugin("faulty_v2");
-    for kind in StageKind::ALL {
-        h.swap(kind, &v2, engine()).unwrap_or_else(|err| panic!("{kind}: {err}"));
-    }
+    // One at a time cannot work: fold v2 and format v1 name different
+    // accumulators, and the host refuses that pairing.
+    let err = h.swap(StageKind::Fold, &v2, engine()).unwrap_err().to_string();
+    assert!(err.contains("reads accumulator `faulty-sum v1`, but fold") && err.contains("writes `faulty-sum v2`"), "{err}");
+    h.swap_all(&v2, engine()).unwrap();
     h.push([reading("a", 12, 7.0), reading("a", 21, 3.0)]).unwrap();
     h.finish().unwrap();
     let after = h.take_objects();
@@ -113,16 +115,16 @@ fn a_changed_plugin_applies_from_the_switch_point_and_open_windows_migrate() {
     assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
     let status = h.pipeline().status();
     assert_eq!(status[StageKind::Fold as usize].swaps, 1);
-    assert_eq!(status[StageKind::Fold as usize].state_version, Some(2));
+    assert_eq!(status[StageKind::Fold as usize].accumulator.as_ref().map(|a| a.version), Some(2));
 }
 
 #[test]
 fn a_fold_plugin_that_cannot_read_the_open_windows_is_refused() {
     let mut h = faulty_pipeline("faulty_v2");
     h.push([reading("a", 1, 1.0), reading("b", 2, 2.0)]).unwrap();
-    let err = h.swap(StageKind::Fold, &plugin("faulty"), engine()).unwrap_err().to_string();
-    assert!(err.contains("state version 1, the open windows hold version 2"), "{err}");
-    assert!(err.contains("cannot read accumulators of state version 2"), "{err}");
+    let err = h.swap_all(&plugin("faulty"), engine()).unwrap_err().to_string();
+    assert!(err.contains("writes accumulator `faulty-sum v1`, the open windows hold `faulty-sum v2`"), "{err}");
+    assert!(err.contains("cannot read accumulators `faulty-sum v2`"), "{err}");
     h.push([reading("a", 3, 4.0)]).unwrap();
     h.finish().unwrap();
     let out = h.take_objects();
@@ -221,7 +223,7 @@ fn a_checkpoint_of_another_state_version_is_migrated_on_restore_or_refused() {
     v2.pipeline().checkpoint(None, now).unwrap();
     let mut v1 = faulty_pipeline("faulty").with_checkpoints(FolderCheckpoints::open(dir.path()).unwrap());
     let err = v1.pipeline().take_partition(&id, now).unwrap_err().to_string();
-    assert!(err.contains("t[0]") && err.contains("state version 2") && err.contains("writes version 1"), "{err}");
+    assert!(err.contains("t[0]") && err.contains("accumulators `faulty-sum v2`") && err.contains("writes `faulty-sum v1`"), "{err}");
 }
 
 #[test]
@@ -238,9 +240,7 @@ fn a_swap_survives_a_restart_and_a_missing_component_stops_it() {
     // Version 1 from the manifest, swapped to version 2 while running, then checkpointed.
     let mut first = faulty_pipeline("faulty").with_checkpoints(store()).with_engine(engine.clone());
     first.push_records(vec![partition_record(0, "a", 1, 1.0)]).unwrap();
-    for kind in StageKind::ALL {
-        first.pipeline().swap_stage(kind, &v2, &engine).unwrap();
-    }
+    first.pipeline().swap_all(&v2, &engine).unwrap();
     let v2_hash = first.pipeline().stages().fold.hash().to_owned();
     let now = first.now();
     first.pipeline().checkpoint(None, now).unwrap();
@@ -250,7 +250,7 @@ fn a_swap_survives_a_restart_and_a_missing_component_stops_it() {
     assert_ne!(second.pipeline().stages().fold.hash(), v2_hash);
     assert_eq!(second.pipeline().take_partition(&id, now).unwrap(), Some(1));
     for kind in StageKind::ALL {
-        assert_eq!(second.pipeline().stages().get(kind).hash(), v2_hash, "{kind}");
+        assert_eq!(second.pipeline().stages().get(kind).unwrap().hash(), v2_hash, "{kind}");
     }
     second.push_records(vec![partition_record(1, "a", 2, 4.0)]).unwrap();
     second.finish().unwrap();

@@ -7,7 +7,7 @@ mod json;
 mod schema;
 
 pub use json::{Decoded, JsonDecoder};
-pub use schema::{FieldSpec, FieldType, Mismatch, Schema};
+pub use schema::{FieldSpec, FieldType, Identity, Mismatch, Schema};
 
 use crate::Timestamp;
 
@@ -124,6 +124,15 @@ impl Texts {
         (0..self.len()).map(|i| self.get(i))
     }
 
+    /// Packs `items`.
+    pub fn from_strings<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Texts {
+        let mut texts = Texts::default();
+        for item in items {
+            texts.push(item.as_ref());
+        }
+        texts
+    }
+
     fn truncate(&mut self, len: usize) {
         if len < self.ends.len() {
             let end = if len == 0 { 0 } else { self.ends[len - 1] as usize };
@@ -167,6 +176,73 @@ impl Events {
         }
     }
 
+    /// The events at `rows` (in that order), with only the fields of
+    /// `fields` that it has, in that order; `missing` follows the rows.
+    pub fn gather(&self, rows: &[u32], fields: &[&str]) -> Events {
+        let picked = fields.iter().filter_map(|name| self.field(name)).map(|field| {
+            let values = match &field.values {
+                Column::Ints(v) => Column::Ints(rows.iter().map(|&r| v[r as usize]).collect()),
+                Column::Times(v) => Column::Times(rows.iter().map(|&r| v[r as usize]).collect()),
+                Column::Floats(v) => Column::Floats(rows.iter().map(|&r| v[r as usize]).collect()),
+                Column::Bools(v) => Column::Bools(rows.iter().map(|&r| v[r as usize]).collect()),
+                Column::Texts(t) => Column::Texts(Texts::from_strings(rows.iter().map(|&r| t.get(r as usize)))),
+                Column::Json(t) => Column::Json(Texts::from_strings(rows.iter().map(|&r| t.get(r as usize)))),
+            };
+            let missing = if field.missing.is_empty() {
+                Vec::new()
+            } else {
+                rows.iter().enumerate().filter(|&(_, &r)| !Events::has(field, r)).map(|(i, _)| i as u32).collect()
+            };
+            Field { name: field.name.clone(), values, missing }
+        });
+        Events { count: rows.len() as u32, fields: picked.collect() }
+    }
+
+    /// Events `range`, every field.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Events {
+        let rows: Vec<u32> = (range.start as u32..range.end as u32).collect();
+        let names: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
+        self.gather(&rows, &names)
+    }
+
+    /// Appends `other`'s events; fields are matched by position (both
+    /// batches come from the same stage).
+    pub fn append(&mut self, other: Events) {
+        if self.fields.is_empty() && self.count == 0 {
+            *self = other;
+            return;
+        }
+        let base = self.count;
+        for (mine, theirs) in self.fields.iter_mut().zip(other.fields) {
+            mine.missing.extend(theirs.missing.iter().map(|m| m + base));
+            match (&mut mine.values, theirs.values) {
+                (Column::Ints(a), Column::Ints(b)) | (Column::Times(a), Column::Times(b)) => a.extend(b),
+                (Column::Floats(a), Column::Floats(b)) => a.extend(b),
+                (Column::Bools(a), Column::Bools(b)) => a.extend(b),
+                (Column::Texts(a), Column::Texts(b)) | (Column::Json(a), Column::Json(b)) => b.iter().for_each(|t| a.push(t)),
+                _ => {}
+            }
+        }
+        self.count += other.count;
+    }
+
+    /// Checks what a plugin returned: every column `count` long, `missing`
+    /// ascending and in range, no field named twice.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, field) in self.fields.iter().enumerate() {
+            if field.values.len() != self.count as usize {
+                return Err(format!("field `{}` has {} values for {} events", field.name, field.values.len(), self.count));
+            }
+            if !field.missing.windows(2).all(|w| w[0] < w[1]) || field.missing.last().is_some_and(|&m| m >= self.count) {
+                return Err(format!("field `{}` lists missing events out of order or past the batch", field.name));
+            }
+            if self.fields[..i].iter().any(|f| f.name == field.name) {
+                return Err(format!("field `{}` appears twice", field.name));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether event `i` has a value in `field`.
     pub fn has(field: &Field, i: u32) -> bool {
         field.missing.binary_search(&i).is_err()
@@ -175,7 +251,12 @@ impl Events {
 
 /// Turns a field's text into an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Default)]
 pub enum TimeFormat {
+    /// Numbers (or text holding one) are Unix seconds; other text is
+    /// RFC 3339.
+    #[default]
+    Auto,
     /// RFC 3339 / ISO 8601 text (`2022-01-01T00:00:04Z`); numbers are
     /// refused.
     Rfc3339,
@@ -192,8 +273,13 @@ impl TimeFormat {
     pub fn parse_text(self, text: &str) -> Result<Timestamp, String> {
         match self {
             TimeFormat::Rfc3339 => {
-                Timestamp::parse_rfc3339(text.trim()).ok_or_else(|| format!("`{text}` is not an RFC 3339 time (expected like 2022-01-01T00:00:04Z)"))
+                Timestamp::parse_iso8601(text.trim()).ok_or_else(|| format!("`{text}` is not an RFC 3339 time (expected like 2022-01-01T00:00:04Z)"))
             }
+            TimeFormat::Auto => match text.trim().parse::<f64>() {
+                Ok(n) => TimeFormat::UnixSeconds.from_number(n),
+                Err(_) => Timestamp::parse_iso8601(text.trim())
+                    .ok_or_else(|| format!("`{text}` is neither Unix seconds nor an RFC 3339 time (expected like 2022-01-01T00:00:04Z)")),
+            },
             _ => match text.trim().parse::<f64>() {
                 Ok(n) => self.from_number(n),
                 Err(_) => Err(format!("`{text}` is not a number of {}", self.unit())),
@@ -205,7 +291,7 @@ impl TimeFormat {
     pub fn from_number(self, n: f64) -> Result<Timestamp, String> {
         let scale = match self {
             TimeFormat::Rfc3339 => return Err(format!("{n} is a number, not an RFC 3339 time")),
-            TimeFormat::UnixSeconds => 1e6,
+            TimeFormat::UnixSeconds | TimeFormat::Auto => 1e6,
             TimeFormat::UnixMillis => 1e3,
             TimeFormat::UnixMicros => 1.0,
         };
@@ -213,9 +299,22 @@ impl TimeFormat {
         if micros.is_finite() && micros.abs() < 9.2e18 { Ok(Timestamp(micros as i64)) } else { Err(format!("{n} {} is out of range", self.unit())) }
     }
 
+    /// Reads the manifest's name for a format.
+    pub fn parse(name: &str) -> Option<TimeFormat> {
+        Some(match name {
+            "auto" => TimeFormat::Auto,
+            "rfc3339" => TimeFormat::Rfc3339,
+            "unix_s" | "unix-s" => TimeFormat::UnixSeconds,
+            "unix_ms" | "unix-ms" => TimeFormat::UnixMillis,
+            "unix_us" | "unix-us" => TimeFormat::UnixMicros,
+            _ => return None,
+        })
+    }
+
     fn unit(self) -> &'static str {
         match self {
             TimeFormat::Rfc3339 => "RFC 3339 text",
+            TimeFormat::Auto => "seconds or RFC 3339 text",
             TimeFormat::UnixSeconds => "seconds",
             TimeFormat::UnixMillis => "milliseconds",
             TimeFormat::UnixMicros => "microseconds",

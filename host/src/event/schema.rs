@@ -87,6 +87,22 @@ pub struct Schema {
     pub fields: Vec<FieldSpec>,
 }
 
+/// What an accumulator is: a name and the version of its shape. Fold and
+/// format must name the same one; a fold crosses versions by migrating.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    /// What it is (`window-stats`).
+    pub name: String,
+    /// The version of its shape.
+    pub version: u32,
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} v{}", self.name, self.version)
+    }
+}
+
 /// Why a reader cannot read what a writer writes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Mismatch {

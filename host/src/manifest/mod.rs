@@ -151,6 +151,23 @@ pub struct StageSpec {
     pub config: String,
 }
 
+/// How records become keyed, timed events: what the host does itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventsSpec {
+    /// `[stages.deserialize] builtin = "json"`: the host decodes JSON
+    /// objects (JSON lines, Kafka values, CSV rows) into exactly the fields
+    /// the later stages read. `false`: the deserialize plugin does.
+    pub builtin_json: bool,
+    /// `[stages.key] field = "..."`: the host keys events by this field.
+    pub key_field: Option<String>,
+    /// `[clock] time_field`: event time from this field. Unset: the one
+    /// `time` field the deserialize plugin writes, else the record's source
+    /// time.
+    pub time_field: Option<String>,
+    /// `[clock] time_format` (default `auto`).
+    pub time_format: crate::event::TimeFormat,
+}
+
 /// How event time is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClockSpec {
@@ -330,8 +347,11 @@ pub struct Manifest {
     pub name: String,
     /// Where records come from.
     pub source: SourceSpec,
-    /// The four stages, in data-path order.
+    /// The stages that run a plugin, in data-path order (fold and format
+    /// always; deserialize and key unless the host does them).
     pub stages: Vec<StageSpec>,
+    /// What the host does for deserialize, key and time.
+    pub events: EventsSpec,
     /// How event time is kept.
     pub clock: ClockSpec,
     /// How events are grouped.
@@ -450,6 +470,7 @@ impl Manifest {
         let mut problem = |field: &str, message: String| problems.push(Problem { field: field.to_owned(), message });
 
         let mut stages = Vec::new();
+        let mut events = EventsSpec::default();
         for kind in StageKind::ALL {
             let own = match kind {
                 StageKind::Deserialize => &raw.stages.deserialize,
@@ -458,6 +479,31 @@ impl Manifest {
                 StageKind::Format => &raw.stages.format,
             };
             let own = own.as_ref();
+            if let Some(builtin) = own.and_then(|s| s.builtin.as_deref()) {
+                if kind != StageKind::Deserialize {
+                    problem(&format!("stages.{kind}.builtin"), "only the deserialize stage has a built-in (`builtin = \"json\"`)".to_owned());
+                } else if builtin != "json" {
+                    problem("stages.deserialize.builtin", format!("no built-in `{builtin}`: the built-in deserializer is \"json\" (JSON lines, Kafka JSON values, CSV rows)"));
+                }
+                events.builtin_json = true;
+            }
+            if let Some(field) = own.and_then(|s| s.field.as_deref()) {
+                if kind != StageKind::Key {
+                    problem(&format!("stages.{kind}.field"), "only the key stage takes a field (`field = \"device\"`)".to_owned());
+                } else if field.is_empty() {
+                    problem("stages.key.field", "must name a field".to_owned());
+                }
+                events.key_field = Some(field.to_owned());
+            }
+            let host_does = own.is_some_and(|s| s.builtin.is_some() || s.field.is_some());
+            if host_does {
+                for (set, what) in [(own.is_some_and(|s| s.plugin.is_some()), "plugin"), (own.is_some_and(|s| s.config.is_some()), "config")] {
+                    if set {
+                        problem(&format!("stages.{kind}.{what}"), "the host does this stage (builtin/field): a plugin or config here means nothing".to_owned());
+                    }
+                }
+                continue;
+            }
             let field = format!("stages.{kind}.plugin");
             let Some(plugin) = own.and_then(|s| s.plugin.as_ref()).or(raw.stages.plugin.as_ref()) else {
                 problem(&field, "no component: set it here or set stages.plugin for every stage".to_owned());
@@ -472,6 +518,24 @@ impl Manifest {
             stages.push(StageSpec { kind, plugin, config });
         }
 
+        if let Some(field) = &raw.clock.time_field {
+            if raw.clock.kind == raw::ClockKind::System {
+                problem("clock.time_field", "has no meaning when kind = \"system\"".to_owned());
+            } else if field.is_empty() {
+                problem("clock.time_field", "must name a field".to_owned());
+            }
+            events.time_field = Some(field.clone());
+        }
+        events.time_format = match raw.clock.time_format.as_deref() {
+            None => crate::event::TimeFormat::Auto,
+            Some(name) => crate::event::TimeFormat::parse(name).unwrap_or_else(|| {
+                problem("clock.time_format", format!("no format `{name}`: use auto, rfc3339, unix_s, unix_ms or unix_us"));
+                crate::event::TimeFormat::Auto
+            }),
+        };
+        if events.builtin_json && raw.clock.kind == raw::ClockKind::Event && events.time_field.is_none() {
+            problem("clock.time_field", "required with the built-in deserializer and kind = \"event\": name the field that holds event time".to_owned());
+        }
         let clock = match raw.clock.kind {
             raw::ClockKind::Event => match raw.clock.wait_for_system_duration {
                 Some(wait) => ClockSpec::Event { wait_for_system_duration: wait.micros() },
@@ -739,14 +803,14 @@ impl Manifest {
         }
 
         match source {
-            Some(source) if problems.is_empty() => Ok(Manifest { name, source, stages, clock, window, sink, dead_letter, limits, checkpoint, control }),
+            Some(source) if problems.is_empty() => Ok(Manifest { name, source, stages, events, clock, window, sink, dead_letter, limits, checkpoint, control }),
             _ => Err(problems),
         }
     }
 
-    /// The stage of this kind.
-    pub fn stage(&self, kind: StageKind) -> &StageSpec {
-        self.stages.iter().find(|s| s.kind == kind).expect("a checked manifest has all four stages")
+    /// The plugin of stage `kind`; `None` when the host does that stage.
+    pub fn stage(&self, kind: StageKind) -> Option<&StageSpec> {
+        self.stages.iter().find(|s| s.kind == kind)
     }
 }
 

@@ -110,6 +110,10 @@ pub struct RawStages {
 pub struct RawStage {
     pub plugin: Option<PathBuf>,
     pub config: Option<toml::Table>,
+    /// `deserialize` only: a host built-in decoder (`"json"`).
+    pub builtin: Option<String>,
+    /// `key` only: key each event by this field, in the host.
+    pub field: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -124,6 +128,8 @@ pub enum ClockKind {
 pub struct RawClock {
     pub kind: ClockKind,
     pub wait_for_system_duration: Option<HumanDuration>,
+    pub time_field: Option<String>,
+    pub time_format: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

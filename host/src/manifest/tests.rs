@@ -50,9 +50,9 @@ fn a_good_manifest_resolves_paths_and_configs() {
     let dir = dir_with_plugin();
     let m = parse(dir.path(), GOOD).unwrap();
     assert_eq!(m.source, SourceSpec::Jsonl(dir.path().join("in.jsonl")));
-    assert_eq!(m.stage(StageKind::Key).plugin, dir.path().join("p.wasm"));
-    assert_eq!(m.stage(StageKind::Key).config, r#"{"field":"x"}"#);
-    assert_eq!(m.stage(StageKind::Format).config, r#"{"style":"y"}"#);
+    assert_eq!(m.stage(StageKind::Key).unwrap().plugin, dir.path().join("p.wasm"));
+    assert_eq!(m.stage(StageKind::Key).unwrap().config, r#"{"field":"x"}"#);
+    assert_eq!(m.stage(StageKind::Format).unwrap().config, r#"{"style":"y"}"#);
     assert_eq!(m.clock, ClockSpec::Event { wait_for_system_duration: 10_000_000 });
     assert_eq!(m.window, WindowSpec::Tumbling { length: 5_000_000, align_to: Timestamp(1_704_067_200_000_000) });
     assert_eq!(m.limits, Limits::default());

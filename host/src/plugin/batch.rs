@@ -2,6 +2,7 @@
 //! own types, converted at the edge in `bindings`.
 
 use super::bindings::{deserialize, fold, format, key, types};
+use crate::event::{Column, Events, Field, FieldSpec, FieldType, Identity, Schema, Texts};
 
 /// Many byte strings in one buffer; item `i` ends at `ends[i]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,12 +77,10 @@ pub struct SourceBatch {
 
 /// What the deserialize stage made of a batch.
 #[derive(Debug, Clone, Default)]
-pub struct Events {
-    /// Encoded events.
-    pub payloads: Packed,
-    /// Event time of each, in microseconds.
-    pub times: Vec<i64>,
-    /// Source record index of each.
+pub struct Decoded {
+    /// The events, as columns.
+    pub events: Events,
+    /// Source record index of each event.
     pub origins: Vec<u32>,
     /// Records that failed.
     pub failures: Vec<RecordFailure>,
@@ -91,7 +90,7 @@ pub struct Events {
 #[derive(Debug, Clone, Default)]
 pub struct Keys {
     /// One key per event.
-    pub keys: Packed,
+    pub keys: Vec<String>,
     /// Events that failed.
     pub failures: Vec<RecordFailure>,
 }
@@ -109,7 +108,7 @@ pub struct FoldGroup {
 #[derive(Debug, Clone, Default)]
 pub struct Folded {
     /// One accumulator per group.
-    pub accs: Packed,
+    pub accs: Vec<Vec<u8>>,
     /// Events that failed.
     pub failures: Vec<RecordFailure>,
 }
@@ -146,12 +145,6 @@ impl From<Packed> for types::Packed {
     }
 }
 
-impl From<types::Packed> for Packed {
-    fn from(p: types::Packed) -> Self {
-        Packed { data: p.data, ends: p.ends }
-    }
-}
-
 impl From<types::Failure> for RecordFailure {
     fn from(f: types::Failure) -> Self {
         RecordFailure { index: f.index, reason: f.reason }
@@ -175,15 +168,55 @@ impl From<SourceBatch> for deserialize::SourceBatch {
     }
 }
 
-impl From<deserialize::Events> for Events {
-    fn from(e: deserialize::Events) -> Self {
-        Events { payloads: e.payloads.into(), times: e.times, origins: e.origins, failures: failures(e.failures) }
-    }
+/// The events as the WIT carries them (texts unpacked into strings).
+pub(super) fn lower_events(events: &Events) -> types::Events {
+    let fields = events
+        .fields
+        .iter()
+        .map(|f| {
+            let values = match &f.values {
+                Column::Ints(v) => types::Column::Ints(v.clone()),
+                Column::Floats(v) => types::Column::Floats(v.clone()),
+                Column::Bools(v) => types::Column::Bools(v.clone()),
+                Column::Times(v) => types::Column::Times(v.clone()),
+                Column::Texts(t) => types::Column::Texts(t.iter().map(str::to_owned).collect()),
+                Column::Json(t) => types::Column::Json(t.iter().map(str::to_owned).collect()),
+            };
+            types::Field { name: f.name.clone(), values, missing: f.missing.clone() }
+        })
+        .collect();
+    types::Events { count: events.count, fields }
+}
+
+/// The events a plugin returned, in the host's types; checked.
+pub(super) fn lift_events(events: types::Events) -> Result<Events, String> {
+    let fields = events
+        .fields
+        .into_iter()
+        .map(|f| {
+            let values = match f.values {
+                types::Column::Ints(v) => Column::Ints(v),
+                types::Column::Floats(v) => Column::Floats(v),
+                types::Column::Bools(v) => Column::Bools(v),
+                types::Column::Times(v) => Column::Times(v),
+                types::Column::Texts(t) => Column::Texts(Texts::from_strings(t)),
+                types::Column::Json(t) => Column::Json(Texts::from_strings(t)),
+            };
+            Field { name: f.name, values, missing: f.missing }
+        })
+        .collect();
+    let events = Events { count: events.count, fields };
+    events.check()?;
+    Ok(events)
+}
+
+pub(super) fn lift_decoded(d: deserialize::Decoded) -> Result<Decoded, String> {
+    Ok(Decoded { events: lift_events(d.events)?, origins: d.origins, failures: failures(d.failures) })
 }
 
 impl From<key::Keys> for Keys {
     fn from(k: key::Keys) -> Self {
-        Keys { keys: k.keys.into(), failures: failures(k.failures) }
+        Keys { keys: k.keys, failures: failures(k.failures) }
     }
 }
 
@@ -195,7 +228,7 @@ impl From<FoldGroup> for fold::Group {
 
 impl From<fold::Folded> for Folded {
     fn from(f: fold::Folded) -> Self {
-        Folded { accs: f.accs.into(), failures: failures(f.failures) }
+        Folded { accs: f.accs, failures: failures(f.failures) }
     }
 }
 
@@ -208,5 +241,31 @@ impl From<ClosedWindow> for format::Window {
 impl From<format::Formatted> for Formatted {
     fn from(f: format::Formatted) -> Self {
         Formatted { objects: f.objects, failures: failures(f.failures) }
+    }
+}
+
+impl From<types::Schema> for Schema {
+    fn from(s: types::Schema) -> Self {
+        let ty = |t: types::FieldType| match t {
+            types::FieldType::Int => FieldType::Int,
+            types::FieldType::Float => FieldType::Float,
+            types::FieldType::Bool => FieldType::Bool,
+            types::FieldType::Text => FieldType::Text,
+            types::FieldType::Time => FieldType::Time,
+            types::FieldType::Json => FieldType::Json,
+        };
+        Schema { name: s.name, version: s.version, fields: s.fields.into_iter().map(|f| FieldSpec { name: f.name, ty: ty(f.type_), optional: f.optional }).collect() }
+    }
+}
+
+impl From<types::Identity> for Identity {
+    fn from(i: types::Identity) -> Self {
+        Identity { name: i.name, version: i.version }
+    }
+}
+
+impl From<&Identity> for types::Identity {
+    fn from(i: &Identity) -> Self {
+        types::Identity { name: i.name.clone(), version: i.version }
     }
 }

@@ -13,10 +13,10 @@ mod stage;
 
 use std::path::PathBuf;
 
-pub use batch::{ClosedWindow, Events, FoldGroup, Folded, Formatted, Keys, Packed, RecordFailure, SourceBatch};
+pub use batch::{ClosedWindow, Decoded, FoldGroup, Folded, Formatted, Keys, Packed, RecordFailure, SourceBatch};
 pub use engine::PluginEngine;
 pub use isolate::{Narrowed, narrow};
-pub use stage::StagePlugin;
+pub use stage::{CONTRACT, StagePlugin};
 
 use crate::manifest::StageKind;
 
@@ -58,6 +58,14 @@ pub enum PluginError {
         stage: StageKind,
         /// What is missing.
         detail: String,
+    },
+    /// The component targets another version of the contract.
+    #[error("{} targets {found}; this weir runs weir:stream@0.2.0 — rebuild it with weir-guest-sdk 0.2 or the Python SDK (see docs/plugin-guide.md)", path.display())]
+    OldContract {
+        /// The file.
+        path: PathBuf,
+        /// The version it targets.
+        found: String,
     },
     /// The component trapped while starting.
     #[error("{} failed to start for the {stage} stage: {detail}", path.display())]

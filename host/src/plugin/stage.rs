@@ -8,8 +8,13 @@ use wasmtime::{Engine, Store, Trap};
 use super::bindings::{deserialize, fold, format, key};
 use super::engine::EPOCH_TICK;
 use super::host::HostState;
-use super::{CallError, ClosedWindow, Events, FoldGroup, Folded, Formatted, Keys, Packed, PluginEngine, PluginError, SourceBatch};
+use super::batch::{lift_decoded, lower_events};
+use super::{CallError, ClosedWindow, Decoded, FoldGroup, Folded, Formatted, Keys, PluginEngine, PluginError, SourceBatch};
+use crate::event::{Events, Identity, Schema};
 use crate::manifest::{Limits, StageKind};
+
+/// The contract version this host speaks.
+pub const CONTRACT: &str = "weir:stream@0.2.0";
 
 /// Where a stage's export lives in the component, found once per component.
 #[derive(Clone)]
@@ -45,7 +50,9 @@ pub struct StagePlugin {
     config: String,
     limits: Limits,
     live: Option<Live>,
-    state_version: Option<u32>,
+    writes: Option<Schema>,
+    reads: Option<Schema>,
+    accumulator: Option<Identity>,
     loaded_at: std::time::SystemTime,
 }
 
@@ -57,8 +64,11 @@ impl StagePlugin {
     pub fn load(engine: &PluginEngine, kind: StageKind, path: &Path, config: &str, limits: Limits) -> Result<Self, PluginError> {
         let (component, hash) = engine.load(path)?;
         let wrong_world = |detail: String| PluginError::WrongWorld { path: path.to_owned(), stage: kind, detail };
+        if let Some(old) = older_contract(engine.engine(), &component) {
+            return Err(PluginError::OldContract { path: path.to_owned(), found: old });
+        }
         let pre = engine.linker().instantiate_pre(&component).map_err(|err| wrong_world(format!("{err:#}")))?;
-        let missing = |err: wasmtime::Error| wrong_world(format!("it does not export weir:stream/{kind}@0.1.0 ({err:#})"));
+        let missing = |err: wasmtime::Error| wrong_world(format!("it does not export weir:stream/{kind}@0.2.0 ({err:#})"));
         let indices = match kind {
             StageKind::Deserialize => Indices::Deserialize(deserialize::GuestIndices::new(&pre).map_err(missing)?),
             StageKind::Key => Indices::Key(key::GuestIndices::new(&pre).map_err(missing)?),
@@ -75,7 +85,9 @@ impl StagePlugin {
             config: config.to_owned(),
             limits,
             live: None,
-            state_version: None,
+            writes: None,
+            reads: None,
+            accumulator: None,
             loaded_at: std::time::SystemTime::now(),
         };
         plugin.live = Some(plugin.start()?);
@@ -110,11 +122,17 @@ impl StagePlugin {
         if let Err(message) = configured {
             return Err(PluginError::ConfigRejected { path: self.path.clone(), stage: kind, message });
         }
-        if let Guest::Fold(g) = &guest {
-            store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
-            let version =
-                g.call_state_version(&mut store).map_err(|err| failed(describe(kind, &err, &self.limits, &store.data().stderr.take()).to_string()))?;
-            self.state_version = Some(version);
+        // What it reads, writes and keeps: asked once, after its config.
+        store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
+        let describe_failed = |err: wasmtime::Error, store: &Store<HostState>| failed(describe(kind, &err, &self.limits, &store.data().stderr.take()).to_string());
+        match &guest {
+            Guest::Deserialize(g) => self.writes = Some(g.call_writes(&mut store).map_err(|e| describe_failed(e, &store))?.into()),
+            Guest::Key(g) => self.reads = Some(g.call_reads(&mut store).map_err(|e| describe_failed(e, &store))?.into()),
+            Guest::Fold(g) => {
+                self.reads = Some(g.call_reads(&mut store).map_err(|e| describe_failed(e, &store))?.into());
+                self.accumulator = Some(g.call_accumulator(&mut store).map_err(|e| describe_failed(e, &store))?.into());
+            }
+            Guest::Format(g) => self.accumulator = Some(g.call_accumulator(&mut store).map_err(|e| describe_failed(e, &store))?.into()),
         }
         Ok(Live { store, guest })
     }
@@ -149,9 +167,24 @@ impl StagePlugin {
         self.limits
     }
 
-    /// The accumulator version a fold plugin declares.
-    pub fn state_version(&self) -> Option<u32> {
-        self.state_version
+    /// The fields a deserialize plugin writes.
+    pub fn writes(&self) -> Option<&Schema> {
+        self.writes.as_ref()
+    }
+
+    /// The fields a key or fold plugin reads.
+    pub fn reads(&self) -> Option<&Schema> {
+        self.reads.as_ref()
+    }
+
+    /// The accumulator a fold plugin writes or a format plugin reads.
+    pub fn accumulator(&self) -> Option<&Identity> {
+        self.accumulator.as_ref()
+    }
+
+    /// `stage (path)`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.kind, self.path.display())
     }
 
     // Runs `call` on a live instance, starting one first if the last call
@@ -198,95 +231,91 @@ impl StagePlugin {
     }
 
     /// Deserializes a batch of raw records.
-    pub fn deserialize(&mut self, batch: SourceBatch) -> Result<Events, CallError> {
+    pub fn deserialize(&mut self, batch: SourceBatch) -> Result<Decoded, CallError> {
         let records = batch.timestamps.len();
         let input: deserialize::SourceBatch = batch.into();
-        let events: Events = self
+        let raw = self.call(|guest, store| match guest {
+            Guest::Deserialize(g) => g.call_deserialize(store, &input),
+            _ => unreachable!("indices match the kind"),
+        })?;
+        let decoded = lift_decoded(raw).map_err(|detail| self.contract(detail))?;
+        let n = decoded.events.count as usize;
+        if decoded.origins.len() != n {
+            return Err(self.contract(format!("{n} events but {} origins", decoded.origins.len())));
+        }
+        if decoded.origins.iter().any(|&o| o as usize >= records) || decoded.failures.iter().any(|f| f.index as usize >= records) {
+            return Err(self.contract(format!("an origin or failure index is past the {records} records of the batch")));
+        }
+        if let Some(writes) = &self.writes {
+            for field in &writes.fields {
+                let found = decoded.events.field(&field.name);
+                if found.is_none_or(|f| f.values.field_type() != field.ty) && n > 0 {
+                    return Err(self.contract(format!("it declared `{field}` but returned {}", found.map_or("no such field".to_owned(), |f| format!("a {} column", f.values.field_type())))));
+                }
+                if !field.optional && found.is_some_and(|f| !f.missing.is_empty()) {
+                    return Err(self.contract(format!("it declared `{field}` required but left it missing")));
+                }
+            }
+        }
+        Ok(decoded)
+    }
+
+    /// Keys a batch of events.
+    pub fn key(&mut self, events: &Events) -> Result<Keys, CallError> {
+        let count = events.count as usize;
+        let input = lower_events(events);
+        let keys: Keys = self
             .call(|guest, store| match guest {
-                Guest::Deserialize(g) => g.call_deserialize(store, &input),
+                Guest::Key(g) => g.call_key(store, &input),
                 _ => unreachable!("indices match the kind"),
             })?
             .into();
-        let n = events.payloads.len();
-        if !events.payloads.is_well_formed() || events.times.len() != n || events.origins.len() != n {
-            return Err(self.contract(format!("{n} payloads but {} times and {} origins", events.times.len(), events.origins.len())));
-        }
-        if events.origins.iter().any(|&o| o as usize >= records) || events.failures.iter().any(|f| f.index as usize >= records) {
-            return Err(self.contract(format!("an origin or failure index is past the {records} records of the batch")));
-        }
-        Ok(events)
-    }
-
-    /// Keys a batch of events. The events are lent to the call and handed
-    /// back, not copied.
-    pub fn key(&mut self, events: Packed) -> (Packed, Result<Keys, CallError>) {
-        let count = events.len();
-        let input: super::bindings::types::Packed = events.into();
-        let result = self.call(|guest, store| match guest {
-            Guest::Key(g) => g.call_key(store, &input),
-            _ => unreachable!("indices match the kind"),
-        });
-        let events = input.into();
-        let keys: Keys = match result {
-            Ok(keys) => keys.into(),
-            Err(err) => return (events, Err(err)),
-        };
-        if keys.keys.len() != count || !keys.keys.is_well_formed() {
-            return (events, Err(self.contract(format!("{} keys for {count} events", keys.keys.len()))));
+        if keys.keys.len() != count {
+            return Err(self.contract(format!("{} keys for {count} events", keys.keys.len())));
         }
         if keys.failures.iter().any(|f| f.index as usize >= count) {
-            return (events, Err(self.contract("a failure index is past the end of the batch".to_owned())));
+            return Err(self.contract("a failure index is past the end of the batch".to_owned()));
         }
-        (events, Ok(keys))
+        Ok(keys)
     }
 
-    /// Folds groups of events into their accumulators. The groups and
-    /// events are lent to the call and handed back, not copied, so a failed
-    /// call can be retried in parts.
-    pub fn fold(&mut self, groups: Vec<FoldGroup>, events: Packed) -> (Vec<FoldGroup>, Packed, Result<Folded, CallError>) {
+    /// Folds groups of events into their accumulators. The groups are lent
+    /// to the call and handed back, not copied, so a failed call can be
+    /// retried in parts.
+    pub fn fold(&mut self, groups: Vec<FoldGroup>, events: &Events) -> (Vec<FoldGroup>, Result<Folded, CallError>) {
         let group_count = groups.len();
-        let event_count = events.len();
-        let input = fold::FoldBatch { groups: groups.into_iter().map(Into::into).collect(), events: events.into() };
+        let event_count = events.count as usize;
+        let input = fold::FoldBatch { groups: groups.into_iter().map(Into::into).collect(), events: lower_events(events) };
         let result = self.call(|guest, store| match guest {
             Guest::Fold(g) => g.call_fold(store, &input),
             _ => unreachable!("indices match the kind"),
         });
         let groups = input.groups.into_iter().map(|g| FoldGroup { acc: g.acc, end: g.end }).collect();
-        let events = input.events.into();
         let folded: Folded = match result {
             Ok(folded) => folded.into(),
-            Err(err) => return (groups, events, Err(err)),
+            Err(err) => return (groups, Err(err)),
         };
         if folded.accs.len() != group_count {
-            return (groups, events, Err(self.contract(format!("{} accumulators for {group_count} groups", folded.accs.len()))));
-        }
-        if !folded.accs.is_well_formed() {
-            return (groups, events, Err(self.contract("accumulator ends run past their data".to_owned())));
+            return (groups, Err(self.contract(format!("{} accumulators for {group_count} groups", folded.accs.len()))));
         }
         if folded.failures.iter().any(|f| f.index as usize >= event_count) {
-            return (groups, events, Err(self.contract("a failure index is past the end of the batch".to_owned())));
+            return (groups, Err(self.contract("a failure index is past the end of the batch".to_owned())));
         }
-        (groups, events, Ok(folded))
+        (groups, Ok(folded))
     }
 
-    /// Asks a fold plugin to rewrite accumulators written under state
-    /// version `from_version` into its own encoding. `Ok(Err(reason))` is
-    /// the plugin's refusal.
-    pub fn migrate(&mut self, from_version: u32, accs: Packed) -> Result<Result<Packed, String>, CallError> {
+    /// Asks a fold plugin to rewrite accumulators of identity `from` into
+    /// its own. `Ok(Err(reason))` is the plugin's refusal.
+    pub fn migrate(&mut self, from: &Identity, accs: Vec<Vec<u8>>) -> Result<Result<Vec<Vec<u8>>, String>, CallError> {
         let count = accs.len();
-        let input: super::bindings::types::Packed = accs.into();
+        let from = from.into();
         let result = self.call(|guest, store| match guest {
-            Guest::Fold(g) => g.call_migrate(store, from_version, &input),
+            Guest::Fold(g) => g.call_migrate(store, &from, &accs),
             _ => unreachable!("indices match the kind"),
         })?;
         match result {
-            Ok(migrated) => {
-                let migrated: Packed = migrated.into();
-                if migrated.len() != count || !migrated.is_well_formed() {
-                    return Err(self.contract(format!("{} accumulators migrated from {count}", migrated.len())));
-                }
-                Ok(Ok(migrated))
-            }
+            Ok(migrated) if migrated.len() != count => Err(self.contract(format!("{} accumulators migrated from {count}", migrated.len()))),
+            Ok(migrated) => Ok(Ok(migrated)),
             Err(reason) => Ok(Err(reason)),
         }
     }
@@ -306,6 +335,16 @@ impl StagePlugin {
         }
         Ok(formatted)
     }
+}
+
+// The contract version a component of another weir:stream version targets.
+fn older_contract(engine: &Engine, component: &wasmtime::component::Component) -> Option<String> {
+    let ty = component.component_type();
+    let names = ty.imports(engine).map(|(name, _)| name.to_owned()).chain(ty.exports(engine).map(|(name, _)| name.to_owned()));
+    names.filter(|name| name.starts_with("weir:stream/")).find_map(|name| {
+        let version = name.rsplit_once('@').map(|(_, v)| v.to_owned())?;
+        (version != "0.2.0").then(|| format!("weir:stream@{version}"))
+    })
 }
 
 fn deadline_ticks(limit: Duration) -> u64 {

@@ -2,6 +2,11 @@
 //! timeout) and `collect_window` (per tumbling window) — and print them the
 //! way the seed's Python does.
 //!
+//! Items need not be JSON objects (the seed's are bare numbers), so this
+//! plugin deserializes them itself: each becomes an event with the whole
+//! item as a `json` field `item`, and a `time` field when `time_field` is
+//! set.
+//!
 //! Config:
 //! - deserialize: `time_field` (optional): RFC 3339 event time; without it
 //!   the record's own timestamp is used.
@@ -15,7 +20,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use weir_guest_sdk::{DeserializeStage, Emitter, Error, FoldStage, FormatStage, KeyStage, Plugin, Record, Timestamp, Window};
+use weir_guest_sdk::{
+    DeserializeStage, Emitter, Error, Event, FieldType, FoldStage, FormatStage, Identity, KeyStage, Plugin, Record, Row, Schema, Timestamp, Window,
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,7 +46,7 @@ pub struct CollectList {
     config: Config,
 }
 
-/// The event: the item's JSON text, untouched.
+/// An item's JSON text, untouched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item(pub String);
 
@@ -54,34 +61,43 @@ impl Plugin for CollectList {
     }
 }
 
-impl DeserializeStage for CollectList {
-    type Event = Item;
+fn identity() -> Identity {
+    Identity::new("collect-list", 1)
+}
 
-    fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_, Item>) -> Result<(), Error> {
+impl DeserializeStage for CollectList {
+    fn writes(&self) -> Schema {
+        let schema = Schema::new("item", 1).field("item", FieldType::Json);
+        if self.config.time_field.is_some() { schema.field("time", FieldType::Time) } else { schema }
+    }
+
+    fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_>) -> Result<(), Error> {
         let value: Value = record.json()?;
-        let item = Item(value.to_string());
+        let event = Event::new().set("item", weir_guest_sdk::Value::Json(value.to_string()));
         match &self.config.time_field {
-            None => out.emit(item),
+            None => out.emit(event),
             Some(name) => {
                 let text = value.get(name).and_then(Value::as_str).ok_or_else(|| Error::msg(format!("missing string field `{name}`")))?;
                 let time = Timestamp::parse_rfc3339(text).map_err(|e| e.context(format!("field `{name}`")))?;
-                out.emit_at(item, time)
+                out.emit(event.time("time", time))
             }
         }
     }
 }
 
 impl KeyStage for CollectList {
-    type Event = Item;
+    fn reads(&self) -> Schema {
+        Schema::new("item", 1).field("item", FieldType::Json)
+    }
 
-    fn key(&self, item: &Item) -> Result<String, Error> {
+    fn key(&self, event: &Row<'_>) -> Result<String, Error> {
         if let Some(constant) = &self.config.constant {
             return Ok(constant.clone());
         }
         let Some(name) = &self.config.field else {
             return Err(Error::msg("key config needs `field` or `constant`"));
         };
-        let value: Value = serde_json::from_str(&item.0)?;
+        let value: Value = event.json("item")?;
         match value.get(name) {
             Some(Value::String(s)) => Ok(s.clone()),
             Some(other) => Ok(other.to_string()),
@@ -91,15 +107,22 @@ impl KeyStage for CollectList {
 }
 
 impl FoldStage for CollectList {
-    type Event = Item;
     type Acc = Vec<Item>;
+
+    fn reads(&self) -> Schema {
+        Schema::new("item", 1).field("item", FieldType::Json)
+    }
+
+    fn accumulator(&self) -> Identity {
+        identity()
+    }
 
     fn init(&self) -> Vec<Item> {
         Vec::new()
     }
 
-    fn fold(&self, acc: &mut Vec<Item>, item: Item) -> Result<(), Error> {
-        acc.push(item);
+    fn fold(&self, acc: &mut Vec<Item>, event: &Row<'_>) -> Result<(), Error> {
+        acc.push(Item(event.json_text("item")?.to_owned()));
         Ok(())
     }
 }
@@ -114,6 +137,10 @@ pub struct Collected {
 impl FormatStage for CollectList {
     type Acc = Vec<Item>;
     type Output = Collected;
+
+    fn accumulator(&self) -> Identity {
+        identity()
+    }
 
     fn format(&self, window: &Window, acc: Vec<Item>) -> Result<Collected, Error> {
         let items = acc.iter().map(|i| serde_json::from_str(&i.0)).collect::<Result<Vec<Value>, _>>()?;
@@ -196,7 +223,7 @@ weir_guest_sdk::export_plugin!(deserialize: CollectList, key: CollectList, fold:
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use weir_guest_sdk::testing;
+    use weir_guest_sdk::{Value as Field, testing};
 
     use super::*;
 
@@ -226,9 +253,12 @@ mod tests {
     #[test]
     fn keys_by_field_or_constant() {
         let by_field: CollectList = testing::configure(json!({ "field": "user" })).unwrap();
-        assert_eq!(testing::key(&by_field, &Item(r#"{"user":"b"}"#.into())).unwrap(), "b");
+        let item = |text: &str| Event::new().set("item", Field::Json(text.into()));
+        assert_eq!(testing::key(&by_field, &item(r#"{"user":"b"}"#)).unwrap(), "b");
         let constant: CollectList = testing::configure(json!({ "constant": "ALL" })).unwrap();
-        assert_eq!(testing::key(&constant, &Item("7".into())).unwrap(), "ALL");
+        assert_eq!(testing::key(&constant, &item("7")).unwrap(), "ALL");
+        let folded = testing::fold(&by_field, &[item(r#"{"user": "b"}"#), item("7")]).unwrap();
+        assert_eq!(folded, [Item(r#"{"user": "b"}"#.into()), Item("7".into())]);
         assert!(testing::configure::<CollectList>(json!({ "field": "u", "constant": "c" })).is_err());
     }
 }

@@ -21,7 +21,7 @@
 use std::hint::black_box;
 
 use serde::{Deserialize, Serialize};
-use weir_guest_sdk::{DeserializeStage, Emitter, Error, FoldStage, FormatStage, KeyStage, Plugin, Record, Timestamp, Window};
+use weir_guest_sdk::{DeserializeStage, Emitter, Error, Event, FieldType, FoldStage, FormatStage, Identity, KeyStage, Plugin, Record, Row, Schema, Timestamp, Window};
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -59,13 +59,6 @@ struct Input {
     time: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub key: String,
-    pub value: f64,
-    pub raw: String,
-}
-
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sum {
     pub count: u64,
@@ -80,6 +73,14 @@ pub struct SumV2 {
     /// The largest value; `None` when the window began under version 1,
     /// whose accumulator did not keep it.
     pub max: Option<f64>,
+    /// Whether the window began under version 1.
+    #[serde(default)]
+    pub migrated: bool,
+}
+
+/// The accumulator this build writes.
+pub fn identity() -> Identity {
+    Identity::new("faulty-sum", if cfg!(feature = "v2") { 2 } else { 1 })
 }
 
 #[cfg(not(feature = "v2"))]
@@ -148,74 +149,99 @@ impl Faulty {
 }
 
 impl DeserializeStage for Faulty {
-    type Event = Event;
+    fn writes(&self) -> Schema {
+        Schema::new("faulty", 1).field("key", FieldType::Text).field("value", FieldType::Float).field("raw", FieldType::Text).field("time", FieldType::Time)
+    }
 
-    fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_, Event>) -> Result<(), Error> {
+    fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_>) -> Result<(), Error> {
         let raw = record.text()?;
         self.misbehave(raw)?;
         let input: Input = record.json()?;
         let time = Timestamp::parse_rfc3339(&input.time)?;
+        let event = |raw: &str| Event::new().text("key", input.key.clone()).float("value", input.value).text("raw", raw).time("time", time);
         if self.mode == Mode::Huge && raw.contains(&self.when) {
             let filler = "y".repeat(64 * 1024);
             for _ in 0..1024 {
-                out.emit_at(Event { key: input.key.clone(), value: input.value, raw: filler.clone() }, time)?;
+                out.emit(event(&filler))?;
             }
         }
-        out.emit_at(Event { key: input.key, value: input.value, raw: raw.to_owned() }, time)
+        out.emit(event(raw))
     }
 }
 
 impl KeyStage for Faulty {
-    type Event = Event;
-
-    fn key(&self, event: &Event) -> Result<String, Error> {
-        self.misbehave(&event.raw)?;
-        Ok(event.key.clone())
+    fn reads(&self) -> Schema {
+        Schema::new("faulty", 1).field("key", FieldType::Text).field("raw", FieldType::Text)
     }
+
+    fn key(&self, event: &Row<'_>) -> Result<String, Error> {
+        self.misbehave(event.text("raw")?)?;
+        Ok(event.text("key")?.to_owned())
+    }
+}
+
+fn fold_reads() -> Schema {
+    Schema::new("faulty", 1).field("value", FieldType::Float).field("raw", FieldType::Text)
 }
 
 #[cfg(not(feature = "v2"))]
 impl FoldStage for Faulty {
-    type Event = Event;
     type Acc = Sum;
+
+    fn reads(&self) -> Schema {
+        fold_reads()
+    }
+
+    fn accumulator(&self) -> Identity {
+        identity()
+    }
 
     fn init(&self) -> Sum {
         Sum::default()
     }
 
-    fn fold(&self, acc: &mut Sum, event: Event) -> Result<(), Error> {
-        self.misbehave(&event.raw)?;
+    fn fold(&self, acc: &mut Sum, event: &Row<'_>) -> Result<(), Error> {
+        self.misbehave(event.text("raw")?)?;
         acc.count += 1;
-        acc.sum += event.value;
+        acc.sum += event.float("value")?;
         Ok(())
     }
 }
 
 #[cfg(feature = "v2")]
 impl FoldStage for Faulty {
-    type Event = Event;
     type Acc = SumV2;
-    const STATE_VERSION: u32 = 2;
 
-    fn init(&self) -> SumV2 {
-        SumV2 { count: 0, sum: 0.0, max: Some(f64::NEG_INFINITY) }
+    fn reads(&self) -> Schema {
+        fold_reads()
     }
 
-    fn fold(&self, acc: &mut SumV2, event: Event) -> Result<(), Error> {
-        self.misbehave(&event.raw)?;
+    fn accumulator(&self) -> Identity {
+        identity()
+    }
+
+    fn init(&self) -> SumV2 {
+        SumV2 { count: 0, sum: 0.0, max: None, migrated: false }
+    }
+
+    fn fold(&self, acc: &mut SumV2, event: &Row<'_>) -> Result<(), Error> {
+        self.misbehave(event.text("raw")?)?;
+        let value = event.float("value")?;
         acc.count += 1;
-        acc.sum += event.value;
-        acc.max = acc.max.map(|m| m.max(event.value));
+        acc.sum += value;
+        if !acc.migrated {
+            acc.max = Some(acc.max.map_or(value, |m| m.max(value)));
+        }
         Ok(())
     }
 
-    fn migrate(&self, from_version: u32, old: &[u8]) -> Result<SumV2, Error> {
-        match from_version {
-            1 => {
+    fn migrate(&self, from: &Identity, old: &[u8]) -> Result<SumV2, Error> {
+        match (from.name.as_str(), from.version) {
+            ("faulty-sum", 1) => {
                 let old: Sum = weir_guest_sdk::decode_state(old)?;
-                Ok(SumV2 { count: old.count, sum: old.sum, max: None })
+                Ok(SumV2 { count: old.count, sum: old.sum, max: None, migrated: true })
             }
-            v => Err(Error::msg(format!("no migration from state version {v}"))),
+            _ => Err(Error::msg(format!("no migration from `{from}`"))),
         }
     }
 }
@@ -223,6 +249,10 @@ impl FoldStage for Faulty {
 impl FormatStage for Faulty {
     type Acc = Acc;
     type Output = serde_json::Value;
+
+    fn accumulator(&self) -> Identity {
+        identity()
+    }
 
     fn format(&self, window: &Window, acc: Acc) -> Result<serde_json::Value, Error> {
         self.misbehave(&window.key)?;
@@ -254,7 +284,7 @@ mod tests {
     fn ok_mode_sums() {
         let p: Faulty = testing::configure(json!({})).unwrap();
         let events = testing::deserialize(&p, br#"{"key":"a","value":2,"time":"2022-01-01T00:00:00Z"}"#).unwrap();
-        let acc = testing::fold(&p, events.into_iter().map(|(e, _)| e)).unwrap();
+        let acc = testing::fold(&p, &events).unwrap();
         assert_eq!((acc.count, acc.sum), (1, 2.0));
     }
 
@@ -269,17 +299,17 @@ mod tests {
     #[test]
     fn v2_migrates_v1_sums_with_an_unknown_maximum() {
         let p: Faulty = testing::configure(json!({})).unwrap();
-        let acc = testing::migrate(&p, 1, &Sum { count: 3, sum: 4.5 }).unwrap();
-        assert_eq!(acc, SumV2 { count: 3, sum: 4.5, max: None });
-        assert!(testing::migrate(&p, 7, &Sum::default()).is_err());
+        let acc = testing::migrate(&p, Identity::new("faulty-sum", 1), &Sum { count: 3, sum: 4.5 }).unwrap();
+        assert_eq!(acc, SumV2 { count: 3, sum: 4.5, max: None, migrated: true });
+        assert!(testing::migrate(&p, Identity::new("faulty-sum", 7), &Sum::default()).is_err());
     }
 
     #[cfg(not(feature = "v2"))]
     #[test]
     fn v1_refuses_to_migrate() {
         let p: Faulty = testing::configure(json!({})).unwrap();
-        let err = testing::migrate(&p, 2, &SumV2 { count: 1, sum: 1.0, max: Some(1.0) }).unwrap_err();
-        assert!(err.to_string().contains("state version 2"), "{err}");
+        let err = testing::migrate(&p, Identity::new("faulty-sum", 2), &SumV2 { count: 1, sum: 1.0, max: Some(1.0), migrated: false }).unwrap_err();
+        assert!(err.to_string().contains("cannot read accumulators `faulty-sum v2`"), "{err}");
     }
 
     #[test]

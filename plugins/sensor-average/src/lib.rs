@@ -4,7 +4,9 @@
 //! the float-derived numbers as exact decimals (Python's `Decimal(str(x))`).
 
 use serde::{Deserialize, Serialize};
-use weir_guest_sdk::{Decimal, DeserializeStage, Emitter, Error, FoldStage, FormatStage, KeyStage, Plugin, Record, Timestamp, Window};
+use weir_guest_sdk::{
+    Decimal, DeserializeStage, Emitter, Error, Event, FieldType, FoldStage, FormatStage, Identity, KeyStage, Plugin, Record, Row, Schema, Timestamp, Window,
+};
 
 /// A sensor reading as it arrives: `{"id": "sensor-1", "value": 21.5, "time": "2024-01-01T00:00:01Z"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -12,14 +14,6 @@ pub struct Reading {
     pub id: String,
     pub value: f64,
     pub time: String,
-}
-
-/// The event: the reading with its time parsed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    pub id: String,
-    pub value: f64,
-    pub time: Timestamp,
 }
 
 /// Bytewax's `list` builder and `append` folder: every (value, time).
@@ -47,34 +41,52 @@ impl Plugin for SensorAverage {
     }
 }
 
-impl DeserializeStage for SensorAverage {
-    type Event = Sample;
+fn identity() -> Identity {
+    Identity::new("sensor-average", 1)
+}
 
-    fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_, Sample>) -> Result<(), Error> {
+// This plugin serves all four stages, as a Bytewax job's own functions
+// would: its own parser, its own key. (`window-stats` shows the shorter way,
+// letting the host decode and key.)
+impl DeserializeStage for SensorAverage {
+    fn writes(&self) -> Schema {
+        Schema::new("sample", 1).field("id", FieldType::Text).field("value", FieldType::Float).field("time", FieldType::Time)
+    }
+
+    fn deserialize(&self, record: &Record<'_>, out: &mut Emitter<'_>) -> Result<(), Error> {
         let reading: Reading = record.json()?;
         let time = Timestamp::parse_rfc3339(&reading.time).map_err(|e| e.context("field `time`"))?;
-        out.emit_at(Sample { id: reading.id, value: reading.value, time }, time)
+        out.emit(Event::new().text("id", reading.id).float("value", reading.value).time("time", time))
     }
 }
 
 impl KeyStage for SensorAverage {
-    type Event = Sample;
+    fn reads(&self) -> Schema {
+        Schema::new("sample", 1).field("id", FieldType::Text)
+    }
 
-    fn key(&self, sample: &Sample) -> Result<String, Error> {
-        Ok(sample.id.clone())
+    fn key(&self, sample: &Row<'_>) -> Result<String, Error> {
+        Ok(sample.text("id")?.to_owned())
     }
 }
 
 impl FoldStage for SensorAverage {
-    type Event = Sample;
     type Acc = Samples;
+
+    fn reads(&self) -> Schema {
+        Schema::new("sample", 1).field("value", FieldType::Float).field("time", FieldType::Time)
+    }
+
+    fn accumulator(&self) -> Identity {
+        identity()
+    }
 
     fn init(&self) -> Samples {
         Samples::default()
     }
 
-    fn fold(&self, acc: &mut Samples, sample: Sample) -> Result<(), Error> {
-        acc.0.push((sample.value, sample.time));
+    fn fold(&self, acc: &mut Samples, sample: &Row<'_>) -> Result<(), Error> {
+        acc.0.push((sample.float("value")?, sample.time("time")?));
         Ok(())
     }
 }
@@ -92,6 +104,10 @@ pub struct Item {
 impl FormatStage for SensorAverage {
     type Acc = Samples;
     type Output = Item;
+
+    fn accumulator(&self) -> Identity {
+        identity()
+    }
 
     fn format(&self, window: &Window, acc: Samples) -> Result<Item, Error> {
         if acc.0.is_empty() {
@@ -131,9 +147,9 @@ mod tests {
     fn averages_a_window_like_the_seed() {
         let p = plugin();
         let lines = [r#"{"id":"s1","value":20.0,"time":"2024-01-01T00:00:01Z"}"#, r#"{"id":"s1","value":21.0,"time":"2024-01-01T00:00:03.5Z"}"#];
-        let samples: Vec<Sample> = lines.iter().flat_map(|l| testing::deserialize(&p, l.as_bytes()).unwrap()).map(|(s, _)| s).collect();
+        let samples: Vec<Event> = lines.iter().flat_map(|l| testing::deserialize(&p, l.as_bytes()).unwrap()).collect();
         assert_eq!(testing::key(&p, &samples[0]).unwrap(), "s1");
-        let acc = testing::fold(&p, samples).unwrap();
+        let acc = testing::fold(&p, &samples).unwrap();
         let window = testing::window("s1", "2024-01-01T00:00:00Z", "2024-01-01T00:00:05Z", 2);
         let item = testing::format(&p, &window, acc).unwrap();
         assert_eq!(item, json!({ "id": "s1", "average": 20.5, "num_events": 2, "from": 1.0, "to": 3.5 }));

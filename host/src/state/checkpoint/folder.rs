@@ -100,7 +100,7 @@ mod tests {
         PartitionSnapshot {
             format: FORMAT_VERSION,
             claim: claim.clone(),
-            state_version: 1,
+            accumulator: crate::event::Identity { name: "test".into(), version: 1 },
             next_offset: Some(next),
             windows: vec![WindowSnapshot { key: "a".into(), index: 7, start: 0, end: 10, count: 2, acc: Some(vec![1, 2]) }],
             watermarks: vec![("a".into(), 5)],

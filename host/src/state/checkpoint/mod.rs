@@ -26,7 +26,7 @@ pub use dynamodb::DynamoCheckpoints;
 pub use folder::FolderCheckpoints;
 
 /// Bumped whenever [`PartitionSnapshot`] changes shape.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Names one input partition: a Kafka topic and partition, or a file
 /// (partition -1).
@@ -133,8 +133,9 @@ pub struct PartitionSnapshot {
     pub format: u32,
     /// The claim it was written under.
     pub claim: Claim,
-    /// The fold plugin's declared accumulator version.
-    pub state_version: u32,
+    /// The accumulator the fold plugin wrote (format 1 and 2: a bare
+    /// version, read as an empty name).
+    pub accumulator: crate::event::Identity,
     /// The first offset not yet absorbed.
     pub next_offset: Option<i64>,
     /// Open windows.
@@ -147,6 +148,20 @@ pub struct PartitionSnapshot {
     pub closed_through: Vec<(String, i64)>,
     /// Each stage's component.
     pub components: Vec<ComponentRecord>,
+}
+
+// Format 2 (contract 0.1: a bare state version), still read.
+#[derive(Deserialize)]
+struct SnapshotV2 {
+    _format: u32,
+    claim: Claim,
+    state_version: u32,
+    next_offset: Option<i64>,
+    windows: Vec<WindowSnapshot>,
+    watermarks: Vec<(String, i64)>,
+    collect: Vec<CollectSnapshot>,
+    closed_through: Vec<(String, i64)>,
+    components: Vec<ComponentRecord>,
 }
 
 // Format 1 (weir 0.1, before claims and components), still read.
@@ -172,12 +187,26 @@ impl PartitionSnapshot {
         let (format, _): (u32, _) = postcard::take_from_bytes(bytes).map_err(|e| e.to_string())?;
         match format {
             FORMAT_VERSION => postcard::from_bytes(bytes).map_err(|e| e.to_string()),
+            2 => {
+                let v2: SnapshotV2 = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+                Ok(PartitionSnapshot {
+                    format: FORMAT_VERSION,
+                    claim: v2.claim,
+                    accumulator: crate::event::Identity { name: String::new(), version: v2.state_version },
+                    next_offset: v2.next_offset,
+                    windows: v2.windows,
+                    watermarks: v2.watermarks,
+                    collect: v2.collect,
+                    closed_through: v2.closed_through,
+                    components: v2.components,
+                })
+            }
             1 => {
                 let v1: SnapshotV1 = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
                 Ok(PartitionSnapshot {
                     format: FORMAT_VERSION,
                     claim: Claim { epoch: 0, owner: Owner { member: "weir 0.1".into(), generation: 0, process: String::new() } },
-                    state_version: v1.state_version,
+                    accumulator: crate::event::Identity { name: String::new(), version: v1.state_version },
                     next_offset: v1.next_offset,
                     windows: v1.windows,
                     watermarks: v1.watermarks,
@@ -186,7 +215,7 @@ impl PartitionSnapshot {
                     components: Vec::new(),
                 })
             }
-            other => Err(format!("format {other} (this weir reads {FORMAT_VERSION} and 1)")),
+            other => Err(format!("format {other} (this weir reads {FORMAT_VERSION}, 2 and 1)")),
         }
     }
 }
