@@ -19,6 +19,9 @@ status=${PIPESTATUS[0]}
 # The test plugin's state-version-2 build has its own unit tests.
 cargo test -p faulty --features v2 2>&1 | tee -a "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+# The Python plugin's functions as plain Python (no wasm), as its author runs them.
+(cd plugins/window-stats-py && PYTHONPATH="$root/sdk/python" PYTHONDONTWRITEBYTECODE=1 python3 test_app.py) 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 # Every plugin's compiled component against its cases, in the real host.
 for cases in plugins/*/cases.toml; do
     name=$(basename "$(dirname "$cases")")

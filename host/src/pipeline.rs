@@ -459,11 +459,10 @@ impl Pipeline {
             }
         }
         let mut swapped = Vec::with_capacity(new.len());
-        for plugin in new {
-            let kind = plugin.kind();
-            let new_hash = plugin.hash().to_owned();
-            let path = plugin.path().to_owned();
-            let old_hash = self.stages.replace(plugin).hash().to_owned();
+        let incoming: Vec<(StageKind, String, std::path::PathBuf)> = new.iter().map(|p| (p.kind(), p.hash().to_owned(), p.path().to_owned())).collect();
+        let old = self.stages.replace(new);
+        for ((kind, new_hash, path), old) in incoming.into_iter().zip(old) {
+            let old_hash = old.hash().to_owned();
             self.counters[kind as usize].swaps += 1;
             tracing::info!(stage = %kind, plugin = %path.display(), "swapped {} -> {}", &old_hash[..12], &new_hash[..12]);
             swapped.push(Swapped { stage: kind, old_hash, new_hash });

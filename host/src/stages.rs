@@ -109,16 +109,21 @@ impl Stages {
         plan(&self.spec, pick(StageKind::Deserialize), pick(StageKind::Key), fold, format).map(|_| ())
     }
 
-    /// Puts `plugin` in place of its stage's one (after
-    /// [`Stages::check_replacing`]); returns the old one.
-    pub fn replace(&mut self, plugin: StagePlugin) -> StagePlugin {
-        let slot = match plugin.kind() {
-            StageKind::Deserialize => self.deserialize.as_mut().expect("checked"),
-            StageKind::Key => self.key.as_mut().expect("checked"),
-            StageKind::Fold => &mut self.fold,
-            StageKind::Format => &mut self.format,
-        };
-        let old = std::mem::replace(slot, plugin);
+    /// Puts each of `plugins` in place of its stage's one (after
+    /// [`Stages::check_replacing`] said they fit); returns the old ones.
+    pub fn replace(&mut self, plugins: Vec<StagePlugin>) -> Vec<StagePlugin> {
+        let mut old = Vec::with_capacity(plugins.len());
+        for plugin in plugins {
+            let slot = match plugin.kind() {
+                StageKind::Deserialize => self.deserialize.as_mut().expect("checked"),
+                StageKind::Key => self.key.as_mut().expect("checked"),
+                StageKind::Fold => &mut self.fold,
+                StageKind::Format => &mut self.format,
+            };
+            old.push(std::mem::replace(slot, plugin));
+        }
+        // Only the whole set is checked to fit: one at a time, a new fold
+        // does not fit the old format.
         self.plan = plan(&self.spec, self.deserialize.as_ref(), self.key.as_ref(), &self.fold, &self.format).expect("checked before the swap");
         old
     }

@@ -34,6 +34,8 @@ fn check_accepts_every_example() {
         "examples/seed-001-telemetry/pipeline.toml",
         "examples/seed-002-min-max-mean/pipeline.toml",
         "examples/seed-002-min-max-mean/python.toml",
+        "examples/seed-002-min-max-mean/rust-fold-python-format.toml",
+        "examples/seed-002-min-max-mean/python-fold-rust-format.toml",
         "examples/seed-004-collect/collect.toml",
         "examples/seed-004-collect/window.toml",
     ] {
@@ -41,7 +43,7 @@ fn check_accepts_every_example() {
         assert!(out.status.success(), "{manifest}: {}", text(&out.stderr));
         let stdout = text(&out.stdout);
         assert!(stdout.contains(": ok ("), "{stdout}");
-        assert!(stdout.contains("fold") && stdout.contains("state version 1"), "{stdout}");
+        assert!(stdout.contains("fold") && stdout.contains("accumulator ") && stdout.contains(" v1"), "{stdout}");
     }
 }
 
@@ -108,9 +110,14 @@ fn run_reads_stdin() {
 kind = "stdin"
 [stages]
 plugin = {:?}
-config = {{ key_field = "id", value_field = "v", time_field = "t" }}
+config = {{ value_field = "v" }}
+[stages.deserialize]
+builtin = "json"
+[stages.key]
+field = "id"
 [clock]
 kind = "event"
+time_field = "t"
 wait_for_system_duration = "0s"
 [window]
 kind = "tumbling"

@@ -90,3 +90,18 @@ fn batch_size_does_not_change_results() {
         assert_eq!(which(&whole.dead), which(&single.dead), "{path}");
     }
 }
+
+#[test]
+fn seed_002_mixing_languages_per_stage_equals_the_rust_plugin() {
+    let rust = run(&manifest("examples/seed-002-min-max-mean/pipeline.toml")).unwrap();
+    for mixed in ["rust-fold-python-format", "python-fold-rust-format"] {
+        let m = manifest(&format!("examples/seed-002-min-max-mean/{mixed}.toml"));
+        let fold = m.stage(weir::manifest::StageKind::Fold).unwrap().plugin.clone();
+        let format = m.stage(weir::manifest::StageKind::Format).unwrap().plugin.clone();
+        assert_ne!(fold, format, "{mixed}: two components, one per language");
+        let out = run(&m).unwrap();
+        assert_lines(&out.lines, &expected("examples/seed-002-min-max-mean/expected.jsonl"));
+        assert_eq!(out.lines, rust.lines, "{mixed}: byte for byte");
+        assert_eq!(out.dead.len(), 2, "{mixed}: the same two late readings");
+    }
+}
