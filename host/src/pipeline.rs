@@ -849,7 +849,7 @@ impl Pipeline {
             if key_failed[event] {
                 continue;
             }
-            let key = keys.keys[event].as_str();
+            let key = keys.keys.get(event);
             let time = match times.get(event) {
                 None => now,
                 Some(Ok(time)) => Timestamp(*time),

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::Timestamp;
-use crate::event::{Column, Events, FieldSpec, FieldType, Identity, JsonDecoder, Schema, TimeFormat};
+use crate::event::{Column, Events, FieldSpec, FieldType, Identity, JsonDecoder, Schema, Texts, TimeFormat};
 use crate::manifest::{EventsSpec, Manifest, StageKind};
 use crate::plugin::{CallError, ClosedWindow, Decoded, FoldGroup, Folded, Formatted, Keys, Packed, PluginEngine, PluginError, RecordFailure, SourceBatch, StagePlugin, narrow};
 use crate::source::SourceRecord;
@@ -313,30 +313,22 @@ fn empty_schema(name: &str) -> Schema {
     Schema { name: name.to_owned(), version: 0, fields: Vec::new() }
 }
 
-// Keys from a field: its text, or its whole number as text.
+// Keys from a field: its texts as they are (one copy of the column), or
+// its whole numbers as text; a missing key fails its event.
 fn keys_of_field(events: &Events, name: &str) -> Keys {
-    let mut keys = Keys { keys: Vec::with_capacity(events.count as usize), failures: Vec::new() };
-    let Some(field) = events.field(name) else {
-        keys.keys = vec![String::new(); events.count as usize];
-        keys.failures = (0..events.count).map(|index| RecordFailure { index, reason: format!("no key field `{name}`") }).collect();
-        return keys;
+    let count = events.count;
+    let fail_all = |reason: String| Keys {
+        keys: Texts::from_strings(std::iter::repeat_n("", count as usize)),
+        failures: (0..count).map(|index| RecordFailure { index, reason: reason.clone() }).collect(),
     };
-    for i in 0..events.count {
-        if !Events::has(field, i) {
-            keys.keys.push(String::new());
-            keys.failures.push(RecordFailure { index: i, reason: format!("key field `{name}` is missing") });
-            continue;
-        }
-        keys.keys.push(match &field.values {
-            Column::Texts(t) => t.get(i as usize).to_owned(),
-            Column::Ints(v) => v[i as usize].to_string(),
-            other => {
-                keys.failures.push(RecordFailure { index: i, reason: format!("key field `{name}` is a {}", other.field_type()) });
-                String::new()
-            }
-        });
-    }
-    keys
+    let Some(field) = events.field(name) else { return fail_all(format!("no key field `{name}`")) };
+    let keys = match &field.values {
+        Column::Texts(t) => t.clone(),
+        Column::Ints(v) => Texts::from_strings(v.iter().map(i64::to_string)),
+        other => return fail_all(format!("key field `{name}` is a {}", other.field_type())),
+    };
+    let failures = field.missing.iter().map(|&index| RecordFailure { index, reason: format!("key field `{name}` is missing") }).collect();
+    Keys { keys, failures }
 }
 
 // The deserialize plugin's view of `records`.
@@ -383,16 +375,17 @@ fn deserialize_narrowed(deserialize: &mut StagePlugin, records: &[SourceRecord],
 fn key_narrowed(key: &mut StagePlugin, events: &Events, err: CallError) -> Keys {
     let count = events.count as usize;
     let narrowed = narrow(count, err, &mut |r| key.key(&events.slice(r)));
-    let mut keys = Keys { keys: vec![String::new(); count], failures: Vec::new() };
-    for (range, part) in narrowed.done {
-        for (j, k) in part.keys.into_iter().enumerate() {
-            keys.keys[range.start + j] = k;
+    let mut all = vec![""; count];
+    let mut failures = Vec::new();
+    for (range, part) in &narrowed.done {
+        for (j, k) in part.keys.iter().enumerate() {
+            all[range.start + j] = k;
         }
-        keys.failures.extend(part.failures.into_iter().map(|f| RecordFailure { index: f.index + range.start as u32, reason: f.reason }));
+        failures.extend(part.failures.iter().map(|f| RecordFailure { index: f.index + range.start as u32, reason: f.reason.clone() }));
     }
-    keys.failures.extend(narrowed.failed.into_iter().map(|(i, e)| RecordFailure { index: i as u32, reason: e.to_string() }));
-    keys.failures.sort_by_key(|f| f.index);
-    keys
+    failures.extend(narrowed.failed.iter().map(|(i, e)| RecordFailure { index: *i as u32, reason: e.to_string() }));
+    failures.sort_by_key(|f| f.index);
+    Keys { keys: Texts::from_strings(all), failures }
 }
 
 // A fold call that failed as a whole, retried by halves of its groups; a

@@ -89,8 +89,9 @@ pub struct Decoded {
 /// What the key stage said.
 #[derive(Debug, Clone, Default)]
 pub struct Keys {
-    /// One key per event.
-    pub keys: Vec<String>,
+    /// One key per event, packed (a field's texts are taken whole, without
+    /// a string per event).
+    pub keys: Texts,
     /// Events that failed.
     pub failures: Vec<RecordFailure>,
 }
@@ -216,7 +217,7 @@ pub(super) fn lift_decoded(d: deserialize::Decoded) -> Result<Decoded, String> {
 
 impl From<key::Keys> for Keys {
     fn from(k: key::Keys) -> Self {
-        Keys { keys: k.keys, failures: failures(k.failures) }
+        Keys { keys: Texts::from_strings(k.keys), failures: failures(k.failures) }
     }
 }
 
