@@ -78,6 +78,35 @@ kind = "stdout"
 }
 
 #[test]
+fn check_refuses_stages_that_do_not_fit_and_names_both_sides() {
+    // sensor-average's deserialize writes id, value, time; window-stats'
+    // fold reads `temp` (its default); sensor-average's format reads another
+    // accumulator than window-stats' fold writes.
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = |name: &str| root().join(format!("plugins/dist/{name}.wasm"));
+    std::fs::write(dir.path().join("in.jsonl"), "").unwrap();
+    let manifest = dir.path().join("p.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[source]\nkind = \"jsonl\"\npath = \"in.jsonl\"\n[stages]\nplugin = {sa:?}\n[stages.fold]\nplugin = {ws:?}\n\
+             [clock]\nkind = \"event\"\nwait_for_system_duration = \"0s\"\n[window]\nkind = \"tumbling\"\nlength = \"1m\"\n[sink]\nkind = \"stdout\"\n",
+            sa = plugin("sensor_average"),
+            ws = plugin("window_stats"),
+        ),
+    )
+    .unwrap();
+    let out = weir(&["check", manifest.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("window_stats.wasm) reads `temp: float`, but deserialize (") && stderr.contains("sensor_average.wasm) writes no such field (it writes id: text, value: float, time: time)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("reads accumulator `sensor-average v1`, but fold (") && stderr.contains("writes `window-stats v1`"), "{stderr}");
+}
+
+#[test]
 fn run_writes_a_file_sink_and_a_dead_letter_file() {
     let dir = tempfile::tempdir().unwrap();
     let example = root().join("examples/seed-002-min-max-mean");

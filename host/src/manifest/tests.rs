@@ -177,3 +177,39 @@ fn collect_windows_are_unique_by_window_id_in_dynamodb() {
     let collect = parse(dir.path(), &collect).unwrap();
     assert!(matches!(collect.sink, SinkSpec::Dynamodb(ref d) if d.sort_by == SortBy::WindowId));
 }
+
+#[test]
+fn the_host_can_decode_key_and_time_by_field() {
+    let dir = dir_with_plugin();
+    let text = GOOD.replace("[stages.format]", "[stages.deserialize]\nbuiltin = \"json\"\n[stages.key]\nfield = \"device\"\n[stages.format]").replace(
+        "wait_for_system_duration = \"10s\"",
+        "wait_for_system_duration = \"10s\"\ntime_field = \"ts\"\ntime_format = \"unix_ms\"",
+    );
+    let m = parse(dir.path(), &text).unwrap();
+    assert!(m.stage(StageKind::Deserialize).is_none() && m.stage(StageKind::Key).is_none());
+    assert!(m.stage(StageKind::Fold).is_some() && m.stage(StageKind::Format).is_some());
+    assert_eq!(
+        m.events,
+        EventsSpec { builtin_json: true, key_field: Some("device".into()), time_field: Some("ts".into()), time_format: crate::event::TimeFormat::UnixMillis }
+    );
+}
+
+#[test]
+fn host_stages_that_make_no_sense_are_named() {
+    let dir = dir_with_plugin();
+    let text = GOOD.replace(
+        "[stages.format]",
+        "[stages.deserialize]\nbuiltin = \"xml\"\n[stages.key]\nfield = \"device\"\nplugin = \"p.wasm\"\n[stages.fold]\nbuiltin = \"json\"\n[stages.format]",
+    );
+    let text = text.replace("wait_for_system_duration = \"10s\"", "wait_for_system_duration = \"10s\"\ntime_format = \"iso\"");
+    let found: Vec<String> = problems(dir.path(), &text).iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
+    for wanted in [
+        "stages.deserialize.builtin: no built-in `xml`",
+        "stages.key.plugin: the host does this stage",
+        "stages.fold.builtin: only the deserialize stage has a built-in",
+        "clock.time_format: no format `iso`",
+        "clock.time_field: required with the built-in deserializer",
+    ] {
+        assert!(found.iter().any(|f| f.starts_with(wanted)), "no `{wanted}` in {found:#?}");
+    }
+}

@@ -152,6 +152,7 @@ pub struct PartitionSnapshot {
 
 // Format 2 (contract 0.1: a bare state version), still read.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct SnapshotV2 {
     _format: u32,
     claim: Claim,
@@ -176,6 +177,24 @@ struct SnapshotV1 {
     closed_through: Vec<(String, i64)>,
 }
 
+impl SnapshotV2 {
+    // The current format: the bare version becomes an identity without a
+    // name, which a fold of that version accepts.
+    fn upgrade(self) -> PartitionSnapshot {
+        PartitionSnapshot {
+            format: FORMAT_VERSION,
+            claim: self.claim,
+            accumulator: crate::event::Identity { name: String::new(), version: self.state_version },
+            next_offset: self.next_offset,
+            windows: self.windows,
+            watermarks: self.watermarks,
+            collect: self.collect,
+            closed_through: self.closed_through,
+            components: self.components,
+        }
+    }
+}
+
 impl PartitionSnapshot {
     /// The snapshot as stored.
     pub fn encode(&self) -> Vec<u8> {
@@ -187,33 +206,22 @@ impl PartitionSnapshot {
         let (format, _): (u32, _) = postcard::take_from_bytes(bytes).map_err(|e| e.to_string())?;
         match format {
             FORMAT_VERSION => postcard::from_bytes(bytes).map_err(|e| e.to_string()),
-            2 => {
-                let v2: SnapshotV2 = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
-                Ok(PartitionSnapshot {
-                    format: FORMAT_VERSION,
-                    claim: v2.claim,
-                    accumulator: crate::event::Identity { name: String::new(), version: v2.state_version },
-                    next_offset: v2.next_offset,
-                    windows: v2.windows,
-                    watermarks: v2.watermarks,
-                    collect: v2.collect,
-                    closed_through: v2.closed_through,
-                    components: v2.components,
-                })
-            }
+            2 => postcard::from_bytes::<SnapshotV2>(bytes).map(SnapshotV2::upgrade).map_err(|e| e.to_string()),
             1 => {
                 let v1: SnapshotV1 = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
-                Ok(PartitionSnapshot {
-                    format: FORMAT_VERSION,
-                    claim: Claim { epoch: 0, owner: Owner { member: "weir 0.1".into(), generation: 0, process: String::new() } },
-                    accumulator: crate::event::Identity { name: String::new(), version: v1.state_version },
+                let owner = Owner { member: "weir 0.1".into(), generation: 0, process: String::new() };
+                Ok(SnapshotV2 {
+                    _format: 1,
+                    claim: Claim { epoch: 0, owner },
+                    state_version: v1.state_version,
                     next_offset: v1.next_offset,
                     windows: v1.windows,
                     watermarks: v1.watermarks,
                     collect: v1.collect,
                     closed_through: v1.closed_through,
                     components: Vec::new(),
-                })
+                }
+                .upgrade())
             }
             other => Err(format!("format {other} (this weir reads {FORMAT_VERSION}, 2 and 1)")),
         }
@@ -277,4 +285,31 @@ pub trait CheckpointStore: Send {
     fn write(&self, id: &PartitionId, claim: &Claim, snapshot: &PartitionSnapshot) -> Result<(), CheckpointError>;
     /// Where, for log lines.
     fn describe(&self) -> String;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_format_2_checkpoint_reads_with_its_state_version_as_an_unnamed_identity() {
+        let claim = Claim { epoch: 3, owner: Owner { member: "m".into(), generation: 2, process: "h:1".into() } };
+        let window = WindowSnapshot { key: "a".into(), index: 7, start: 0, end: 10, count: 2, acc: Some(vec![1, 2]) };
+        let old = SnapshotV2 {
+            _format: 2,
+            claim: claim.clone(),
+            state_version: 4,
+            next_offset: Some(9),
+            windows: vec![window.clone()],
+            watermarks: vec![("a".into(), 5)],
+            collect: vec![],
+            closed_through: vec![("a".into(), 6)],
+            components: vec![],
+        };
+        let read = PartitionSnapshot::decode(&postcard::to_allocvec(&old).unwrap()).unwrap();
+        assert_eq!(read.format, FORMAT_VERSION);
+        assert_eq!(read.accumulator, crate::event::Identity { name: String::new(), version: 4 });
+        assert_eq!(PartitionSnapshot::decode(&read.encode()).unwrap(), read, "written back in the current format");
+        assert_eq!((read.claim, read.next_offset, read.windows, read.closed_through), (claim, Some(9), vec![window], vec![("a".to_owned(), 6)]));
+    }
 }
