@@ -50,4 +50,13 @@ if [ ! -f plugins/dist/window_stats_py.wasm ] || [ "$(cat plugins/dist/.window_s
     echo "$stamp" > plugins/dist/.window_stats_py.stamp
 fi
 
+# The JavaScript plugin, with `weir build` (componentize-js from npm in a
+# cached folder); rebuilt only when its source or the WIT changed.
+stamp=$(cat plugins/window-stats-js/app.js wit/stream.wit host/src/build/javascript.rs | sha256sum | cut -c1-16)
+if [ ! -f plugins/dist/window_stats_js.wasm ] || [ "$(cat plugins/dist/.window_stats_js.stamp 2>/dev/null)" != "$stamp" ]; then
+    cargo build --quiet --workspace --bin weir
+    "$CARGO_TARGET_DIR/debug/weir" --log error build plugins/window-stats-js/app.js -o plugins/dist/window_stats_js.wasm >/dev/null
+    echo "$stamp" > plugins/dist/.window_stats_js.stamp
+fi
+
 echo "weir: plugins ready in plugins/dist ($(ls plugins/dist | tr '\n' ' '))" >&2

@@ -40,13 +40,17 @@ pub enum Command {
         #[arg(long)]
         watch: bool,
     },
-    /// Make a ready plugin crate: Cargo.toml, a working example with unit
-    /// tests, `weir test` cases and a README.
+    /// Make a ready plugin project: a Rust crate (Cargo.toml) or, with
+    /// `--lang python`, an app.py with the SDK beside it; a working example
+    /// with unit tests, `weir test` cases and a README.
     New {
-        /// What it serves: pipeline (all four stages), deserialize, key,
+        /// What it serves: pipeline (a whole pipeline), deserialize, key,
         /// fold or format.
         #[arg(value_enum)]
         kind: crate::scaffold::Kind,
+        /// The plugin's language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::scaffold::Lang,
         /// The crate's name (also its folder).
         name: String,
         /// Where to put the folder.
@@ -56,11 +60,12 @@ pub enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
-    /// Build a Python plugin (a file whose functions use the `weir`
-    /// decorators) into a WebAssembly component, with componentize-py from
-    /// PyPI (installed once under ~/.cache/weir/tools).
+    /// Build a plugin into a WebAssembly component: a Python file whose
+    /// functions use the `weir` decorators (componentize-py from PyPI), or a
+    /// JavaScript module exporting the WIT interfaces (componentize-js from
+    /// npm); the tool is installed once under ~/.cache/weir/tools.
     Build {
-        /// The Python file.
+        /// The Python (.py) or JavaScript (.js, .mjs) file.
         app: PathBuf,
         /// The component to write (default: the file's name with .wasm).
         #[arg(short, long)]
@@ -209,21 +214,32 @@ pub fn main(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Check { manifest } => check(&manifest, cache),
         Command::Run { manifest, watch } => run(&manifest, cache, watch),
-        Command::New { kind, name, dir, sdk } => {
+        Command::New { kind, lang, name, dir, sdk } => {
             let sdk = sdk.unwrap_or_else(crate::scaffold::default_sdk);
-            let root = crate::scaffold::create(kind, &name, &dir, &sdk)?;
+            let root = crate::scaffold::create(lang, kind, &name, &dir, &sdk)?;
             let module = name.replace('-', "_");
             println!("created {}", root.display());
-            println!("  cd {} && cargo test && cargo build --release --target wasm32-wasip2", root.display());
-            if kind == crate::scaffold::Kind::Pipeline {
-                println!("  weir test target/wasm32-wasip2/release/{module}.wasm --cases cases.toml");
+            let whole = kind == crate::scaffold::Kind::Pipeline;
+            match lang {
+                crate::scaffold::Lang::Rust => {
+                    println!("  cd {} && cargo test && cargo build --release --target wasm32-wasip2", root.display());
+                    if whole {
+                        println!("  weir test target/wasm32-wasip2/release/{module}.wasm --cases cases.toml");
+                    }
+                }
+                crate::scaffold::Lang::Python => {
+                    println!("  cd {} && python3 -m pytest && weir build app.py", root.display());
+                    if whole {
+                        println!("  weir test app.wasm --cases cases.toml");
+                    }
+                }
             }
             Ok(())
         }
         Command::Build { app, out } => {
             let out = out.unwrap_or_else(|| app.with_extension("wasm"));
             let started = std::time::Instant::now();
-            let built = crate::build::python(&app, &out)?;
+            let built = crate::build::build(&app, &out)?;
             let size = std::fs::metadata(&built).map(|m| m.len()).unwrap_or(0);
             println!("built {} ({:.1} MB) in {:.1?}", built.display(), size as f64 / 1e6, started.elapsed());
             Ok(())

@@ -39,13 +39,15 @@ fn seed_001_window_length_is_configurable() {
 }
 
 #[test]
-fn seed_002_with_the_python_plugin_equals_the_rust_plugin() {
-    let python = run(&manifest("examples/seed-002-min-max-mean/python.toml")).unwrap();
-    assert_lines(&python.lines, &expected("examples/seed-002-min-max-mean/expected.jsonl"));
+fn seed_002_with_the_python_and_javascript_plugins_equals_the_rust_plugin() {
     let rust = run(&manifest("examples/seed-002-min-max-mean/pipeline.toml")).unwrap();
-    assert_eq!(python.lines, rust.lines, "byte for byte");
-    let positions: Vec<u64> = python.dead.iter().map(|d| d.position).collect();
-    assert_eq!(positions, [201, 251], "the same late readings");
+    for language in ["python", "javascript"] {
+        let out = run(&manifest(&format!("examples/seed-002-min-max-mean/{language}.toml"))).unwrap();
+        assert_lines(&out.lines, &expected("examples/seed-002-min-max-mean/expected.jsonl"));
+        assert_eq!(out.lines, rust.lines, "{language}: byte for byte");
+        let positions: Vec<u64> = out.dead.iter().map(|d| d.position).collect();
+        assert_eq!(positions, [201, 251], "{language}: the same late readings");
+    }
 }
 
 #[test]
@@ -94,7 +96,7 @@ fn batch_size_does_not_change_results() {
 #[test]
 fn seed_002_mixing_languages_per_stage_equals_the_rust_plugin() {
     let rust = run(&manifest("examples/seed-002-min-max-mean/pipeline.toml")).unwrap();
-    for mixed in ["rust-fold-python-format", "python-fold-rust-format"] {
+    for mixed in ["rust-fold-python-format", "python-fold-rust-format", "javascript-fold-python-format"] {
         let m = manifest(&format!("examples/seed-002-min-max-mean/{mixed}.toml"));
         let fold = m.stage(weir::manifest::StageKind::Fold).unwrap().plugin.clone();
         let format = m.stage(weir::manifest::StageKind::Format).unwrap().plugin.clone();

@@ -1,64 +1,21 @@
-//! `weir new`: a ready plugin crate — Cargo.toml, a working example in
+//! `weir new` in Rust: a crate — Cargo.toml, a working example in
 //! src/lib.rs with unit tests, a README and, for a crate serving all four
 //! stages, `weir test` cases — that builds to a component with one command.
 
 use std::path::{Path, PathBuf};
 
-/// What `weir new` can make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Kind {
-    /// All four stages in one component (the usual start).
-    Pipeline,
-    /// Raw records to events.
-    Deserialize,
-    /// Events to keys.
-    Key,
-    /// Events into window accumulators.
-    Fold,
-    /// Closed windows to JSON objects.
-    Format,
-}
-
-/// Why the crate could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum ScaffoldError {
-    /// The name cannot be a crate name.
-    #[error("`{0}` is not a crate name: use letters, digits, `-` and `_`, starting with a letter")]
-    Name(String),
-    /// The folder exists already.
-    #[error("{} exists already; pick another name or folder", .0.display())]
-    Exists(PathBuf),
-    /// The guest SDK is not where the crate would point.
-    #[error("the guest SDK is not at {} (pass --sdk <path to weir's guest-sdk folder>)", .0.display())]
-    Sdk(PathBuf),
-    /// Writing failed.
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-}
+use super::{Kind, ScaffoldError};
 
 /// Where the SDK was when this binary was built.
 pub fn default_sdk() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).join("guest-sdk")
 }
 
-/// Writes the crate `name` for `kind` into `dir/name`; returns its folder.
-pub fn create(kind: Kind, name: &str, dir: &Path, sdk: &Path) -> Result<PathBuf, ScaffoldError> {
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid {
-        return Err(ScaffoldError::Name(name.to_owned()));
-    }
+/// The files of the crate `name` for `kind`, with the SDK at `sdk`.
+pub fn files(kind: Kind, name: &str, sdk: &Path) -> Result<Vec<(&'static str, String)>, ScaffoldError> {
     let sdk = std::path::absolute(sdk).unwrap_or_else(|_| sdk.to_owned());
     if !sdk.join("Cargo.toml").is_file() {
         return Err(ScaffoldError::Sdk(sdk));
-    }
-    let root = dir.join(name);
-    if root.exists() {
-        return Err(ScaffoldError::Exists(root));
     }
     let module = name.replace('-', "_");
     let mut files = vec![
@@ -72,15 +29,7 @@ pub fn create(kind: Kind, name: &str, dir: &Path, sdk: &Path) -> Result<PathBuf,
     if kind == Kind::Pipeline {
         files.push(("cases.toml", cases_toml(&module)));
     }
-    for (file, text) in files {
-        let path = root.join(file);
-        let write = |path: &Path| -> std::io::Result<()> {
-            std::fs::create_dir_all(path.parent().expect("inside root"))?;
-            std::fs::write(path, &text)
-        };
-        write(&path).map_err(|source| ScaffoldError::Write { path: path.clone(), source })?;
-    }
-    Ok(root)
+    Ok(files)
 }
 
 fn cargo_toml(name: &str, sdk: &Path) -> String {
