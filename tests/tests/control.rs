@@ -323,3 +323,39 @@ fn watch_swaps_a_changed_plugin_file_in_with_its_windows() {
     assert!(out[..6].iter().all(|o| o["version"] == 2 && o["max"].is_null()), "{out:?}");
     assert!(out[6..].iter().all(|o| o["version"] == 2 && o["max"].is_number()), "{out:?}");
 }
+
+#[test]
+fn a_swap_of_a_stage_the_host_does_is_refused_by_name_and_rust_swaps_to_javascript() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest(dir.path(), true);
+    // window-stats (Rust) folds and formats; the host decodes, keys and times.
+    let text = std::fs::read_to_string(&path).unwrap().replace(&plugin("faulty").display().to_string(), &plugin("window_stats").display().to_string()).replace(
+        "[clock]\n",
+        "config = { value_field = \"value\" }\n[stages.deserialize]\nbuiltin = \"json\"\n[stages.key]\nfield = \"key\"\n[clock]\ntime_field = \"time\"\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut child = start(&path);
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..15 {
+        stdin.write_all(line(i).as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    endpoint(dir.path());
+    let out = Command::new(weir_binary()).args(["swap", "key"]).arg(plugin("window_stats")).arg("-m").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("the key stage is done by the host") && stderr.contains("[stages.key]"), "{stderr}");
+    // `all` swaps the stages components serve, and says which: the
+    // JavaScript plugin takes over the open windows (same accumulator).
+    let out = Command::new(weir_binary()).args(["swap", "all"]).arg(plugin("window_stats_js")).arg("-m").arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("fold: ") && stdout.contains("format: ") && !stdout.contains("key: "), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for i in 15..30 {
+        stdin.write_all(line(i).as_bytes()).unwrap();
+    }
+    drop(stdin);
+    finish(child, Duration::from_secs(60));
+    let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+    assert_eq!(out.lines().count(), 9, "3 windows per key, nothing lost:\n{out}");
+    let counts: u64 = out.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["count"].as_u64().unwrap()).sum();
+    assert_eq!(counts, 30, "every reading in a window:\n{out}");
+}

@@ -261,7 +261,16 @@ fn swap(ctx: &Context, spec: &str, plugin: &Path) -> (u16, serde_json::Value) {
     let started = Instant::now();
     let mut loaded = Vec::new();
     for kind in kinds {
-        let Some(source) = ctx.stages.iter().find(|s| s.kind == kind) else { continue };
+        // `all` means every stage a component serves; a stage named on its
+        // own that the host does (a built-in decoder, a key field) has no
+        // component to replace.
+        let Some(source) = ctx.stages.iter().find(|s| s.kind == kind) else {
+            if spec == "all" {
+                continue;
+            }
+            let error = format!("the {} stage is done by the host (see the manifest's [stages.{}]), not by a component: there is nothing to swap", kind.name(), kind.name());
+            return (409, json!({ "error": error, "stage": kind.name() }));
+        };
         match StagePlugin::load(&ctx.engine, kind, plugin, &source.config, source.limits) {
             Ok(new) => loaded.push(new),
             Err(err) => {
