@@ -335,7 +335,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory: 256 << 20, call_timeout: Duration::from_secs(5), batch_size: 1024 }
+        Limits { memory: 256 << 20, call_timeout: Duration::from_secs(5), batch_size: 8192 }
     }
 }
 

@@ -34,8 +34,8 @@ same accumulator identity reads them.
 """
 
 import copy
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 __all__ = [
     "Window", "Record", "StageError", "configure", "deserialize", "key", "fold", "format",
@@ -58,9 +58,9 @@ class StageError(Exception):
     dead-letter output with the message."""
 
 
-@dataclass(frozen=True)
-class Window:
-    """A closed window, as a format function sees it."""
+class Window(NamedTuple):
+    """A closed window, as a format function sees it (immutable; a named
+    tuple, which is cheap to make once per window)."""
 
     #: The key its events share.
     key: str
@@ -85,9 +85,8 @@ class Window:
         return micros_to_datetime(self.end_us)
 
 
-@dataclass(frozen=True)
-class Record:
-    """A raw record, as a deserialize function sees it."""
+class Record(NamedTuple):
+    """A raw record, as a deserialize function sees it (a named tuple)."""
 
     #: The value bytes (a Kafka message value, a file line).
     value: bytes
@@ -108,12 +107,22 @@ def micros_to_datetime(micros):
 
 def rfc3339(micros):
     """Microseconds since the epoch as RFC 3339 text in UTC with a ``Z``,
-    the fraction only when not zero (as the Rust SDK writes it)."""
-    seconds, fraction = divmod(micros, 1_000_000)
-    text = micros_to_datetime(seconds * 1_000_000).strftime("%Y-%m-%dT%H:%M:%S")
-    if fraction:
-        text += "." + f"{fraction:06d}".rstrip("0")
-    return text + "Z"
+    the fraction only when not zero (as the Rust SDK writes it). Window
+    bounds repeat across keys, so recent answers are remembered."""
+    text = _RFC3339.get(micros)
+    if text is None:
+        seconds, fraction = divmod(micros, 1_000_000)
+        text = micros_to_datetime(seconds * 1_000_000).strftime("%Y-%m-%dT%H:%M:%S")
+        if fraction:
+            text += "." + f"{fraction:06d}".rstrip("0")
+        text += "Z"
+        if len(_RFC3339) >= 4096:
+            _RFC3339.clear()
+        _RFC3339[micros] = text
+    return text
+
+
+_RFC3339 = {}
 
 
 class _Registry:
