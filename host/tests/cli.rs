@@ -181,3 +181,29 @@ fn a_missing_environment_variable_is_named() {
     assert!(stderr.contains("source.brokers: environment variable `WEIR_KAFKA_BROKERS` is not set"), "{stderr}");
     assert!(stderr.contains("sink.endpoint: environment variable `WEIR_DYNAMODB_ENDPOINT` is not set"), "{stderr}");
 }
+
+#[test]
+fn a_component_of_contract_0_1_is_refused_by_name() {
+    // A real 0.1 build of window-stats (see tests/fixtures/README.md).
+    let old = root().join("host/tests/fixtures/window_stats_contract_0_1.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), "").unwrap();
+    let manifest = dir.path().join("p.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[source]\nkind = \"jsonl\"\npath = \"in.jsonl\"\n[stages]\nplugin = {old:?}\n[stages.deserialize]\nbuiltin = \"json\"\n[stages.key]\nfield = \"k\"\n\
+             [clock]\nkind = \"event\"\ntime_field = \"t\"\nwait_for_system_duration = \"0s\"\n[window]\nkind = \"tumbling\"\nlength = \"1m\"\n[sink]\nkind = \"stdout\"\n"
+        ),
+    )
+    .unwrap();
+    for command in ["check", "run"] {
+        let out = weir(&[command, manifest.to_str().unwrap()], None);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{command}: {stderr}");
+        assert!(
+            stderr.contains("window_stats_contract_0_1.wasm targets weir:stream@0.1.0; this weir runs weir:stream@0.2.0") && stderr.contains("rebuild it"),
+            "{command}: {stderr}"
+        );
+    }
+}
