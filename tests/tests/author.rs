@@ -110,6 +110,9 @@ fn a_new_python_plugin_tests_as_plain_python_builds_and_passes_its_cases() {
 #[test]
 fn weir_build_refuses_what_it_cannot_build_saying_why() {
     let dir = tempfile::tempdir().unwrap();
+    let out = weir(dir.path(), &["build", "missing.py"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("missing.py: no such file"), "{err}");
     std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
     let out = weir(dir.path(), &["build", "notes.txt"]);
     let err = String::from_utf8_lossy(&out.stderr);

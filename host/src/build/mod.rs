@@ -19,6 +19,9 @@ const WIT: &str = include_str!("../../../wit/stream.wit");
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The input file does not exist (or is not a file).
+    #[error("{}: no such file", .0.display())]
+    NotFound(PathBuf),
     /// The input is not a file of a language weir builds.
     #[error("{}: expected a Python file (app.py, using the weir decorators) or a JavaScript module (app.js, exporting the WIT interfaces)", .0.display())]
     Unsupported(PathBuf),
@@ -77,7 +80,7 @@ pub fn tools_dir() -> PathBuf {
 /// made absolute.
 pub fn build(app: &Path, out: &Path) -> Result<PathBuf, BuildError> {
     if !app.is_file() {
-        return Err(BuildError::Unsupported(app.to_owned()));
+        return Err(BuildError::NotFound(app.to_owned()));
     }
     let out = if out.is_absolute() { out.to_owned() } else { std::env::current_dir()?.join(out) };
     if let Some(parent) = out.parent() {
