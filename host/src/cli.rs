@@ -391,7 +391,8 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool) -> Result<()> {
     let _control = if manifest.control.is_some() || watch {
         let (requests, taken) = std::sync::mpsc::channel();
         pipeline = pipeline.with_control(taken);
-        let sources = crate::control::StageSource::of(&manifest);
+        let stages = pipeline.stages();
+        let sources = crate::control::StageSource::loaded_from(crate::control::StageSource::of(&manifest), |kind| stages.get(kind).map(|p| p.hash().to_owned()));
         Some(crate::control::ControlServer::start(&manifest.name, manifest.control.as_ref(), watch, engine.clone(), sources, requests)?)
     } else {
         None

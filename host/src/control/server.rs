@@ -44,12 +44,24 @@ pub struct StageSource {
     pub config: String,
     /// Its limits.
     pub limits: Limits,
+    /// SHA-256 of the component the pipeline loaded for it, when known: a
+    /// file that differs from it by the time watching starts is swapped in.
+    pub loaded: Option<String>,
 }
 
 impl StageSource {
     /// The four stages of `manifest`.
     pub fn of(manifest: &Manifest) -> Vec<StageSource> {
-        manifest.stages.iter().map(|s| StageSource { kind: s.kind, path: s.plugin.clone(), config: s.config.clone(), limits: manifest.limits }).collect()
+        manifest.stages.iter().map(|s| StageSource { kind: s.kind, path: s.plugin.clone(), config: s.config.clone(), limits: manifest.limits, loaded: None }).collect()
+    }
+
+    /// Records the hash of the component each stage loaded (`hash_of`
+    /// answers per stage), so watching compares against what runs.
+    pub fn loaded_from(mut sources: Vec<StageSource>, hash_of: impl Fn(StageKind) -> Option<String>) -> Vec<StageSource> {
+        for source in &mut sources {
+            source.loaded = hash_of(source.kind);
+        }
+        sources
     }
 }
 
@@ -315,6 +327,11 @@ struct Seen {
     pending: Option<(SystemTime, u64)>,
 }
 
+fn file_hash(path: &Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    std::fs::read(path).ok().map(|bytes| hex::encode(Sha256::digest(&bytes)))
+}
+
 fn signature(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
@@ -322,7 +339,16 @@ fn signature(path: &Path) -> Option<(SystemTime, u64)> {
 
 impl Watcher {
     fn new(stages: &[StageSource]) -> Self {
-        let files = stages.iter().map(|s| (s.path.clone(), Seen { settled: signature(&s.path), pending: None })).collect();
+        let files = stages
+            .iter()
+            .map(|s| {
+                // The file may have changed between loading and now (a build
+                // finishing during start-up): then it counts as changed.
+                let now = signature(&s.path);
+                let same = s.loaded.as_ref().is_none_or(|loaded| file_hash(&s.path).as_ref() == Some(loaded));
+                (s.path.clone(), Seen { settled: if same { now } else { None }, pending: None })
+            })
+            .collect();
         Watcher { files, last: Instant::now() }
     }
 
@@ -352,5 +378,29 @@ impl Watcher {
                 (_, body) => tracing::warn!(plugin = %path.display(), "watched swap refused: {}", body["error"].as_str().unwrap_or("unknown")),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(path: &Path, loaded: Option<String>) -> StageSource {
+        StageSource { kind: StageKind::Fold, path: path.to_owned(), config: "{}".to_owned(), limits: Limits::default(), loaded }
+    }
+
+    #[test]
+    fn a_file_replaced_before_watching_starts_counts_as_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fold.wasm");
+        std::fs::write(&path, b"version one").unwrap();
+        let loaded = file_hash(&path);
+        // Unchanged since loading: nothing to swap.
+        let watcher = Watcher::new(&[source(&path, loaded.clone())]);
+        assert_eq!(watcher.files[&path].settled, signature(&path));
+        // Replaced between loading and the watcher's first look.
+        std::fs::write(&path, b"version two").unwrap();
+        let watcher = Watcher::new(&[source(&path, loaded)]);
+        assert_eq!(watcher.files[&path].settled, None, "the replaced file must be seen as a change");
     }
 }
