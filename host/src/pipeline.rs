@@ -6,25 +6,23 @@
 //! drive the clock by hand; [`Pipeline::run_source`] drives it from a real
 //! source and the system clock.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+
+use crate::fast::FastMap;
+use crate::operator::WindowOperator;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use crate::Timestamp;
-use crate::clock::{Arrival, Clock};
 use crate::manifest::CheckpointStoreSpec;
 use crate::manifest::{ClockSpec, DeadLetterSpec, Manifest, StageKind};
 use crate::event::Identity;
 use crate::plugin::{ClosedWindow, FoldGroup, PluginEngine, PluginError, StagePlugin};
 use crate::sink::{self, DeadLetter, DeadLetterKind, DeadLetters, Rejection, Sink, SinkError, WindowResult};
 use crate::source::{self, Delivery, Source, SourceError, SourceRecord};
-use crate::state::checkpoint::{
-    CheckpointError, CheckpointStore, Claim, CollectSnapshot, ComponentRecord, DynamoCheckpoints, FORMAT_VERSION, FolderCheckpoints, Owner, PartitionId,
-    PartitionSnapshot, WindowSnapshot,
-};
-use crate::state::{OpenWindow, WindowId, WindowStore};
-use crate::window::{Assignment, WindowIndex, Windower};
+use crate::state::checkpoint::{CheckpointError, CheckpointStore, Claim, ComponentRecord, DynamoCheckpoints, FolderCheckpoints, Owner, PartitionId};
+use crate::state::{OpenWindow, WindowId};
+use crate::window::{Assignment, WindowIndex};
 
 pub use crate::stages::{Stages, StagesError};
 
@@ -222,94 +220,9 @@ struct Placed {
 
 struct Group {
     partition: PartitionId,
-    id: WindowId,
+    key: String,
     assignment: Assignment,
     members: Vec<Placed>,
-}
-
-/// The state of one input partition; it moves with the partition.
-struct PartitionState {
-    clock: Clock,
-    windower: Windower,
-    store: WindowStore,
-    /// Per key, the highest tumbling window index emitted.
-    closed_through: HashMap<String, WindowIndex>,
-    /// The first offset not yet absorbed (Kafka).
-    next_offset: Option<i64>,
-    /// The right to write its checkpoint, once taken.
-    claim: Option<Claim>,
-    /// Restored from a checkpoint at this (clock) time and no record of it
-    /// read since: its clock stands still until its records flow again or
-    /// the source says it has none, so a slow start after a handover does
-    /// not close the restored windows before their records are replayed.
-    paused_since: Option<Timestamp>,
-}
-
-impl PartitionState {
-    fn new(manifest_clock: ClockSpec, window: crate::manifest::WindowSpec) -> Self {
-        PartitionState {
-            clock: Clock::from_spec(manifest_clock),
-            windower: Windower::from_spec(window),
-            store: WindowStore::new(),
-            closed_through: HashMap::new(),
-            next_offset: None,
-            claim: None,
-            paused_since: None,
-        }
-    }
-
-    // The system time its clock sees: frozen while it is paused.
-    fn clock_now(&self, now: Timestamp) -> Timestamp {
-        self.paused_since.unwrap_or(now)
-    }
-
-    fn unpause(&mut self, now: Timestamp) {
-        if let Some(paused_at) = self.paused_since.take() {
-            self.clock.resume(paused_at, now);
-        }
-    }
-
-    fn snapshot(&self, now: Timestamp, accumulator: Identity, claim: Claim, components: Vec<ComponentRecord>) -> PartitionSnapshot {
-        let mut windows: Vec<WindowSnapshot> = self
-            .store
-            .iter()
-            .map(|(id, w)| WindowSnapshot { key: id.key.clone(), index: id.index, start: w.start.0, end: w.end.0, count: w.count, acc: w.acc.clone() })
-            .collect();
-        windows.sort_by(|a, b| (&a.key, a.index).cmp(&(&b.key, b.index)));
-        let collect = match &self.windower {
-            Windower::Collect(c) => c.snapshot().into_iter().map(|(key, open, next_index)| CollectSnapshot { key, open, next_index }).collect(),
-            Windower::Tumbling(_) => Vec::new(),
-        };
-        PartitionSnapshot {
-            format: FORMAT_VERSION,
-            claim,
-            components,
-            accumulator,
-            next_offset: self.next_offset,
-            windows,
-            watermarks: self.clock.snapshot(self.clock_now(now)),
-            collect,
-            closed_through: self.closed_through.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-        }
-    }
-
-    fn restore(&mut self, snapshot: PartitionSnapshot, now: Timestamp) {
-        self.next_offset = snapshot.next_offset;
-        for w in snapshot.windows {
-            let window = OpenWindow { start: Timestamp(w.start), end: Timestamp(w.end), count: w.count, acc: w.acc };
-            self.store.restore(WindowId { key: w.key, index: w.index }, window);
-        }
-        self.clock.restore(&snapshot.watermarks, now);
-        if self.clock.waits_for_events() {
-            self.paused_since = Some(now);
-        }
-        if let Windower::Collect(c) = &mut self.windower {
-            for s in snapshot.collect {
-                c.restore(&s.key, s.open, s.next_index);
-            }
-        }
-        self.closed_through.extend(snapshot.closed_through);
-    }
 }
 
 /// A running pipeline.
@@ -317,8 +230,8 @@ pub struct Pipeline {
     stages: Stages,
     clock_spec: ClockSpec,
     window_spec: crate::manifest::WindowSpec,
-    partitions: HashMap<PartitionId, PartitionState>,
-    key_home: HashMap<String, PartitionId>,
+    partitions: FastMap<PartitionId, WindowOperator>,
+    key_home: FastMap<String, PartitionId>,
     checkpoints: Option<Box<dyn CheckpointStore>>,
     owner: Owner,
     /// SHA-256 of each stage's component as the manifest named it (empty
@@ -327,6 +240,8 @@ pub struct Pipeline {
     engine: Option<std::sync::Arc<PluginEngine>>,
     /// Microseconds the sink held the pipeline up, not counted as system time.
     stalled: i64,
+    /// The latest system time the clocks have seen (they never go back).
+    clock_high: i64,
     sink: Box<dyn Sink>,
     dead: DeadLetters,
     system_clock: bool,
@@ -370,13 +285,14 @@ impl Pipeline {
             stages,
             clock_spec: manifest.clock,
             window_spec: manifest.window,
-            partitions: HashMap::new(),
-            key_home: HashMap::new(),
+            partitions: FastMap::default(),
+            key_home: FastMap::default(),
             checkpoints: None,
             owner: Owner::local(),
             declared,
             engine: None,
             stalled: 0,
+            clock_high: i64::MIN,
             sink,
             dead,
             system_clock: manifest.clock == ClockSpec::System,
@@ -481,7 +397,7 @@ impl Pipeline {
 
     // Rewrites every open accumulator with `new`, all or nothing.
     fn migrate_open_windows(&mut self, new: &mut StagePlugin, from: &Identity, to: &Identity) -> Result<(), SwapError> {
-        let mut accs: Vec<&mut Vec<u8>> = self.partitions.values_mut().flat_map(|p| p.store.accs_mut()).collect();
+        let mut accs: Vec<&mut Vec<u8>> = self.partitions.values_mut().flat_map(|p| p.accs_mut()).collect();
         let old: Vec<Vec<u8>> = accs.iter().map(|a| a.to_vec()).collect();
         let count = accs.len();
         let migrated = match new.migrate(from, old) {
@@ -635,12 +551,12 @@ impl Pipeline {
     }
 
     fn open_windows(&self) -> usize {
-        self.partitions.values().map(|p| p.store.len()).sum()
+        self.partitions.values().map(WindowOperator::open_windows).sum()
     }
 
-    fn partition(&mut self, id: &PartitionId) -> &mut PartitionState {
+    fn partition(&mut self, id: &PartitionId) -> &mut WindowOperator {
         let (clock, window) = (self.clock_spec, self.window_spec);
-        self.partitions.entry(id.clone()).or_insert_with(|| PartitionState::new(clock, window))
+        self.partitions.entry(id.clone()).or_insert_with(|| WindowOperator::new(clock, window))
     }
 
     /// Starts owning `id` (a Kafka assignment): restores its checkpoint if
@@ -658,7 +574,7 @@ impl Pipeline {
         let (clock, window) = (self.clock_spec, self.window_spec);
         let Some(mut snapshot) = snapshot else {
             let state = self.partition(id);
-            *state = PartitionState::new(clock, window);
+            *state = WindowOperator::new(clock, window);
             state.claim = claim;
             return Ok(None);
         };
@@ -687,7 +603,7 @@ impl Pipeline {
         }
         let state = self.partition(id);
         let windows = snapshot.windows.len();
-        *state = PartitionState::new(clock, window);
+        *state = WindowOperator::new(clock, window);
         state.restore(snapshot, now);
         state.claim = claim;
         tracing::info!(topic = %id.topic, partition = id.partition, next_offset = ?state.next_offset, "restored {windows} open windows from the checkpoint");
@@ -840,11 +756,15 @@ impl Pipeline {
         }
 
         // Clock and window: group the events by the partition and window
-        // they fall in, in order of first appearance.
+        // they fall in, in order of first appearance. Late and failed
+        // events are sent on after the loop.
         let mut groups: Vec<Group> = Vec::new();
-        let mut group_of: HashMap<(usize, WindowId), usize> = HashMap::new();
+        let mut group_of: FastMap<(usize, &str, WindowIndex), usize> = FastMap::default();
+        let mut dead: Vec<(usize, DeadLetterKind, &str, String, &str)> = Vec::new();
         // The batch's partitions, built once each rather than once per event.
         let mut batch_partitions: Vec<PartitionId> = Vec::new();
+        let mut current: Option<(usize, &mut WindowOperator)> = None;
+        let (clock_spec, window_spec) = (self.clock_spec, self.window_spec);
         for (event, &origin) in origins.iter().enumerate() {
             if key_failed[event] {
                 continue;
@@ -854,55 +774,50 @@ impl Pipeline {
                 None => now,
                 Some(Ok(time)) => Timestamp(*time),
                 Some(Err(reason)) => {
-                    let reason = reason.clone();
-                    self.dead_record(&records[origin], DeadLetterKind::Failed, "time", reason, Some(key))?;
+                    dead.push((origin, DeadLetterKind::Failed, "time", reason.clone(), key));
                     continue;
                 }
             };
             let origin_of = &records[origin].origin;
             let partition = origin_of.partition.unwrap_or(-1);
-            let slot_of_pid = match batch_partitions.iter().position(|p| p.partition == partition && *p.topic == *origin_of.source) {
-                Some(i) => i,
+            let slot = match current.as_ref().map(|(slot, _)| *slot).filter(|&slot| batch_partitions[slot].partition == partition && *batch_partitions[slot].topic == *origin_of.source) {
+                Some(slot) => slot,
                 None => {
-                    batch_partitions.push(PartitionId { topic: origin_of.source.to_string(), partition });
-                    batch_partitions.len() - 1
+                    let slot = match batch_partitions.iter().position(|p| p.partition == partition && *p.topic == *origin_of.source) {
+                        Some(i) => i,
+                        None => {
+                            batch_partitions.push(PartitionId { topic: origin_of.source.to_string(), partition });
+                            batch_partitions.len() - 1
+                        }
+                    };
+                    let pid = &batch_partitions[slot];
+                    let operator = self.partitions.entry(pid.clone()).or_insert_with(|| WindowOperator::new(clock_spec, window_spec));
+                    current = Some((slot, operator));
+                    slot
                 }
             };
-            let pid = &batch_partitions[slot_of_pid];
-            self.note_home(key, pid);
-            let state = self.partition(pid);
-            let placement = match &mut state.windower {
-                Windower::Tumbling(w) => match state.clock.arrive(key, time, now) {
-                    Arrival::OnTime(time) => {
-                        let assignment = w.assign(time);
-                        if state.closed_through.get(key).is_some_and(|&closed| assignment.index <= closed) {
-                            Err(format!("late: event time {time} falls in a window of key `{key}` that was already emitted"))
-                        } else {
-                            Ok(assignment)
-                        }
-                    }
-                    Arrival::Late { time, watermark } => Err(format!("late: event time {time} is before the watermark {watermark} of key `{key}`")),
-                },
-                // Collect windows count and time out in system time.
-                Windower::Collect(w) => Ok(w.assign(key, now)),
-            };
-            let assignment = match placement {
+            let pid = &batch_partitions[slot];
+            note_home(&mut self.key_home, &mut self.stats, key, pid);
+            let operator = &mut current.as_mut().expect("set above").1;
+            let assignment = match operator.place(key, time, now) {
                 Ok(assignment) => assignment,
                 Err(reason) => {
-                    self.dead_record(&records[origin], DeadLetterKind::Late, "clock", reason, Some(key))?;
+                    dead.push((origin, DeadLetterKind::Late, "clock", reason, key));
                     continue;
                 }
             };
-            let id = WindowId { key: key.to_owned(), index: assignment.index };
-            let slot = match group_of.entry((slot_of_pid, id)) {
+            let group = match group_of.entry((slot, key, assignment.index)) {
                 Entry::Occupied(e) => *e.get(),
                 Entry::Vacant(e) => {
-                    let id = e.key().1.clone();
-                    groups.push(Group { partition: pid.clone(), id, assignment, members: Vec::new() });
+                    groups.push(Group { partition: pid.clone(), key: key.to_owned(), assignment, members: Vec::new() });
                     *e.insert(groups.len() - 1)
                 }
             };
-            groups[slot].members.push(Placed { event, origin });
+            groups[group].members.push(Placed { event, origin });
+        }
+        drop(current);
+        for (origin, kind, stage, reason, key) in dead {
+            self.dead_record(&records[origin], kind, stage, reason, Some(key))?;
         }
         self.fold(&records, &decoded.events, groups)?;
         self.close_due(now)
@@ -921,7 +836,7 @@ impl Pipeline {
                 rows.push(member.event as u32);
                 fold_origin.push(member.origin);
             }
-            let acc = self.partitions.get(&group.partition).and_then(|p| p.store.get(&group.id)).and_then(|w| w.acc.clone());
+            let acc = self.partitions.get(&group.partition).and_then(|p| p.acc(&group.key, group.assignment.index)).cloned();
             fold_groups.push(FoldGroup { acc, end: rows.len() as u32 });
         }
         let input = self.stages.fold_input(events, &rows);
@@ -942,11 +857,10 @@ impl Pipeline {
             let absorbed = failed[start..end].iter().filter(|f| !**f).count() as u64;
             start = end;
             let state = self.partition(&group.partition);
-            if absorbed == 0 && state.store.get(&group.id).is_none() {
+            if absorbed == 0 && !state.is_open(&group.key, group.assignment.index) {
                 continue;
             }
-            let Assignment { start: from, end: to, .. } = group.assignment;
-            state.store.absorb(group.id, from, to, acc, absorbed);
+            state.absorb(&group.key, group.assignment, acc, absorbed);
         }
         Ok(())
     }
@@ -961,16 +875,8 @@ impl Pipeline {
 
     fn close_due(&mut self, now: Timestamp) -> Result<(), PipelineError> {
         let mut closed = Vec::new();
-        for state in self.partitions.values_mut() {
-            let due = match &state.windower {
-                Windower::Tumbling(_) => {
-                    let (clock, now) = (&state.clock, state.clock_now(now));
-                    state.store.close_where(|id, w| clock.watermark(&id.key, now).is_some_and(|wm| wm >= w.end))
-                }
-                Windower::Collect(c) => state.store.close_where(|id, w| c.is_due(&id.key, id.index, w.start, now)),
-            };
-            note_closed(state, &due);
-            closed.extend(due);
+        for operator in self.partitions.values_mut() {
+            closed.extend(operator.close_due(now));
         }
         self.emit(sorted(closed))
     }
@@ -979,39 +885,12 @@ impl Pipeline {
     /// flushes the sink and the dead-letter output.
     pub fn finish(&mut self) -> Result<Stats, PipelineError> {
         let mut closed = Vec::new();
-        for state in self.partitions.values_mut() {
-            let due = state.store.close_where(|_, _| true);
-            note_closed(state, &due);
-            closed.extend(due);
+        for operator in self.partitions.values_mut() {
+            closed.extend(operator.close_all());
         }
         self.emit(sorted(closed))?;
         self.flush_sink()?;
         Ok(self.stats())
-    }
-
-    // Windows must follow the input's partitioning: a key whose records
-    // arrive in two partitions gets two sets of windows, and in a keyed
-    // sink the later overwrites the earlier. Say so, once per key.
-    fn note_home(&mut self, key: &str, pid: &PartitionId) {
-        if pid.partition < 0 {
-            return;
-        }
-        match self.key_home.get(key) {
-            Some(home) if home != pid => {
-                self.stats.key_partition_conflicts += 1;
-                if self.stats.key_partition_conflicts <= 10 {
-                    tracing::warn!(
-                        key, first = %format!("{}[{}]", home.topic, home.partition), now = %format!("{}[{}]", pid.topic, pid.partition),
-                        "key seen in more than one partition: its windows are split; key the Kafka messages the way the key stage keys events"
-                    );
-                }
-                self.key_home.insert(key.to_owned(), pid.clone());
-            }
-            Some(_) => {}
-            None => {
-                self.key_home.insert(key.to_owned(), pid.clone());
-            }
-        }
     }
 
     fn emit(&mut self, closed: Vec<(WindowId, OpenWindow)>) -> Result<(), PipelineError> {
@@ -1099,9 +978,11 @@ impl Pipeline {
         }
     }
 
-    // System time as the clocks see it: wall time less the sink stalls.
-    fn clock_time(&self, now: Timestamp) -> Timestamp {
-        Timestamp(now.0 - self.stalled)
+    // System time as the clocks see it: wall time less the sink stalls,
+    // never going back (a window closed by system time stays closed).
+    fn clock_time(&mut self, now: Timestamp) -> Timestamp {
+        self.clock_high = self.clock_high.max(now.0 - self.stalled);
+        Timestamp(self.clock_high)
     }
 
     fn flush_sink(&mut self) -> Result<(), PipelineError> {
@@ -1145,18 +1026,27 @@ impl Pipeline {
     }
 }
 
-fn note_closed(state: &mut PartitionState, closed: &[(WindowId, OpenWindow)]) {
-    match &mut state.windower {
-        Windower::Collect(c) => {
-            for (id, _) in closed {
-                c.closed(&id.key, id.index);
+// Windows must follow the input's partitioning: a key whose records
+// arrive in two partitions gets two sets of windows, and in a keyed sink
+// the later overwrites the earlier. Say so, once per key.
+fn note_home(key_home: &mut FastMap<String, PartitionId>, stats: &mut Stats, key: &str, pid: &PartitionId) {
+    if pid.partition < 0 {
+        return;
+    }
+    match key_home.get(key) {
+        Some(home) if home != pid => {
+            stats.key_partition_conflicts += 1;
+            if stats.key_partition_conflicts <= 10 {
+                tracing::warn!(
+                    key, first = %format!("{}[{}]", home.topic, home.partition), now = %format!("{}[{}]", pid.topic, pid.partition),
+                    "key seen in more than one partition: its windows are split; key the Kafka messages the way the key stage keys events"
+                );
             }
+            key_home.insert(key.to_owned(), pid.clone());
         }
-        Windower::Tumbling(_) => {
-            for (id, _) in closed {
-                let through = state.closed_through.entry(id.key.clone()).or_insert(id.index);
-                *through = (*through).max(id.index);
-            }
+        Some(_) => {}
+        None => {
+            key_home.insert(key.to_owned(), pid.clone());
         }
     }
 }

@@ -17,7 +17,7 @@ fn snapshot(claim: &Claim, next: i64, windows: usize) -> PartitionSnapshot {
         windows: (0..windows).map(|i| WindowSnapshot { key: format!("sensor-{i}"), index: 7, start: 0, end: 10, count: 2, acc: Some(vec![7; 100]) }).collect(),
         watermarks: vec![],
         collect: vec![],
-        closed_through: vec![],
+        retired: vec![],
         components: vec![],
     }
 }

@@ -1,16 +1,23 @@
-use std::collections::HashMap;
-
 use super::Arrival;
 use crate::Timestamp;
+use crate::fast::{FastMap, stable_hash};
 
 /// Bytewax's event clock, per key: the watermark is the largest event time
 /// seen minus `wait_for_system_duration`, plus the system time elapsed since
 /// that event was seen. So a key that goes quiet still sees its watermark
 /// advance and its windows close. The watermark never goes backwards.
+///
+/// A key with nothing open can be *retired* ([`EventClock::retire`]): its
+/// name is dropped and only its watermark's offset from system time stays,
+/// under a 64-bit hash of the key (16 bytes a key). When the key comes back
+/// its watermark is exactly what it would have been, so an event behind it
+/// is still late, and a window already written is never opened again.
 #[derive(Debug, Clone)]
 pub struct EventClock {
     wait: i64,
-    keys: HashMap<String, KeyTime>,
+    keys: FastMap<String, KeyTime>,
+    /// Retired keys: watermark minus system time, by [`stable_hash`] of the key.
+    retired: FastMap<u64, i64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -24,18 +31,30 @@ impl KeyTime {
     fn watermark(self, now: Timestamp) -> Timestamp {
         Timestamp(self.base.saturating_add(now.0.saturating_sub(self.seen_at).max(0)))
     }
+
+    // The system time at which the watermark reaches `time`.
+    fn reaches(self, time: Timestamp) -> i64 {
+        if time.0 <= self.base { i64::MIN } else { self.seen_at.saturating_add(time.0.saturating_sub(self.base)) }
+    }
 }
 
 impl EventClock {
     /// A clock that waits `wait_micros` of system time for late events.
     pub fn new(wait_micros: i64) -> Self {
-        EventClock { wait: wait_micros, keys: HashMap::new() }
+        EventClock { wait: wait_micros, keys: FastMap::default(), retired: FastMap::default() }
     }
 
     /// Places an event; it is late when its time is below its key's
     /// watermark, and late events do not move the watermark.
     pub fn arrive(&mut self, key: &str, time: Timestamp, now: Timestamp) -> Arrival {
         let candidate = time.0.saturating_sub(self.wait);
+        if !self.keys.contains_key(key)
+            && !self.retired.is_empty()
+            && let Some(offset) = self.retired.remove(&stable_hash(key))
+        {
+            // A retired key comes back where its watermark has got to.
+            self.keys.insert(key.to_owned(), KeyTime { base: now.0.saturating_add(offset), seen_at: now.0 });
+        }
         match self.keys.get_mut(key) {
             None => {
                 self.keys.insert(key.to_owned(), KeyTime { base: candidate, seen_at: now.0 });
@@ -54,12 +73,40 @@ impl EventClock {
 
     /// The watermark of `key` at system time `now`.
     pub fn watermark(&self, key: &str, now: Timestamp) -> Option<Timestamp> {
-        self.keys.get(key).map(|k| k.watermark(now))
+        match self.keys.get(key) {
+            Some(k) => Some(k.watermark(now)),
+            None => self.retired.get(&stable_hash(key)).map(|offset| Timestamp(now.0.saturating_add(*offset))),
+        }
+    }
+
+    /// The system time at which `key`'s watermark reaches `time` (`None`
+    /// for a key never seen): a timer for a window ending at `time`. Only
+    /// an event of the key can bring it earlier.
+    pub fn reaches(&self, key: &str, time: Timestamp) -> Option<i64> {
+        self.keys.get(key).map(|k| k.reaches(time))
+    }
+
+    /// Drops `key`'s entry, keeping only its watermark's offset from system
+    /// time (see the type's docs). `now` is the clock's system time.
+    pub fn retire(&mut self, key: &str, now: Timestamp) {
+        if let Some(k) = self.keys.remove(key) {
+            self.retired.insert(stable_hash(key), k.watermark(now).0.saturating_sub(now.0));
+        }
+    }
+
+    /// Keys with an entry, and keys retired.
+    pub fn key_counts(&self) -> (usize, usize) {
+        (self.keys.len(), self.retired.len())
     }
 
     /// Every key's watermark at `now`, for a checkpoint.
     pub fn snapshot(&self, now: Timestamp) -> Vec<(String, i64)> {
         self.keys.iter().map(|(key, k)| (key.clone(), k.watermark(now).0)).collect()
+    }
+
+    /// Every retired key's watermark at `now`, by key hash, for a checkpoint.
+    pub fn snapshot_retired(&self, now: Timestamp) -> Vec<(u64, i64)> {
+        self.retired.iter().map(|(hash, offset)| (*hash, now.0.saturating_add(*offset))).collect()
     }
 
     /// Resumes after a pause that began at system time `paused_at`: each
@@ -68,14 +115,21 @@ impl EventClock {
         for k in self.keys.values_mut() {
             *k = KeyTime { base: k.watermark(paused_at).0, seen_at: now.0 };
         }
+        let paused = now.0.saturating_sub(paused_at.0);
+        for offset in self.retired.values_mut() {
+            *offset = offset.saturating_sub(paused);
+        }
     }
 
     /// Restores watermarks from a checkpoint. Time the process was down does
     /// not count as elapsed: the watermark resumes where it was, so replayed
     /// records find the windows they belong to still open.
-    pub fn restore(&mut self, watermarks: &[(String, i64)], now: Timestamp) {
+    pub fn restore(&mut self, watermarks: &[(String, i64)], retired: &[(u64, i64)], now: Timestamp) {
         for (key, watermark) in watermarks {
             self.keys.insert(key.clone(), KeyTime { base: *watermark, seen_at: now.0 });
+        }
+        for (hash, watermark) in retired {
+            self.retired.insert(*hash, watermark.saturating_sub(now.0));
         }
     }
 }
@@ -140,9 +194,48 @@ mod tests {
         clock.arrive("a", Timestamp(100 * S), Timestamp(0));
         let saved = clock.snapshot(Timestamp(5 * S));
         let mut restored = EventClock::new(10 * S);
-        restored.restore(&saved, Timestamp(3_600 * S));
+        restored.restore(&saved, &[], Timestamp(3_600 * S));
         assert_eq!(restored.watermark("a", Timestamp(3_600 * S)), Some(Timestamp(95 * S)));
         assert_eq!(restored.watermark("a", Timestamp(3_601 * S)), Some(Timestamp(96 * S)));
+    }
+
+    #[test]
+    fn a_retired_key_comes_back_with_its_watermark() {
+        let mut clock = EventClock::new(10 * S);
+        clock.arrive("a", Timestamp(100 * S), Timestamp(0));
+        clock.retire("a", Timestamp(5 * S));
+        assert_eq!(clock.key_counts(), (0, 1));
+        // Its watermark goes on with system time while it is retired.
+        assert_eq!(clock.watermark("a", Timestamp(20 * S)), Some(Timestamp(110 * S)));
+        // Behind it: late, as if it had never been retired.
+        assert_eq!(clock.arrive("a", Timestamp(105 * S), Timestamp(20 * S)), Arrival::Late { time: Timestamp(105 * S), watermark: Timestamp(110 * S) });
+        assert_eq!(clock.key_counts(), (1, 0));
+        assert_eq!(clock.arrive("a", Timestamp(130 * S), Timestamp(20 * S)), Arrival::OnTime(Timestamp(130 * S)));
+        assert_eq!(clock.watermark("a", Timestamp(20 * S)), Some(Timestamp(120 * S)));
+    }
+
+    #[test]
+    fn retired_keys_survive_a_checkpoint_and_a_pause() {
+        let mut clock = EventClock::new(0);
+        clock.arrive("a", Timestamp(100 * S), Timestamp(0));
+        clock.retire("a", Timestamp(0));
+        let (live, retired) = (clock.snapshot(Timestamp(10 * S)), clock.snapshot_retired(Timestamp(10 * S)));
+        let mut restored = EventClock::new(0);
+        restored.restore(&live, &retired, Timestamp(1_000 * S));
+        assert_eq!(restored.watermark("a", Timestamp(1_000 * S)), Some(Timestamp(110 * S)));
+        restored.resume(Timestamp(1_001 * S), Timestamp(2_000 * S));
+        assert_eq!(restored.watermark("a", Timestamp(2_000 * S)), Some(Timestamp(111 * S)));
+        assert!(matches!(restored.arrive("a", Timestamp(105 * S), Timestamp(2_000 * S)), Arrival::Late { .. }));
+    }
+
+    #[test]
+    fn reaches_says_when_a_window_end_is_passed() {
+        let mut clock = EventClock::new(10 * S);
+        clock.arrive("a", Timestamp(100 * S), Timestamp(1_000 * S));
+        // Watermark 90 s at 1,000 s: it reaches 120 s at 1,030 s.
+        assert_eq!(clock.reaches("a", Timestamp(120 * S)), Some(1_030 * S));
+        assert_eq!(clock.reaches("a", Timestamp(80 * S)), Some(i64::MIN));
+        assert_eq!(clock.reaches("b", Timestamp(80 * S)), None);
     }
 
     #[test]

@@ -59,10 +59,42 @@ impl Clock {
         }
     }
 
-    /// Restores watermarks from a checkpoint.
-    pub fn restore(&mut self, watermarks: &[(String, i64)], now: Timestamp) {
+    /// Retired keys' watermarks by key hash, for a checkpoint.
+    pub fn snapshot_retired(&self, now: Timestamp) -> Vec<(u64, i64)> {
+        match self {
+            Clock::Event(c) => c.snapshot_retired(now),
+            Clock::System(_) => Vec::new(),
+        }
+    }
+
+    /// Restores watermarks (live and retired keys) from a checkpoint.
+    pub fn restore(&mut self, watermarks: &[(String, i64)], retired: &[(u64, i64)], now: Timestamp) {
         if let Clock::Event(c) = self {
-            c.restore(watermarks, now);
+            c.restore(watermarks, retired, now);
+        }
+    }
+
+    /// The system time at which `key`'s watermark reaches `time`
+    /// (`i64::MAX`: not until an event of the key says so).
+    pub fn reaches(&self, key: &str, time: Timestamp) -> i64 {
+        match self {
+            Clock::Event(c) => c.reaches(key, time).unwrap_or(i64::MAX),
+            Clock::System(_) => time.0,
+        }
+    }
+
+    /// Forgets `key` but for its watermark (see [`EventClock::retire`]).
+    pub fn retire(&mut self, key: &str, now: Timestamp) {
+        if let Clock::Event(c) = self {
+            c.retire(key, now);
+        }
+    }
+
+    /// Keys with an entry, and keys retired.
+    pub fn keys(&self) -> (usize, usize) {
+        match self {
+            Clock::Event(c) => c.key_counts(),
+            Clock::System(_) => (0, 0),
         }
     }
 

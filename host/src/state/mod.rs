@@ -1,12 +1,16 @@
 //! Window state the host owns: each open window's accumulator (bytes the
-//! fold plugin encodes), its bounds and how many events it has absorbed.
-//! A plugin never holds window state, so it survives a swap or a restart.
+//! fold plugin encodes), its bounds, how many events it has absorbed, and
+//! when it is due to close. A plugin never holds window state, so it
+//! survives a swap or a restart.
 
 pub mod checkpoint;
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use crate::Timestamp;
+use crate::fast::FastMap;
 use crate::window::WindowIndex;
 
 /// Names one window: its key and index.
@@ -31,10 +35,26 @@ pub struct OpenWindow {
     pub acc: Option<Vec<u8>>,
 }
 
-/// All open windows.
+// A window and the system time it is due to close, as last scheduled.
+#[derive(Debug)]
+struct Slot {
+    index: WindowIndex,
+    window: OpenWindow,
+    due: i64,
+}
+
+// A timer: (due, key, index). Timers are never removed from the heap; one
+// whose window has closed or been rescheduled is skipped when it comes up.
+type Timer = Reverse<(i64, Arc<str>, WindowIndex)>;
+
+/// All open windows, by key, each with a timer: the system time at which
+/// it is due to close. Closing costs per window closed, not per window
+/// open: the timers are a heap ordered by due time.
 #[derive(Debug, Default)]
 pub struct WindowStore {
-    open: HashMap<WindowId, OpenWindow>,
+    keys: FastMap<Arc<str>, Vec<Slot>>,
+    timers: BinaryHeap<Timer>,
+    open: usize,
 }
 
 impl WindowStore {
@@ -44,49 +64,136 @@ impl WindowStore {
     }
 
     /// The window, if open.
-    pub fn get(&self, id: &WindowId) -> Option<&OpenWindow> {
-        self.open.get(id)
+    pub fn get(&self, key: &str, index: WindowIndex) -> Option<&OpenWindow> {
+        self.keys.get(key)?.iter().find(|s| s.index == index).map(|s| &s.window)
     }
 
-    /// Stores a window's new accumulator after a fold of `folded` events.
-    pub fn absorb(&mut self, id: WindowId, start: Timestamp, end: Timestamp, acc: Vec<u8>, folded: u64) {
-        let window = self.open.entry(id).or_insert(OpenWindow { start, end, count: 0, acc: None });
-        window.acc = Some(acc);
-        window.count += folded;
+    /// Stores a window's new accumulator after a fold of `folded` events;
+    /// a window opened here is due when [`WindowStore::schedule`] says.
+    pub fn absorb(&mut self, key: &str, index: WindowIndex, start: Timestamp, end: Timestamp, acc: Vec<u8>, folded: u64) {
+        let slots = match self.keys.get_mut(key) {
+            Some(slots) => slots,
+            None => self.keys.entry(Arc::from(key)).or_default(),
+        };
+        let slot = match slots.iter().position(|s| s.index == index) {
+            Some(i) => &mut slots[i],
+            None => {
+                self.open += 1;
+                slots.push(Slot { index, window: OpenWindow { start, end, count: 0, acc: None }, due: i64::MAX });
+                slots.last_mut().expect("pushed")
+            }
+        };
+        slot.window.acc = Some(acc);
+        slot.window.count += folded;
     }
 
-    /// Removes and returns the windows `due` says should close, ordered by
-    /// start, then key, then index, so output is deterministic.
-    pub fn close_where(&mut self, mut due: impl FnMut(&WindowId, &OpenWindow) -> bool) -> Vec<(WindowId, OpenWindow)> {
-        let ids: Vec<WindowId> = self.open.iter().filter(|(id, w)| due(id, w)).map(|(id, _)| id.clone()).collect();
-        let mut closed: Vec<_> = ids.into_iter().filter_map(|id| self.open.remove_entry(&id)).collect();
+    /// Sets the timers of `key`'s open windows to what `due` says (system
+    /// time, microseconds) where that is earlier than they are set to.
+    pub fn schedule(&mut self, key: &str, mut due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
+        let Some((key, _)) = self.keys.get_key_value(key) else { return };
+        let key = key.clone();
+        let slots = self.keys.get_mut(&key).expect("looked up above");
+        for slot in slots.iter_mut() {
+            let at = due(slot.index, &slot.window);
+            if at < slot.due {
+                slot.due = at;
+                self.timers.push(Reverse((at, key.clone(), slot.index)));
+            }
+        }
+        self.compact();
+    }
+
+    /// Removes and returns the windows whose timers are at or before `now`
+    /// and that `due` (the true due time now) confirms; a window found not
+    /// yet due is set to its true time. Ordered by start, key, index, so
+    /// output is deterministic. Also says which keys have no window left.
+    pub fn close_due(&mut self, now: i64, mut due: impl FnMut(&str, WindowIndex, &OpenWindow) -> i64) -> (Vec<(WindowId, OpenWindow)>, Vec<Arc<str>>) {
+        let (mut closed, mut emptied) = (Vec::new(), Vec::new());
+        let mut later = Vec::new();
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((at, key, index)) = self.timers.pop().expect("peeked");
+            let Some(slots) = self.keys.get_mut(&key) else { continue };
+            let Some(i) = slots.iter().position(|s| s.index == index && s.due == at) else { continue };
+            let truly = due(&key, index, &slots[i].window);
+            if truly > now {
+                slots[i].due = truly;
+                later.push(Reverse((truly, key, index)));
+                continue;
+            }
+            let slot = slots.swap_remove(i);
+            self.open -= 1;
+            if slots.is_empty() {
+                self.keys.remove(&key);
+                emptied.push(key.clone());
+            }
+            closed.push((WindowId { key: key.to_string(), index }, slot.window));
+        }
+        self.timers.extend(later);
+        closed.sort_by(|(a, wa), (b, wb)| (wa.start, &a.key, a.index).cmp(&(wb.start, &b.key, b.index)));
+        (closed, emptied)
+    }
+
+    /// Removes and returns every window (ordered as [`WindowStore::close_due`]).
+    pub fn close_all(&mut self) -> Vec<(WindowId, OpenWindow)> {
+        let mut closed: Vec<_> = self
+            .keys
+            .drain()
+            .flat_map(|(key, slots)| slots.into_iter().map(move |s| (WindowId { key: key.to_string(), index: s.index }, s.window)))
+            .collect();
+        self.timers.clear();
+        self.open = 0;
         closed.sort_by(|(a, wa), (b, wb)| (wa.start, &a.key, a.index).cmp(&(wb.start, &b.key, b.index)));
         closed
     }
 
     /// Every open window, for a checkpoint.
-    pub fn iter(&self) -> impl Iterator<Item = (&WindowId, &OpenWindow)> {
-        self.open.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (&str, WindowIndex, &OpenWindow)> {
+        self.keys.iter().flat_map(|(key, slots)| slots.iter().map(move |s| (&**key, s.index, &s.window)))
+    }
+
+    /// Every open window's key, to schedule after a restore.
+    pub fn keys(&self) -> Vec<Arc<str>> {
+        self.keys.keys().cloned().collect()
     }
 
     /// Every open window's accumulator, to rewrite in place (a migration).
     pub fn accs_mut(&mut self) -> impl Iterator<Item = &mut Vec<u8>> {
-        self.open.values_mut().filter_map(|w| w.acc.as_mut())
+        self.keys.values_mut().flat_map(|slots| slots.iter_mut().filter_map(|s| s.window.acc.as_mut()))
     }
 
-    /// Puts back a window from a checkpoint.
-    pub fn restore(&mut self, id: WindowId, window: OpenWindow) {
-        self.open.insert(id, window);
+    /// Puts back a window from a checkpoint (due when scheduled).
+    pub fn restore(&mut self, key: &str, index: WindowIndex, window: OpenWindow) {
+        let slots = self.keys.entry(Arc::from(key)).or_default();
+        slots.retain(|s| s.index != index);
+        slots.push(Slot { index, window, due: i64::MAX });
+        self.open = self.keys.values().map(Vec::len).sum();
     }
 
     /// How many windows are open.
     pub fn len(&self) -> usize {
-        self.open.len()
+        self.open
     }
 
     /// Whether none is open.
     pub fn is_empty(&self) -> bool {
-        self.open.is_empty()
+        self.open == 0
+    }
+
+    /// Timers waiting in the heap (live and stale).
+    pub fn timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    // Stale timers pile up while keys' clocks move their windows earlier;
+    // past four per open window, the heap is rebuilt from the live ones.
+    fn compact(&mut self) {
+        if self.timers.len() <= 4 * self.open + 1024 {
+            return;
+        }
+        self.timers = self.keys.iter().flat_map(|(key, slots)| slots.iter().filter(|s| s.due != i64::MAX).map(|s| Reverse((s.due, key.clone(), s.index)))).collect();
     }
 }
 
@@ -94,22 +201,64 @@ impl WindowStore {
 mod tests {
     use super::*;
 
-    fn id(key: &str, index: i64) -> WindowId {
-        WindowId { key: key.to_owned(), index }
+    // Due when system time reaches the window's end.
+    fn at_end(_: &str, _: WindowIndex, w: &OpenWindow) -> i64 {
+        w.end.0
     }
 
     #[test]
     fn absorbs_and_closes_in_order() {
         let mut store = WindowStore::new();
-        store.absorb(id("b", 0), Timestamp(0), Timestamp(10), vec![1], 2);
-        store.absorb(id("a", 1), Timestamp(10), Timestamp(20), vec![2], 1);
-        store.absorb(id("a", 0), Timestamp(0), Timestamp(10), vec![3], 1);
-        store.absorb(id("a", 0), Timestamp(0), Timestamp(10), vec![4], 2);
-        assert_eq!(store.get(&id("a", 0)).unwrap().count, 3);
-        assert_eq!(store.get(&id("a", 0)).unwrap().acc, Some(vec![4]));
-        let closed = store.close_where(|_, w| w.end <= Timestamp(10));
+        store.absorb("b", 0, Timestamp(0), Timestamp(10), vec![1], 2);
+        store.absorb("a", 1, Timestamp(10), Timestamp(20), vec![2], 1);
+        store.absorb("a", 0, Timestamp(0), Timestamp(10), vec![3], 1);
+        store.absorb("a", 0, Timestamp(0), Timestamp(10), vec![4], 2);
+        assert_eq!(store.get("a", 0).unwrap().count, 3);
+        assert_eq!(store.get("a", 0).unwrap().acc, Some(vec![4]));
+        for key in ["a", "b"] {
+            store.schedule(key, |_, w| w.end.0);
+        }
+        let (closed, emptied) = store.close_due(10, at_end);
         let order: Vec<_> = closed.iter().map(|(id, _)| (id.key.as_str(), id.index)).collect();
         assert_eq!(order, [("a", 0), ("b", 0)]);
+        assert_eq!(emptied.iter().map(|k| &**k).collect::<Vec<_>>(), ["b"]);
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_timer_set_early_is_checked_and_a_later_one_is_skipped() {
+        let mut store = WindowStore::new();
+        store.absorb("a", 0, Timestamp(0), Timestamp(10), vec![1], 1);
+        // Scheduled for 5, but truly due at 10 (the clock paused).
+        store.schedule("a", |_, _| 5);
+        let (closed, _) = store.close_due(7, at_end);
+        assert!(closed.is_empty());
+        assert_eq!(store.len(), 1);
+        // Moved earlier: the old timer at 10 is stale, the new one fires.
+        store.schedule("a", |_, _| 8);
+        let (closed, _) = store.close_due(9, |_, _, _| 8);
+        assert_eq!(closed.len(), 1);
+        assert!(store.is_empty());
+        let (closed, _) = store.close_due(100, at_end);
+        assert!(closed.is_empty(), "the stale timers of a closed window fire nothing");
+    }
+
+    #[test]
+    fn cost_follows_windows_due_not_windows_open() {
+        let mut store = WindowStore::new();
+        for key in 0..10_000 {
+            let key = key.to_string();
+            store.absorb(&key, 0, Timestamp(0), Timestamp(1_000 + key.len() as i64), vec![], 1);
+            store.schedule(&key, |_, w| w.end.0);
+        }
+        let mut looked = 0;
+        let (closed, _) = store.close_due(999, |_, _, w| {
+            looked += 1;
+            w.end.0
+        });
+        assert!(closed.is_empty());
+        assert_eq!(looked, 0, "nothing due: no window looked at");
+        let (closed, _) = store.close_due(1_001, |_, _, w| w.end.0);
+        assert_eq!(closed.len(), 10, "the ten one-digit keys");
     }
 }

@@ -48,9 +48,16 @@ impl CollectWindower {
     /// Whether window `index` of `key`, opened at `start`, is due to close at
     /// `now`: full, timed out, or no longer the key's open window.
     pub fn is_due(&self, key: &str, index: WindowIndex, start: Timestamp, now: Timestamp) -> bool {
+        self.due(key, index, start) <= now.0
+    }
+
+    /// The system time at which window `index` of `key`, opened at
+    /// `start`, is due: its timeout, or now (`i64::MIN`) when it is full
+    /// or no longer the key's open window.
+    pub fn due(&self, key: &str, index: WindowIndex, start: Timestamp) -> i64 {
         match self.open.get(key) {
-            Some(w) if w.index == index => w.size >= self.max_size || now.0 - start.0 >= self.timeout,
-            _ => true,
+            Some(w) if w.index == index && w.size < self.max_size => start.0.saturating_add(self.timeout),
+            _ => i64::MIN,
         }
     }
 

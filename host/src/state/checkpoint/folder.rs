@@ -105,7 +105,7 @@ mod tests {
             windows: vec![WindowSnapshot { key: "a".into(), index: 7, start: 0, end: 10, count: 2, acc: Some(vec![1, 2]) }],
             watermarks: vec![("a".into(), 5)],
             collect: vec![],
-            closed_through: vec![("a".into(), 6)],
+            retired: vec![(7, 6)],
             components: vec![],
         }
     }

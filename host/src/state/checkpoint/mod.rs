@@ -26,7 +26,7 @@ pub use dynamodb::DynamoCheckpoints;
 pub use folder::FolderCheckpoints;
 
 /// Bumped whenever [`PartitionSnapshot`] changes shape.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Names one input partition: a Kafka topic and partition, or a file
 /// (partition -1).
@@ -144,10 +144,44 @@ pub struct PartitionSnapshot {
     pub watermarks: Vec<(String, i64)>,
     /// Collect windows per key.
     pub collect: Vec<CollectSnapshot>,
-    /// Per key, the highest tumbling window index already emitted.
-    pub closed_through: Vec<(String, i64)>,
+    /// Retired keys' watermarks (by the key's 64-bit FNV-1a hash) when the
+    /// checkpoint was taken, microseconds.
+    pub retired: Vec<(u64, i64)>,
     /// Each stage's component.
     pub components: Vec<ComponentRecord>,
+}
+
+// Format 3 (contract 0.2 before retired keys), still read. Its emitted
+// marks are dropped: every key with one also has a watermark past it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct SnapshotV3 {
+    _format: u32,
+    claim: Claim,
+    accumulator: crate::event::Identity,
+    next_offset: Option<i64>,
+    windows: Vec<WindowSnapshot>,
+    watermarks: Vec<(String, i64)>,
+    collect: Vec<CollectSnapshot>,
+    closed_through: Vec<(String, i64)>,
+    components: Vec<ComponentRecord>,
+}
+
+impl SnapshotV3 {
+    fn upgrade(self) -> PartitionSnapshot {
+        let _ = self.closed_through;
+        PartitionSnapshot {
+            format: FORMAT_VERSION,
+            claim: self.claim,
+            accumulator: self.accumulator,
+            next_offset: self.next_offset,
+            windows: self.windows,
+            watermarks: self.watermarks,
+            collect: self.collect,
+            retired: Vec::new(),
+            components: self.components,
+        }
+    }
 }
 
 // Format 2 (contract 0.1: a bare state version), still read.
@@ -181,8 +215,8 @@ impl SnapshotV2 {
     // The current format: the bare version becomes an identity without a
     // name, which a fold of that version accepts.
     fn upgrade(self) -> PartitionSnapshot {
-        PartitionSnapshot {
-            format: FORMAT_VERSION,
+        SnapshotV3 {
+            _format: 3,
             claim: self.claim,
             accumulator: crate::event::Identity { name: String::new(), version: self.state_version },
             next_offset: self.next_offset,
@@ -192,6 +226,7 @@ impl SnapshotV2 {
             closed_through: self.closed_through,
             components: self.components,
         }
+        .upgrade()
     }
 }
 
@@ -206,6 +241,7 @@ impl PartitionSnapshot {
         let (format, _): (u32, _) = postcard::take_from_bytes(bytes).map_err(|e| e.to_string())?;
         match format {
             FORMAT_VERSION => postcard::from_bytes(bytes).map_err(|e| e.to_string()),
+            3 => postcard::from_bytes::<SnapshotV3>(bytes).map(SnapshotV3::upgrade).map_err(|e| e.to_string()),
             2 => postcard::from_bytes::<SnapshotV2>(bytes).map(SnapshotV2::upgrade).map_err(|e| e.to_string()),
             1 => {
                 let v1: SnapshotV1 = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
@@ -223,7 +259,7 @@ impl PartitionSnapshot {
                 }
                 .upgrade())
             }
-            other => Err(format!("format {other} (this weir reads {FORMAT_VERSION}, 2 and 1)")),
+            other => Err(format!("format {other} (this weir reads {FORMAT_VERSION}, 3, 2 and 1)")),
         }
     }
 }
@@ -310,6 +346,27 @@ mod tests {
         assert_eq!(read.format, FORMAT_VERSION);
         assert_eq!(read.accumulator, crate::event::Identity { name: String::new(), version: 4 });
         assert_eq!(PartitionSnapshot::decode(&read.encode()).unwrap(), read, "written back in the current format");
-        assert_eq!((read.claim, read.next_offset, read.windows, read.closed_through), (claim, Some(9), vec![window], vec![("a".to_owned(), 6)]));
+        assert_eq!((read.claim, read.next_offset, read.windows, read.watermarks), (claim, Some(9), vec![window], vec![("a".to_owned(), 5)]));
+        assert!(read.retired.is_empty());
+    }
+
+    #[test]
+    fn a_format_3_checkpoint_reads_with_its_windows_and_watermarks() {
+        let claim = Claim { epoch: 3, owner: Owner { member: "m".into(), generation: 2, process: "h:1".into() } };
+        let window = WindowSnapshot { key: "a".into(), index: 7, start: 0, end: 10, count: 2, acc: Some(vec![1, 2]) };
+        let identity = crate::event::Identity { name: "stats".into(), version: 2 };
+        let old = SnapshotV3 {
+            _format: 3,
+            claim: claim.clone(),
+            accumulator: identity.clone(),
+            next_offset: Some(9),
+            windows: vec![window.clone()],
+            watermarks: vec![("a".into(), 5)],
+            collect: vec![],
+            closed_through: vec![("a".into(), 6)],
+            components: vec![],
+        };
+        let read = PartitionSnapshot::decode(&postcard::to_allocvec(&old).unwrap()).unwrap();
+        assert_eq!((read.format, read.accumulator, read.windows, read.watermarks), (FORMAT_VERSION, identity, vec![window], vec![("a".to_owned(), 5)]));
     }
 }

@@ -1,0 +1,296 @@
+//! The window operator of one input partition: its clock, its windower and
+//! its open windows. It places each keyed event in a window (or calls it
+//! late), keeps the folded accumulators, and closes windows as their timers
+//! come due. It moves with its partition: checkpoint, restore, handover.
+//!
+//! Cost follows the work done, not the state held: a batch re-sets the
+//! timers of the keys it touched, closing pops due timers off a heap, and a
+//! key left with no open window is retired from the clock (see
+//! [`EventClock::retire`](crate::clock::EventClock::retire)).
+
+use crate::Timestamp;
+use crate::clock::{Arrival, Clock};
+use crate::event::Identity;
+use crate::fast::FastSet;
+use crate::manifest::{ClockSpec, WindowSpec};
+use crate::state::checkpoint::{Claim, CollectSnapshot, ComponentRecord, FORMAT_VERSION, PartitionSnapshot, WindowSnapshot};
+use crate::state::{OpenWindow, WindowId, WindowStore};
+use crate::window::{Assignment, WindowIndex, Windower};
+
+/// How much one operator holds (for progress lines and benchmarks).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// Open windows.
+    pub windows: usize,
+    /// Keys the clock holds by name.
+    pub keys: usize,
+    /// Keys retired to a 16-byte watermark.
+    pub retired: usize,
+    /// Timers in the heap, live and stale.
+    pub timers: usize,
+}
+
+/// The state of one input partition's windows.
+#[derive(Debug)]
+pub struct WindowOperator {
+    clock: Clock,
+    windower: Windower,
+    store: WindowStore,
+    /// Keys placed since the last close: their timers are re-set first.
+    touched: FastSet<String>,
+    /// The first offset not yet absorbed (Kafka).
+    pub next_offset: Option<i64>,
+    /// The right to write its checkpoint, once taken.
+    pub claim: Option<Claim>,
+    /// Restored from a checkpoint at this (clock) time and no record of it
+    /// read since: its clock stands still until its records flow again or
+    /// the source says it has none, so a slow start after a handover does
+    /// not close the restored windows before their records are replayed.
+    paused_since: Option<Timestamp>,
+}
+
+impl WindowOperator {
+    /// An empty operator with the manifest's clock and windows.
+    pub fn new(clock: ClockSpec, window: WindowSpec) -> Self {
+        WindowOperator {
+            clock: Clock::from_spec(clock),
+            windower: Windower::from_spec(window),
+            store: WindowStore::new(),
+            touched: FastSet::default(),
+            next_offset: None,
+            claim: None,
+            paused_since: None,
+        }
+    }
+
+    /// The system time its clock sees: frozen while it is paused.
+    pub fn clock_now(&self, now: Timestamp) -> Timestamp {
+        self.paused_since.unwrap_or(now)
+    }
+
+    /// Its records flow again (or the source has none): the clock runs on
+    /// from `now` where it stood.
+    pub fn unpause(&mut self, now: Timestamp) {
+        if let Some(paused_at) = self.paused_since.take() {
+            self.clock.resume(paused_at, now);
+        }
+    }
+
+    /// Places an event of `key` with time `time` (system time for a system
+    /// clock) arriving at system time `now`: the window it goes to, or why
+    /// it is late.
+    pub fn place(&mut self, key: &str, time: Timestamp, now: Timestamp) -> Result<Assignment, String> {
+        let placed = match &mut self.windower {
+            Windower::Tumbling(w) => match self.clock.arrive(key, time, now) {
+                Arrival::OnTime(time) => Ok(w.assign(time)),
+                Arrival::Late { time, watermark } => Err(format!("late: event time {time} is before the watermark {watermark} of key `{key}`")),
+            },
+            // Collect windows count and time out in system time.
+            Windower::Collect(w) => Ok(w.assign(key, now)),
+        };
+        if placed.is_ok() && !self.touched.contains(key) {
+            self.touched.insert(key.to_owned());
+        }
+        placed
+    }
+
+    /// The accumulator of an open window.
+    pub fn acc(&self, key: &str, index: WindowIndex) -> Option<&Vec<u8>> {
+        self.store.get(key, index)?.acc.as_ref()
+    }
+
+    /// Whether the window is open.
+    pub fn is_open(&self, key: &str, index: WindowIndex) -> bool {
+        self.store.get(key, index).is_some()
+    }
+
+    /// Stores the accumulator a fold of `folded` events returned.
+    pub fn absorb(&mut self, key: &str, window: Assignment, acc: Vec<u8>, folded: u64) {
+        self.store.absorb(key, window.index, window.start, window.end, acc, folded);
+    }
+
+    /// Closes the windows due at system time `now`, in a deterministic
+    /// order (start, key, index).
+    pub fn close_due(&mut self, now: Timestamp) -> Vec<(WindowId, OpenWindow)> {
+        self.set_timers();
+        let now = self.clock_now(now);
+        let (clock, windower) = (&self.clock, &self.windower);
+        let (closed, emptied) = self.store.close_due(now.0, |key, index, window| due(clock, windower, key, index, window));
+        self.note_closed(&closed);
+        for key in emptied {
+            self.clock.retire(&key, now);
+        }
+        closed
+    }
+
+    /// Closes every open window (the input has ended).
+    pub fn close_all(&mut self) -> Vec<(WindowId, OpenWindow)> {
+        self.touched.clear();
+        let closed = self.store.close_all();
+        self.note_closed(&closed);
+        closed
+    }
+
+    /// How much it holds.
+    pub fn held(&self) -> Held {
+        let (keys, retired) = self.clock.keys();
+        Held { windows: self.store.len(), keys, retired, timers: self.store.timers() }
+    }
+
+    /// Open windows.
+    pub fn open_windows(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Every open window's accumulator, to rewrite in place (a migration).
+    pub fn accs_mut(&mut self) -> impl Iterator<Item = &mut Vec<u8>> {
+        self.store.accs_mut()
+    }
+
+    /// Its state at system time `now`, for a checkpoint.
+    pub fn snapshot(&self, now: Timestamp, accumulator: Identity, claim: Claim, components: Vec<ComponentRecord>) -> PartitionSnapshot {
+        let mut windows: Vec<WindowSnapshot> = self
+            .store
+            .iter()
+            .map(|(key, index, w)| WindowSnapshot { key: key.to_owned(), index, start: w.start.0, end: w.end.0, count: w.count, acc: w.acc.clone() })
+            .collect();
+        windows.sort_by(|a, b| (&a.key, a.index).cmp(&(&b.key, b.index)));
+        let collect = match &self.windower {
+            Windower::Collect(c) => c.snapshot().into_iter().map(|(key, open, next_index)| CollectSnapshot { key, open, next_index }).collect(),
+            Windower::Tumbling(_) => Vec::new(),
+        };
+        let clock_now = self.clock_now(now);
+        PartitionSnapshot {
+            format: FORMAT_VERSION,
+            claim,
+            components,
+            accumulator,
+            next_offset: self.next_offset,
+            windows,
+            watermarks: self.clock.snapshot(clock_now),
+            retired: self.clock.snapshot_retired(clock_now),
+            collect,
+        }
+    }
+
+    /// Takes the state of a checkpoint, at system time `now`. The clock
+    /// pauses until the partition's records flow (see `paused_since`).
+    pub fn restore(&mut self, snapshot: PartitionSnapshot, now: Timestamp) {
+        self.next_offset = snapshot.next_offset;
+        self.clock.restore(&snapshot.watermarks, &snapshot.retired, now);
+        for w in snapshot.windows {
+            let window = OpenWindow { start: Timestamp(w.start), end: Timestamp(w.end), count: w.count, acc: w.acc };
+            self.store.restore(&w.key, w.index, window);
+        }
+        if self.clock.waits_for_events() {
+            self.paused_since = Some(now);
+        }
+        if let Windower::Collect(c) = &mut self.windower {
+            for s in snapshot.collect {
+                c.restore(&s.key, s.open, s.next_index);
+            }
+        }
+        self.touched.extend(self.store.keys().iter().map(|k| k.to_string()));
+        self.set_timers();
+    }
+
+    // The keys placed since the last close may have moved their clocks
+    // (or filled a collect window): their windows are due no later than
+    // the timers say now.
+    fn set_timers(&mut self) {
+        let (clock, windower, store) = (&self.clock, &self.windower, &mut self.store);
+        for key in self.touched.drain() {
+            store.schedule(&key, |index, window| due(clock, windower, &key, index, window));
+        }
+    }
+
+    fn note_closed(&mut self, closed: &[(WindowId, OpenWindow)]) {
+        if let Windower::Collect(c) = &mut self.windower {
+            for (id, _) in closed {
+                c.closed(&id.key, id.index);
+            }
+        }
+    }
+}
+
+// The system time at which a window is due to close as things stand.
+fn due(clock: &Clock, windower: &Windower, key: &str, index: WindowIndex, window: &OpenWindow) -> i64 {
+    match windower {
+        Windower::Tumbling(_) => clock.reaches(key, window.end),
+        Windower::Collect(c) => c.due(key, index, window.start),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000;
+
+    fn tumbling(wait: i64) -> WindowOperator {
+        WindowOperator::new(ClockSpec::Event { wait_for_system_duration: wait }, WindowSpec::Tumbling { length: 10 * S, align_to: Timestamp(0) })
+    }
+
+    fn put(op: &mut WindowOperator, key: &str, time: i64, now: i64) -> Result<Assignment, String> {
+        let placed = op.place(key, Timestamp(time * S), Timestamp(now * S))?;
+        op.absorb(key, placed, vec![1], 1);
+        Ok(placed)
+    }
+
+    #[test]
+    fn a_key_whose_clock_moves_closes_its_older_window() {
+        let mut op = tumbling(0);
+        put(&mut op, "a", 1, 0).unwrap();
+        assert!(op.close_due(Timestamp(0)).is_empty());
+        // An event at 12 s puts a's watermark at 12 s: [0, 10) is due.
+        put(&mut op, "a", 12, 0).unwrap();
+        let closed = op.close_due(Timestamp(0));
+        assert_eq!(closed.iter().map(|(id, _)| id.index).collect::<Vec<_>>(), [0]);
+        // And with system time alone, [10, 20) is due 8 s later.
+        assert!(op.close_due(Timestamp(7 * S)).is_empty());
+        assert_eq!(op.close_due(Timestamp(8 * S)).len(), 1);
+    }
+
+    #[test]
+    fn a_retired_key_cannot_reopen_a_written_window() {
+        let mut op = tumbling(0);
+        put(&mut op, "a", 5, 0).unwrap();
+        assert_eq!(op.close_due(Timestamp(5 * S)).len(), 1);
+        assert_eq!(op.held(), Held { windows: 0, keys: 0, retired: 1, timers: 0 });
+        let late = put(&mut op, "a", 9, 5).unwrap_err();
+        assert!(late.contains("before the watermark"), "{late}");
+        assert_eq!(put(&mut op, "a", 10, 5).unwrap().index, 1);
+        assert_eq!(op.held().keys, 1);
+    }
+
+    #[test]
+    fn a_restored_operator_closes_its_windows_when_due() {
+        let mut op = tumbling(0);
+        put(&mut op, "a", 5, 0).unwrap();
+        put(&mut op, "b", 2, 0).unwrap();
+        op.close_due(Timestamp(0));
+        let claim = Claim { epoch: 1, owner: crate::state::checkpoint::Owner::local() };
+        let snapshot = op.snapshot(Timestamp(1 * S), Identity { name: "x".into(), version: 1 }, claim, Vec::new());
+        let mut back = tumbling(0);
+        back.restore(snapshot, Timestamp(100 * S));
+        assert_eq!(back.open_windows(), 2);
+        // Paused until its records flow: nothing closes on time alone.
+        assert!(back.close_due(Timestamp(200 * S)).is_empty());
+        back.unpause(Timestamp(200 * S));
+        // a's watermark was 6 s, b's 3 s: b is due 7 s later, a 4 s later.
+        assert_eq!(back.close_due(Timestamp(204 * S)).iter().map(|(id, _)| id.key.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(back.close_due(Timestamp(207 * S)).len(), 1);
+    }
+
+    #[test]
+    fn a_full_collect_window_is_due_at_once() {
+        let mut op = WindowOperator::new(ClockSpec::System, WindowSpec::Collect { max_size: 2, timeout: 60 * S });
+        put(&mut op, "k", 0, 0).unwrap();
+        assert!(op.close_due(Timestamp(0)).is_empty());
+        put(&mut op, "k", 0, 0).unwrap();
+        assert_eq!(op.close_due(Timestamp(0)).len(), 1);
+        put(&mut op, "k", 0, 1).unwrap();
+        assert!(op.close_due(Timestamp(60 * S)).is_empty());
+        assert_eq!(op.close_due(Timestamp(61 * S)).len(), 1, "timed out");
+    }
+}
