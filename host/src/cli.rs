@@ -39,6 +39,10 @@ pub enum Command {
         /// `[control] watch = true`).
         #[arg(long)]
         watch: bool,
+        /// Worker threads for a file job keyed by a field (default: the
+        /// machine's cores); each owns the keys that hash to it.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        workers: Option<u16>,
     },
     /// Make a ready plugin project: a Rust crate (Cargo.toml) or, with
     /// `--lang python`, an app.py with the SDK beside it; a working example
@@ -213,7 +217,7 @@ pub fn main(cli: Cli) -> Result<()> {
     let cache = if cli.no_cache { None } else { cli.cache_dir.clone().or_else(PluginEngine::default_cache_dir) };
     match cli.command {
         Command::Check { manifest } => check(&manifest, cache),
-        Command::Run { manifest, watch } => run(&manifest, cache, watch),
+        Command::Run { manifest, watch, workers } => run(&manifest, cache, watch, workers.map(usize::from)),
         Command::New { kind, lang, name, dir, sdk } => {
             let sdk = sdk.unwrap_or_else(crate::scaffold::default_sdk);
             let root = crate::scaffold::create(lang, kind, &name, &dir, &sdk)?;
@@ -381,12 +385,26 @@ fn status_table(status: &serde_json::Value) -> String {
     out
 }
 
-fn run(path: &Path, cache: Option<PathBuf>, watch: bool) -> Result<()> {
+fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>) -> Result<()> {
     let manifest = Manifest::load(path)?;
     let engine = std::sync::Arc::new(PluginEngine::new(cache)?);
     let started = std::time::Instant::now();
-    let mut pipeline = Pipeline::load(&manifest, &engine)?.with_engine(engine.clone());
     let watch = watch || manifest.control.as_ref().is_some_and(|c| c.watch);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let asked = workers.unwrap_or(cores);
+    let (workers, why) = crate::driver::files::workers_for(&manifest, asked, manifest.control.is_some() || watch);
+    if let Some(why) = why
+        && (asked > 1 && workers == 1)
+        && !matches!(manifest.source, crate::manifest::SourceSpec::Kafka(_))
+    {
+        tracing::info!("one worker: {why}");
+    }
+    if workers > 1 {
+        let stats = crate::driver::files::run(&manifest, engine, workers)?;
+        report(&manifest, &stats, started.elapsed());
+        return Ok(());
+    }
+    let mut pipeline = Pipeline::load(&manifest, &engine)?.with_engine(engine.clone());
     // Kept alive for the run; dropping it removes the endpoint file.
     let _control = if manifest.control.is_some() || watch {
         let (requests, taken) = std::sync::mpsc::channel();
@@ -418,13 +436,19 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool) -> Result<()> {
             pipeline.run_source(source)?
         }
     };
-    let elapsed = started.elapsed();
+    report(&manifest, &stats, started.elapsed());
+    Ok(())
+}
+
+// The end-of-run summary.
+fn report(manifest: &Manifest, stats: &crate::pipeline::Stats, elapsed: std::time::Duration) {
     tracing::info!(
-        "{}: {} records, {} events, {} windows written, {} late, {} failed, in {:.2?}",
+        "{}: {} records, {} events, {} windows written (at most {} open at once), {} late, {} failed, in {:.2?}",
         manifest.name,
         stats.records,
         stats.events,
         stats.windows,
+        stats.open_windows_peak,
         stats.late,
         stats.failed,
         elapsed
@@ -446,5 +470,4 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool) -> Result<()> {
         };
         tracing::warn!("{} dead letters: see {target}", stats.late + stats.failed);
     }
-    Ok(())
 }

@@ -31,6 +31,7 @@ pub mod cases;
 pub mod cli;
 pub mod clock;
 pub mod control;
+pub mod driver;
 pub mod event;
 pub mod fast;
 pub mod file;

@@ -11,7 +11,6 @@
 use crate::Timestamp;
 use crate::clock::{Arrival, Clock};
 use crate::event::Identity;
-use crate::fast::FastSet;
 use crate::manifest::{ClockSpec, WindowSpec};
 use crate::state::checkpoint::{Claim, CollectSnapshot, ComponentRecord, FORMAT_VERSION, PartitionSnapshot, WindowSnapshot};
 use crate::state::{OpenWindow, WindowId, WindowStore};
@@ -36,8 +35,6 @@ pub struct WindowOperator {
     clock: Clock,
     windower: Windower,
     store: WindowStore,
-    /// Keys placed since the last close: their timers are re-set first.
-    touched: FastSet<String>,
     /// The first offset not yet absorbed (Kafka).
     pub next_offset: Option<i64>,
     /// The right to write its checkpoint, once taken.
@@ -56,7 +53,6 @@ impl WindowOperator {
             clock: Clock::from_spec(clock),
             windower: Windower::from_spec(window),
             store: WindowStore::new(),
-            touched: FastSet::default(),
             next_offset: None,
             claim: None,
             paused_since: None,
@@ -80,18 +76,14 @@ impl WindowOperator {
     /// clock) arriving at system time `now`: the window it goes to, or why
     /// it is late.
     pub fn place(&mut self, key: &str, time: Timestamp, now: Timestamp) -> Result<Assignment, String> {
-        let placed = match &mut self.windower {
+        match &mut self.windower {
             Windower::Tumbling(w) => match self.clock.arrive(key, time, now) {
                 Arrival::OnTime(time) => Ok(w.assign(time)),
                 Arrival::Late { time, watermark } => Err(format!("late: event time {time} is before the watermark {watermark} of key `{key}`")),
             },
             // Collect windows count and time out in system time.
             Windower::Collect(w) => Ok(w.assign(key, now)),
-        };
-        if placed.is_ok() && !self.touched.contains(key) {
-            self.touched.insert(key.to_owned());
         }
-        placed
     }
 
     /// The accumulator of an open window.
@@ -104,15 +96,25 @@ impl WindowOperator {
         self.store.get(key, index).is_some()
     }
 
-    /// Stores the accumulator a fold of `folded` events returned.
+    /// Stores the accumulator a fold of `folded` events returned, and
+    /// re-sets the timers of the key's windows (its clock has moved).
     pub fn absorb(&mut self, key: &str, window: Assignment, acc: Vec<u8>, folded: u64) {
-        self.store.absorb(key, window.index, window.start, window.end, acc, folded);
+        let (clock, windower) = (&self.clock, &self.windower);
+        self.store.absorb(key, window.index, window.start, window.end, acc, folded, |index, window| due(clock, windower, key, index, window));
     }
 
-    /// Closes the windows due at system time `now`, in a deterministic
-    /// order (start, key, index).
+    /// Re-sets the timers of `key`'s open windows: after its events were
+    /// placed, as its clock (or its collect window's size) has moved.
+    /// [`WindowOperator::absorb`] does it; call it for a key whose events
+    /// were placed but none folded.
+    pub fn reschedule(&mut self, key: &str) {
+        let (clock, windower) = (&self.clock, &self.windower);
+        self.store.schedule(key, |index, window| due(clock, windower, key, index, window));
+    }
+
+    /// Closes the windows due at system time `now` (in no particular
+    /// order: the pipeline orders what all partitions closed).
     pub fn close_due(&mut self, now: Timestamp) -> Vec<(WindowId, OpenWindow)> {
-        self.set_timers();
         let now = self.clock_now(now);
         let (clock, windower) = (&self.clock, &self.windower);
         let (closed, emptied) = self.store.close_due(now.0, |key, index, window| due(clock, windower, key, index, window));
@@ -123,9 +125,8 @@ impl WindowOperator {
         closed
     }
 
-    /// Closes every open window (the input has ended).
+    /// Closes every open window (the input has ended), in no particular order.
     pub fn close_all(&mut self) -> Vec<(WindowId, OpenWindow)> {
-        self.touched.clear();
         let closed = self.store.close_all();
         self.note_closed(&closed);
         closed
@@ -190,17 +191,8 @@ impl WindowOperator {
                 c.restore(&s.key, s.open, s.next_index);
             }
         }
-        self.touched.extend(self.store.keys().iter().map(|k| k.to_string()));
-        self.set_timers();
-    }
-
-    // The keys placed since the last close may have moved their clocks
-    // (or filled a collect window): their windows are due no later than
-    // the timers say now.
-    fn set_timers(&mut self) {
-        let (clock, windower, store) = (&self.clock, &self.windower, &mut self.store);
-        for key in self.touched.drain() {
-            store.schedule(&key, |index, window| due(clock, windower, &key, index, window));
+        for key in self.store.keys() {
+            self.reschedule(&key);
         }
     }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::Timestamp;
 use crate::manifest::CheckpointStoreSpec;
-use crate::manifest::{ClockSpec, DeadLetterSpec, Manifest, StageKind};
+use crate::manifest::{ClockSpec, Manifest, StageKind};
 use crate::event::Identity;
 use crate::plugin::{ClosedWindow, FoldGroup, PluginEngine, PluginError, StagePlugin};
 use crate::sink::{self, DeadLetter, DeadLetterKind, DeadLetters, Rejection, Sink, SinkError, WindowResult};
@@ -210,19 +210,17 @@ pub struct Stats {
     pub skipped: u64,
     /// Keys seen in more than one input partition.
     pub key_partition_conflicts: u64,
+    /// The most windows open at once (after a batch).
+    pub open_windows_peak: u64,
 }
 
-// An event that made it through the key stage and the clock.
-struct Placed {
-    event: usize,
-    origin: usize,
-}
-
-struct Group {
-    partition: PartitionId,
-    key: String,
+// The events of one batch that go to one window.
+struct Group<'k> {
+    /// Index into the batch's partitions.
+    partition: usize,
+    key: &'k str,
     assignment: Assignment,
-    members: Vec<Placed>,
+    members: u32,
 }
 
 /// A running pipeline.
@@ -257,11 +255,7 @@ impl Pipeline {
     pub fn load(manifest: &Manifest, engine: &PluginEngine) -> Result<Self, PipelineError> {
         let stages = Stages::load(manifest, engine)?;
         let sink = sink::open(&manifest.sink)?;
-        let dead = match &manifest.dead_letter {
-            DeadLetterSpec::Log => DeadLetters::log(),
-            DeadLetterSpec::File(path) => DeadLetters::file(path)?,
-            DeadLetterSpec::Kafka { brokers, topic } => DeadLetters::kafka(brokers, topic)?,
-        };
+        let dead = DeadLetters::open(&manifest.dead_letter)?;
         let pipeline = Self::new(manifest, stages, sink, dead);
         Ok(match &manifest.checkpoint {
             Some(spec) => match &spec.store {
@@ -677,7 +671,12 @@ impl Pipeline {
     /// Reads `source` to its end, processing each batch at the system time it
     /// arrives and letting idle time close windows; then closes every window.
     pub fn run_source(&mut self, source: Box<dyn Source>) -> Result<Stats, PipelineError> {
-        let deliveries = source::spawn(source, self.batch_size);
+        self.run_deliveries(&source::spawn(source, self.batch_size), true)
+    }
+
+    /// Processes the batches `deliveries` brings until it ends, as
+    /// [`Pipeline::run_source`] does; logs progress when `progress`.
+    pub fn run_deliveries(&mut self, deliveries: &std::sync::mpsc::Receiver<Delivery>, progress: bool) -> Result<Stats, PipelineError> {
         let started = Instant::now();
         let mut last_report = Instant::now();
         loop {
@@ -687,7 +686,7 @@ impl Pipeline {
                 Ok(Delivery::Failed(err)) => return Err(err.into()),
                 Err(RecvTimeoutError::Timeout) => self.advance(Timestamp::now())?,
             }
-            if last_report.elapsed() >= PROGRESS_EVERY {
+            if progress && last_report.elapsed() >= PROGRESS_EVERY {
                 let s = self.stats();
                 let rate = s.records as f64 / started.elapsed().as_secs_f64();
                 tracing::info!(
@@ -759,6 +758,8 @@ impl Pipeline {
         // they fall in, in order of first appearance. Late and failed
         // events are sent on after the loop.
         let mut groups: Vec<Group> = Vec::new();
+        // (group, event) for each event placed.
+        let mut placed: Vec<(u32, u32)> = Vec::with_capacity(origins.len());
         let mut group_of: FastMap<(usize, &str, WindowIndex), usize> = FastMap::default();
         let mut dead: Vec<(usize, DeadLetterKind, &str, String, &str)> = Vec::new();
         // The batch's partitions, built once each rather than once per event.
@@ -796,8 +797,7 @@ impl Pipeline {
                     slot
                 }
             };
-            let pid = &batch_partitions[slot];
-            note_home(&mut self.key_home, &mut self.stats, key, pid);
+            note_home(&mut self.key_home, &mut self.stats, key, &batch_partitions[slot]);
             let operator = &mut current.as_mut().expect("set above").1;
             let assignment = match operator.place(key, time, now) {
                 Ok(assignment) => assignment,
@@ -809,36 +809,52 @@ impl Pipeline {
             let group = match group_of.entry((slot, key, assignment.index)) {
                 Entry::Occupied(e) => *e.get(),
                 Entry::Vacant(e) => {
-                    groups.push(Group { partition: pid.clone(), key: key.to_owned(), assignment, members: Vec::new() });
+                    groups.push(Group { partition: slot, key, assignment, members: 0 });
                     *e.insert(groups.len() - 1)
                 }
             };
-            groups[group].members.push(Placed { event, origin });
+            groups[group].members += 1;
+            placed.push((group as u32, event as u32));
         }
         drop(current);
         for (origin, kind, stage, reason, key) in dead {
             self.dead_record(&records[origin], kind, stage, reason, Some(key))?;
         }
-        self.fold(&records, &decoded.events, groups)?;
+        self.fold(&records, &decoded.events, &origins, &batch_partitions, groups, placed)?;
+        self.stats.open_windows_peak = self.stats.open_windows_peak.max(self.open_windows() as u64);
         self.close_due(now)
     }
 
-    fn fold(&mut self, records: &[SourceRecord], events: &crate::event::Events, groups: Vec<Group>) -> Result<(), PipelineError> {
+    // Folds each group's events into its window, one call for the batch.
+    fn fold(
+        &mut self,
+        records: &[SourceRecord],
+        events: &crate::event::Events,
+        origins: &[usize],
+        partitions: &[PartitionId],
+        groups: Vec<Group>,
+        placed: Vec<(u32, u32)>,
+    ) -> Result<(), PipelineError> {
         if groups.is_empty() {
             return Ok(());
         }
-        let members: usize = groups.iter().map(|g| g.members.len()).sum();
-        let mut rows = Vec::with_capacity(members);
+        // The events in group order (a counting sort; stable within a group).
+        let mut next = Vec::with_capacity(groups.len());
         let mut fold_groups = Vec::with_capacity(groups.len());
-        let mut fold_origin = Vec::with_capacity(members);
+        let mut end = 0u32;
         for group in &groups {
-            for member in &group.members {
-                rows.push(member.event as u32);
-                fold_origin.push(member.origin);
-            }
-            let acc = self.partitions.get(&group.partition).and_then(|p| p.acc(&group.key, group.assignment.index)).cloned();
-            fold_groups.push(FoldGroup { acc, end: rows.len() as u32 });
+            next.push(end);
+            end += group.members;
+            let acc = self.partitions.get(&partitions[group.partition]).and_then(|p| p.acc(group.key, group.assignment.index)).cloned();
+            fold_groups.push(FoldGroup { acc, end });
         }
+        let mut rows = vec![0u32; placed.len()];
+        for (group, event) in placed {
+            let at = &mut next[group as usize];
+            rows[*at as usize] = event;
+            *at += 1;
+        }
+        let fold_origin: Vec<usize> = rows.iter().map(|&event| origins[event as usize]).collect();
         let input = self.stages.fold_input(events, &rows);
         let mut failed = vec![false; rows.len()];
         let fold_counters = StageKind::Fold as usize;
@@ -853,14 +869,15 @@ impl Pipeline {
         let mut start = 0usize;
         for group in groups {
             let acc = accs.next().unwrap_or_default();
-            let end = start + group.members.len();
+            let end = start + group.members as usize;
             let absorbed = failed[start..end].iter().filter(|f| !**f).count() as u64;
             start = end;
-            let state = self.partition(&group.partition);
-            if absorbed == 0 && !state.is_open(&group.key, group.assignment.index) {
+            let Some(operator) = self.partitions.get_mut(&partitions[group.partition]) else { continue };
+            if absorbed == 0 && !operator.is_open(group.key, group.assignment.index) {
+                operator.reschedule(group.key);
                 continue;
             }
-            state.absorb(&group.key, group.assignment, acc, absorbed);
+            operator.absorb(group.key, group.assignment, acc, absorbed);
         }
         Ok(())
     }
@@ -1053,7 +1070,7 @@ fn note_home(key_home: &mut FastMap<String, PartitionId>, stats: &mut Stats, key
 
 // Windows in a deterministic order: by start, key, index.
 fn sorted(mut closed: Vec<(WindowId, OpenWindow)>) -> Vec<(WindowId, OpenWindow)> {
-    closed.sort_by(|(a, wa), (b, wb)| (wa.start, &a.key, a.index).cmp(&(wb.start, &b.key, b.index)));
+    closed.sort_unstable_by(|(a, wa), (b, wb)| (wa.start, &a.key, a.index).cmp(&(wb.start, &b.key, b.index)));
     closed
 }
 

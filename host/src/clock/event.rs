@@ -48,27 +48,25 @@ impl EventClock {
     /// watermark, and late events do not move the watermark.
     pub fn arrive(&mut self, key: &str, time: Timestamp, now: Timestamp) -> Arrival {
         let candidate = time.0.saturating_sub(self.wait);
-        if !self.keys.contains_key(key)
-            && !self.retired.is_empty()
-            && let Some(offset) = self.retired.remove(&stable_hash(key))
-        {
-            // A retired key comes back where its watermark has got to.
-            self.keys.insert(key.to_owned(), KeyTime { base: now.0.saturating_add(offset), seen_at: now.0 });
-        }
-        match self.keys.get_mut(key) {
+        let k = match self.keys.get_mut(key) {
+            Some(k) => k,
             None => {
-                self.keys.insert(key.to_owned(), KeyTime { base: candidate, seen_at: now.0 });
-                Arrival::OnTime(time)
+                // New, or retired: a retired key comes back where its
+                // watermark has got to.
+                let back = if self.retired.is_empty() { None } else { self.retired.remove(&stable_hash(key)) };
+                let start = match back {
+                    Some(offset) => KeyTime { base: now.0.saturating_add(offset), seen_at: now.0 },
+                    None => KeyTime { base: candidate, seen_at: now.0 },
+                };
+                self.keys.entry(key.to_owned()).or_insert(start)
             }
-            Some(k) => {
-                let watermark = k.watermark(now);
-                if time < watermark {
-                    return Arrival::Late { time, watermark };
-                }
-                *k = KeyTime { base: candidate.max(watermark.0), seen_at: now.0 };
-                Arrival::OnTime(time)
-            }
+        };
+        let watermark = k.watermark(now);
+        if time < watermark {
+            return Arrival::Late { time, watermark };
         }
+        *k = KeyTime { base: candidate.max(watermark.0), seen_at: now.0 };
+        Arrival::OnTime(time)
     }
 
     /// The watermark of `key` at system time `now`.

@@ -52,6 +52,8 @@ enum Output {
     File(BufWriter<File>, String),
     Memory(Arc<Mutex<Vec<DeadLetter>>>),
     Kafka { producer: ThreadedProducer<DeliveryFailures>, failures: DeliveryFailures, topic: String },
+    /// Another output several workers write to.
+    Shared(Arc<Mutex<DeadLetters>>),
 }
 
 /// The dead-letter output and its counts.
@@ -91,6 +93,21 @@ impl DeadLetters {
         (DeadLetters { output: Output::Memory(shared.clone()), late: 0, failed: 0 }, shared)
     }
 
+    /// The output a manifest names.
+    pub fn open(spec: &crate::manifest::DeadLetterSpec) -> Result<Self, SinkError> {
+        match spec {
+            crate::manifest::DeadLetterSpec::Log => Ok(DeadLetters::log()),
+            crate::manifest::DeadLetterSpec::File(path) => DeadLetters::file(path),
+            crate::manifest::DeadLetterSpec::Kafka { brokers, topic } => DeadLetters::kafka(brokers, topic),
+        }
+    }
+
+    /// A handle on `shared` for one of several workers: letters go to it,
+    /// and this handle counts its own.
+    pub fn shared(shared: Arc<Mutex<DeadLetters>>) -> Self {
+        DeadLetters { output: Output::Shared(shared), late: 0, failed: 0 }
+    }
+
     /// Records one dead letter.
     pub fn send(&mut self, letter: DeadLetter) -> Result<(), SinkError> {
         match letter.kind {
@@ -114,6 +131,7 @@ impl DeadLetters {
                 shared.lock().expect("not poisoned").push(letter);
                 Ok(())
             }
+            Output::Shared(shared) => shared.lock().expect("a worker panicked holding the dead-letter output").send(letter),
             Output::Kafka { producer, topic, .. } => {
                 let kind = match letter.kind {
                     DeadLetterKind::Late => "late",
@@ -143,6 +161,7 @@ impl DeadLetters {
         match &mut self.output {
             Output::File(out, target) => out.flush().map_err(|source| SinkError::Io { target: target.clone(), source }),
             Output::Kafka { producer, failures, topic } => super::kafka::flush(producer, failures, topic),
+            Output::Shared(shared) => shared.lock().expect("a worker panicked holding the dead-letter output").flush(),
             Output::Log | Output::Memory(_) => Ok(()),
         }
     }

@@ -101,6 +101,19 @@ pub trait Sink: Send {
     fn flush(&mut self) -> Result<Vec<Rejection>, SinkError>;
 }
 
+/// One sink written by several workers, a window at a time.
+pub struct SharedSink(pub std::sync::Arc<std::sync::Mutex<Box<dyn Sink>>>);
+
+impl Sink for SharedSink {
+    fn write(&mut self, result: &WindowResult) -> Result<(), SinkError> {
+        self.0.lock().expect("a worker panicked holding the sink").write(result)
+    }
+
+    fn flush(&mut self) -> Result<Vec<Rejection>, SinkError> {
+        self.0.lock().expect("a worker panicked holding the sink").flush()
+    }
+}
+
 /// Opens the sink a manifest names.
 pub fn open(spec: &SinkSpec) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match spec {

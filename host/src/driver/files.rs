@@ -1,0 +1,160 @@
+//! The file driver: a file or standard input, read in batches, on one
+//! worker or on several. With several, a router sends each record to the
+//! worker that owns its key (by the hash of the key field, read from the
+//! raw JSON), and each worker owns its keys' clocks, windows and plugin
+//! instances. Every record of a key reaches one worker in the order it was
+//! read, so the windows written are the ones one worker would write; only
+//! the order of the output lines between keys differs.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+
+use super::route::key_hash;
+use crate::manifest::{Manifest, SourceSpec};
+use crate::pipeline::{Pipeline, Stages, Stats};
+use crate::plugin::PluginEngine;
+use crate::sink::{self, DeadLetters, SharedSink};
+use crate::source::{self, Delivery};
+
+/// How often the router logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// How many workers the file job of `manifest` can use when `asked` for,
+/// and, when that is fewer, why. `control`: the run has a control endpoint
+/// or watches its plugin files.
+pub fn workers_for(manifest: &Manifest, asked: usize, control: bool) -> (usize, Option<&'static str>) {
+    if asked <= 1 {
+        return (1, None);
+    }
+    let why = match &manifest.source {
+        SourceSpec::Kafka(_) => Some("a Kafka source runs on one worker in this version"),
+        SourceSpec::Csv(_) => Some("a CSV source runs on one worker in this version"),
+        SourceSpec::Jsonl(_) | SourceSpec::Stdin if !manifest.events.builtin_json || manifest.events.key_field.is_none() => {
+            Some("records are shared out by the key field; with a deserialize or key plugin the job runs on one worker")
+        }
+        _ if manifest.checkpoint.is_some() => Some("a file job with checkpoints runs on one worker"),
+        _ if control => Some("swaps through the control endpoint or --watch apply to one worker"),
+        _ => None,
+    };
+    match why {
+        Some(why) => (1, Some(why)),
+        None => (asked, None),
+    }
+}
+
+/// Runs the file job of `manifest` on `workers` worker threads (see the
+/// module docs; [`workers_for`] says when that is allowed).
+pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Result<Stats> {
+    let field = manifest.events.key_field.clone().ok_or_else(|| anyhow!("several workers need `[stages.key] field`"))?;
+    let sink = Arc::new(Mutex::new(sink::open(&manifest.sink)?));
+    let dead = Arc::new(Mutex::new(DeadLetters::open(&manifest.dead_letter)?));
+    // Each worker loads its own plugin instances before any record is read,
+    // so a plugin that does not load stops the run before it starts.
+    let mut queues: Vec<SyncSender<Delivery>> = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    for worker in 0..workers {
+        let (tx, rx): (SyncSender<Delivery>, Receiver<Delivery>) = sync_channel(4);
+        queues.push(tx);
+        let (manifest, engine, sink, dead, ready) = (manifest.clone(), engine.clone(), sink.clone(), dead.clone(), ready_tx.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("weir-worker-{worker}"))
+            .spawn(move || -> Result<Stats> {
+                let stages = match Stages::load(&manifest, &engine) {
+                    Ok(stages) => {
+                        let _ = ready.send(Ok(()));
+                        stages
+                    }
+                    Err(err) => {
+                        let _ = ready.send(Err(err.to_string()));
+                        return Err(err.into());
+                    }
+                };
+                let mut pipeline = Pipeline::new(&manifest, stages, Box::new(SharedSink(sink)), DeadLetters::shared(dead)).with_engine(engine);
+                Ok(pipeline.run_deliveries(&rx, false).with_context(|| format!("worker {worker}"))?)
+            })
+            .context("cannot start a worker thread")?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..workers {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                drop(queues);
+                let _ = handles.into_iter().map(|h| h.join()).count();
+                return Err(anyhow!(err));
+            }
+            Err(_) => break,
+        }
+    }
+    tracing::info!("{workers} workers, records shared out by the hash of `{field}`");
+
+    let source = source::open(&manifest.source)?;
+    let deliveries = source::spawn(source, manifest.limits.batch_size);
+    let (started, mut last_report, mut routed) = (Instant::now(), Instant::now(), 0u64);
+    let mut failed = None;
+    'read: loop {
+        match deliveries.recv() {
+            Ok(Delivery::Batch(batch)) => {
+                routed += batch.len() as u64;
+                let mut parts: Vec<Vec<_>> = (0..workers).map(|_| Vec::with_capacity(batch.len() / workers + 16)).collect();
+                for record in batch {
+                    // A record whose key cannot be read cheaply goes to
+                    // worker 0, which decodes it and dead-letters it.
+                    let worker = key_hash(&record.value, &field).map_or(0, |hash| (hash % workers as u64) as usize);
+                    parts[worker].push(record);
+                }
+                for (queue, part) in queues.iter().zip(parts) {
+                    if !part.is_empty() && queue.send(Delivery::Batch(part)).is_err() {
+                        // That worker stopped: its error is reported below.
+                        break 'read;
+                    }
+                }
+            }
+            Ok(Delivery::End) | Err(_) => break,
+            Ok(Delivery::Failed(err)) => {
+                failed = Some(err);
+                break;
+            }
+        }
+        if last_report.elapsed() >= PROGRESS_EVERY {
+            tracing::info!("{routed} records read ({:.0}/s) over {workers} workers", routed as f64 / started.elapsed().as_secs_f64());
+            last_report = Instant::now();
+        }
+    }
+    for queue in &queues {
+        let _ = queue.send(Delivery::End);
+    }
+    drop(queues);
+    let mut total = Stats::default();
+    let mut first_error = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(stats)) => add(&mut total, &stats),
+            Ok(Err(err)) => first_error = first_error.or(Some(err)),
+            Err(_) => first_error = first_error.or(Some(anyhow!("a worker panicked"))),
+        }
+    }
+    if let Some(err) = failed {
+        return Err(err.into());
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(total),
+    }
+}
+
+fn add(total: &mut Stats, one: &Stats) {
+    total.records += one.records;
+    total.events += one.events;
+    total.windows += one.windows;
+    total.late += one.late;
+    total.failed += one.failed;
+    total.skipped += one.skipped;
+    total.key_partition_conflicts += one.key_partition_conflicts;
+    total.open_windows_peak += one.open_windows_peak;
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# How weir's cost grows with keys (open windows) and what a second core
+# gives, every figure with its baseline from the same run. The job is the
+# side-by-side one (JSON telemetry lines, key by device, event clock,
+# count/mean/min/max of `temp` with the Rust window-stats plugin, file in,
+# file out), on three inputs of RECORDS lines:
+#
+#   100 keys, 60 s windows        the baseline
+#   100,000 keys, 60 s windows    the same job with 1,000x the keys (it
+#                                 also writes ~58x the windows: each key
+#                                 has ~10 readings in 10,000 s)
+#   100,000 keys, 10,000 s windows  as many windows written as 100 keys
+#                                 with 10 s windows (also run): the
+#                                 difference is open windows alone
+#
+# each with --workers 1 and --workers 2. Prints the median of RUNS runs,
+# records/s, the ratios, peak RSS and the memory per open window, and
+# checks that 1 and 2 workers write the same windows.
+#
+#   bash scripts/bench-scale.sh [RECORDS=1000000] [RUNS=3]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+records=${1:-1000000}
+runs=${2:-3}
+for n in "$records" "$runs"; do
+    [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench-scale: RECORDS and RUNS must be positive whole numbers, got \`$n\`" >&2; exit 2; }
+done
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}
+work=$HOME/.cache/weir/bench
+mkdir -p "$work"
+[ -x /usr/bin/time ] || { echo "bench-scale: needs GNU time (/usr/bin/time; Debian package \`time\`) for peak memory" >&2; exit 1; }
+
+for keys in 100 100000; do
+    input=$work/telemetry-$records-$keys.jsonl
+    if [ ! -f "$input" ]; then
+        echo "bench-scale: writing $records lines over $keys devices to $input" >&2
+        python3 scripts/peers/generate.py "$input.tmp" "$records" "$keys"
+        mv "$input.tmp" "$input"
+    fi
+done
+
+bash scripts/build-plugins.sh
+echo "bench-scale: building weir (release)" >&2
+cargo build --quiet --release --bin weir
+weir=$CARGO_TARGET_DIR/release/weir
+
+manifest() { # keys, window length, output file
+    cat <<EOF
+name = "bench-scale"
+[source]
+kind = "jsonl"
+path = "$work/telemetry-$records-$1.jsonl"
+[stages]
+plugin = "$root/plugins/dist/window_stats.wasm"
+config = { value_field = "temp" }
+[stages.deserialize]
+builtin = "json"
+[stages.key]
+field = "device"
+[clock]
+kind = "event"
+time_field = "ts"
+wait_for_system_duration = "0s"
+[window]
+kind = "tumbling"
+length = "$2"
+align_to = "2020-01-01T00:00:00Z"
+[sink]
+kind = "file"
+path = "$3"
+[dead_letter]
+kind = "log"
+EOF
+}
+
+jobs=("100:60s" "100000:60s" "100:10s" "100000:10000s")
+for job in "${jobs[@]}"; do
+    IFS=: read -r keys length <<<"$job"
+    for workers in 1 2; do
+        manifest "$keys" "$length" "$work/scale-out-$keys-$length-w$workers.jsonl" >"$work/scale-$keys-$length-w$workers.toml"
+    done
+done
+"$weir" --log warn check "$work/scale-100-60s-w1.toml" >/dev/null
+
+# One run: wall seconds, peak RSS (KiB), most windows open at once.
+measure() { # manifest, workers
+    local log=$work/scale-last.log
+    /usr/bin/time -f "time %e %M" "$weir" --log info run --workers "$2" "$1" >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
+    python3 - "$log" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+wall, rss = re.search(r"^time ([0-9.]+) ([0-9]+)$", text, re.M).groups()
+open_peak = re.search(r"at most ([0-9]+) open at once", text).group(1)
+windows = re.search(r"([0-9]+) windows written", text).group(1)
+print(wall, rss, open_peak, windows)
+PY
+}
+
+results=$work/scale-results.txt
+: >"$results"
+echo "bench-scale: $records records; $runs runs of each, interleaved; medians" >&2
+for run in $(seq "$runs"); do
+    for job in "${jobs[@]}"; do
+        IFS=: read -r keys length <<<"$job"
+        for workers in 1 2; do
+            echo "$keys $length $workers $(measure "$work/scale-$keys-$length-w$workers.toml" "$workers")" >>"$results"
+        done
+    done
+    echo "bench-scale: run $run of $runs done" >&2
+done
+
+for job in "${jobs[@]}"; do
+    IFS=: read -r keys length <<<"$job"
+    if ! cmp -s <(sort "$work/scale-out-$keys-$length-w1.jsonl") <(sort "$work/scale-out-$keys-$length-w2.jsonl"); then
+        echo "bench-scale: $keys keys, $length windows: 1 and 2 workers wrote different windows" >&2
+        exit 1
+    fi
+done
+
+python3 - "$results" "$records" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+n = int(sys.argv[2])
+def med(keys, length, workers, col):
+    return statistics.median(float(r[col]) for r in rows if (r[0], r[1], r[2]) == (keys, length, workers))
+def rate(keys, length, workers):
+    return n / med(keys, length, workers, 3)
+print(f"{'keys':>8} {'window':>7} {'workers':>7} {'wall':>7} {'records/s':>11} {'windows':>8} {'open peak':>9} {'RSS MiB':>8}")
+for keys, length in [("100", "60s"), ("100000", "60s"), ("100", "10s"), ("100000", "10000s")]:
+    for w in ("1", "2"):
+        print(f"{int(keys):>8,} {length:>7} {w:>7} {med(keys, length, w, 3):>6.2f}s {rate(keys, length, w):>11,.0f} {int(med(keys, length, w, 6)):>8,} {int(med(keys, length, w, 5)):>9,} {med(keys, length, w, 4) / 1024:>8.1f}")
+print()
+print("cost of keys (1 worker, records/s of 100,000 keys / 100 keys):")
+print(f"  60 s windows (58x the windows written):        {rate('100000', '60s', '1') / rate('100', '60s', '1'):.2f}x")
+print(f"  same windows written, open windows differ:    {rate('100000', '10000s', '1') / rate('100', '10s', '1'):.2f}x")
+print("second core (records/s with 2 workers / 1 worker):")
+for keys, length in [("100", "60s"), ("100000", "60s"), ("100", "10s"), ("100000", "10000s")]:
+    print(f"  {int(keys):>7,} keys, {length:>6} windows: {rate(keys, length, '2') / rate(keys, length, '1'):.2f}x")
+extra_rss = (med("100000", "10000s", "1", 4) - med("100", "10s", "1", 4)) * 1024
+extra_open = med("100000", "10000s", "1", 5) - med("100", "10s", "1", 5)
+print(f"memory per open window (RSS difference / open-window difference, 1 worker): {extra_rss / extra_open:.0f} bytes")
+print("1 and 2 workers wrote the same windows (sorted outputs equal) for every input")
+PY
