@@ -17,7 +17,8 @@ use crate::manifest::{Manifest, SourceSpec};
 use crate::pipeline::{Pipeline, Stages, Stats};
 use crate::plugin::PluginEngine;
 use crate::sink::{self, DeadLetters, SharedSink};
-use crate::source::{self, Delivery};
+use crate::source;
+use crate::source::Delivery;
 
 /// How often the router logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -93,32 +94,32 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
     }
     tracing::info!("{workers} workers, records shared out by the hash of `{field}`");
 
-    let source = source::open(&manifest.source)?;
-    let deliveries = source::spawn(source, manifest.limits.batch_size);
+    // This thread reads and routes: no hand-over between a reader and a
+    // router, and each worker's share is built once.
+    let mut source = source::open(&manifest.source)?;
     let (started, mut last_report, mut routed) = (Instant::now(), Instant::now(), 0u64);
     let mut failed = None;
     'read: loop {
-        match deliveries.recv() {
-            Ok(Delivery::Batch(batch)) => {
-                routed += batch.len() as u64;
-                let mut parts: Vec<Vec<_>> = (0..workers).map(|_| Vec::with_capacity(batch.len() / workers + 16)).collect();
-                for record in batch {
-                    // A record whose key cannot be read cheaply goes to
-                    // worker 0, which decodes it and dead-letters it.
-                    let worker = key_hash(&record.value, &field).map_or(0, |hash| (hash % workers as u64) as usize);
-                    parts[worker].push(record);
-                }
-                for (queue, part) in queues.iter().zip(parts) {
-                    if !part.is_empty() && queue.send(Delivery::Batch(part)).is_err() {
-                        // That worker stopped: its error is reported below.
-                        break 'read;
-                    }
-                }
-            }
-            Ok(Delivery::End) | Err(_) => break,
-            Ok(Delivery::Failed(err)) => {
+        let batch = match source.next_batch(manifest.limits.batch_size) {
+            Ok(batch) if batch.is_empty() => break,
+            Ok(batch) => batch,
+            Err(err) => {
                 failed = Some(err);
                 break;
+            }
+        };
+        routed += batch.len() as u64;
+        let mut parts: Vec<Vec<_>> = (0..workers).map(|_| Vec::with_capacity(batch.len() / workers * 2)).collect();
+        for record in batch {
+            // A record whose key cannot be read cheaply goes to worker 0,
+            // which decodes it and dead-letters it.
+            let worker = key_hash(&record.value, &field).map_or(0, |hash| worker_of(hash, workers));
+            parts[worker].push(record);
+        }
+        for (queue, part) in queues.iter().zip(parts) {
+            if !part.is_empty() && queue.send(Delivery::Batch(part)).is_err() {
+                // That worker stopped: its error is reported below.
+                break 'read;
             }
         }
         if last_report.elapsed() >= PROGRESS_EVERY {
@@ -146,6 +147,12 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
         Some(err) => Err(err),
         None => Ok(total),
     }
+}
+
+// The worker of a key hash: FNV's low bits follow the key's last bytes
+// (keys like `dev-000001` would split unevenly), so mix them first.
+fn worker_of(hash: u64, workers: usize) -> usize {
+    ((hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % workers as u64) as usize
 }
 
 fn add(total: &mut Stats, one: &Stats) {
