@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side by side, same file, same job, same run: Bytewax 0.21.1 (from PyPI,
 # in a cached virtualenv) against weir with the Rust, the Python and the
-# JavaScript plugin. The job: JSON telemetry lines, key by device, event clock,
+# JavaScript plugin (one worker each, as Bytewax; the Rust job also on two
+# workers). The job: JSON telemetry lines, key by device, event clock,
 # 60 s tumbling windows, count/mean/min/max of `temp`, a JSON line per
 # window into a file. Prints each wall time and the ratios to Bytewax, and
 # checks that every run wrote the same number of windows. Each weir run's
@@ -92,20 +93,23 @@ manifest window_stats_js.wasm "$work/out-javascript.jsonl" >"$work/javascript.to
 for language in rust python javascript; do
     "$weir" --log warn check "$work/$language.toml" >/dev/null
 done
-rust=$(wall "$weir" --log warn run "$work/rust.toml")
-python=$(wall "$weir" --log warn run "$work/python.toml")
-javascript=$(wall "$weir" --log warn run "$work/javascript.toml")
+# One worker each, as Bytewax runs here; the Rust job also on two.
+rust=$(wall "$weir" --log warn run --workers 1 "$work/rust.toml")
+manifest window_stats.wasm "$work/out-rust2.jsonl" >"$work/rust2.toml"
+rust2=$(wall "$weir" --log warn run --workers 2 "$work/rust2.toml")
+python=$(wall "$weir" --log warn run --workers 1 "$work/python.toml")
+javascript=$(wall "$weir" --log warn run --workers 1 "$work/javascript.toml")
 
 windows() { wc -l <"$1" | tr -d ' '; }
 printf '%-34s %9s %12s %14s %9s\n' run wall records/s "vs Bytewax" windows
-for run in "Bytewax 0.21.1, one worker:$bytewax:bytewax" "weir, Rust plugin:$rust:rust" "weir, Python plugin:$python:python" "weir, JavaScript plugin:$javascript:javascript"; do
+for run in "Bytewax 0.21.1, one worker:$bytewax:bytewax" "weir, Rust plugin:$rust:rust" "weir, Rust plugin, 2 workers:$rust2:rust2" "weir, Python plugin:$python:python" "weir, JavaScript plugin:$javascript:javascript"; do
     IFS=: read -r name secs file <<<"$run"
     python3 -c "
 secs, bytewax, n = $secs, $bytewax, $records
 print(f'{\"$name\":<34} {secs:>8.2f}s {n / secs:>12,.0f} {bytewax / secs:>13.2f}x {\"$(windows "$work/out-$file.jsonl")\":>9}')"
 done
 if [ "$(windows "$work/out-bytewax.jsonl")" != "$(windows "$work/out-rust.jsonl")" ] || [ "$(windows "$work/out-rust.jsonl")" != "$(windows "$work/out-python.jsonl")" ] \
-    || [ "$(windows "$work/out-rust.jsonl")" != "$(windows "$work/out-javascript.jsonl")" ]; then
+    || [ "$(windows "$work/out-rust.jsonl")" != "$(windows "$work/out-javascript.jsonl")" ] || [ "$(windows "$work/out-rust.jsonl")" != "$(windows "$work/out-rust2.jsonl")" ]; then
     echo "bench-peers: the runs wrote different numbers of windows" >&2
     exit 1
 fi

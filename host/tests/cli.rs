@@ -117,10 +117,22 @@ fn run_writes_a_file_sink_and_a_dead_letter_file() {
         .replace("kind = \"stdout\"", "kind = \"file\"\npath = \"out.jsonl\"")
         + "\n[dead_letter]\nkind = \"file\"\npath = \"dead.jsonl\"\n";
     std::fs::write(dir.path().join("pipeline.toml"), manifest).unwrap();
-    let out = weir(&["run", dir.path().join("pipeline.toml").to_str().unwrap()], None);
+    // Two workers (keys shared out): the same windows, in another order.
+    let out = weir(&["run", "--workers", "2", dir.path().join("pipeline.toml").to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = std::fs::read_to_string(example.join("expected.jsonl")).unwrap();
+    let sorted = |text: &str| {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sorted(&std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap()), sorted(&expected));
+    assert_eq!(std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap().lines().count(), 2);
+    std::fs::remove_file(dir.path().join("dead.jsonl")).unwrap();
+    // One worker: the seed's order, byte for byte.
+    let out = weir(&["run", "--workers", "1", dir.path().join("pipeline.toml").to_str().unwrap()], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let written = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
-    let expected = std::fs::read_to_string(example.join("expected.jsonl")).unwrap();
     assert_eq!(written, expected);
     let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
     let dead: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
