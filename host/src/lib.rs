@@ -32,6 +32,7 @@ pub mod cli;
 pub mod clock;
 pub mod control;
 pub mod driver;
+pub mod emitter;
 pub mod event;
 pub mod fast;
 pub mod file;

@@ -1,6 +1,7 @@
 //! The data path: source → deserialize → key → clock → window → fold →
 //! (window closes) → format → sink, with late and failed records going to the
-//! dead-letter output.
+//! dead-letter output. This file is the batch's journey; the window state of a
+//! partition is [`crate::operator`], the end of the path [`crate::emitter`].
 //!
 //! [`Pipeline`] is driven by batches and an explicit system time, so tests can
 //! drive the clock by hand; [`Pipeline::run_source`] drives it from a real
@@ -9,6 +10,7 @@
 use std::collections::hash_map::Entry;
 
 use crate::fast::FastMap;
+use crate::emitter::Emitter;
 use crate::operator::WindowOperator;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
@@ -17,8 +19,8 @@ use crate::Timestamp;
 use crate::manifest::CheckpointStoreSpec;
 use crate::manifest::{ClockSpec, Manifest, StageKind};
 use crate::event::Identity;
-use crate::plugin::{ClosedWindow, FoldGroup, PluginEngine, PluginError, StagePlugin};
-use crate::sink::{self, DeadLetter, DeadLetterKind, DeadLetters, Rejection, Sink, SinkError, WindowResult};
+use crate::plugin::{FoldGroup, PluginEngine, PluginError, StagePlugin};
+use crate::sink::{self, DeadLetterKind, DeadLetters, Sink, SinkError};
 use crate::source::{self, Delivery, Source, SourceError, SourceRecord};
 use crate::state::checkpoint::{CheckpointError, CheckpointStore, Claim, ComponentRecord, DynamoCheckpoints, FolderCheckpoints, Owner, PartitionId};
 use crate::state::{OpenWindow, WindowId};
@@ -29,9 +31,6 @@ pub use crate::stages::{Stages, StagesError};
 /// How long the pipeline waits for input before it lets system time close
 /// windows anyway.
 const IDLE_TICK: Duration = Duration::from_millis(100);
-/// A sink call that takes this long held the pipeline up (see
-/// `Pipeline::note_stall`).
-const SINK_STALL: Duration = Duration::from_millis(500);
 /// How often a long run logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -236,12 +235,9 @@ pub struct Pipeline {
     /// for a stage the host does).
     declared: [String; 4],
     engine: Option<std::sync::Arc<PluginEngine>>,
-    /// Microseconds the sink held the pipeline up, not counted as system time.
-    stalled: i64,
     /// The latest system time the clocks have seen (they never go back).
     clock_high: i64,
-    sink: Box<dyn Sink>,
-    dead: DeadLetters,
+    emitter: Emitter,
     system_clock: bool,
     batch_size: usize,
     stats: Stats,
@@ -285,10 +281,8 @@ impl Pipeline {
             owner: Owner::local(),
             declared,
             engine: None,
-            stalled: 0,
             clock_high: i64::MIN,
-            sink,
-            dead,
+            emitter: Emitter::new(sink, dead),
             system_clock: manifest.clock == ClockSpec::System,
             batch_size: manifest.limits.batch_size,
             stats: Stats::default(),
@@ -299,7 +293,8 @@ impl Pipeline {
 
     /// Counts so far.
     pub fn stats(&self) -> Stats {
-        Stats { late: self.dead.late(), failed: self.dead.failed(), ..self.stats }
+        let (late, failed) = self.emitter.dead_counts();
+        Stats { late, failed, windows: self.emitter.written(), ..self.stats }
     }
 
     /// The stages, e.g. to read their hashes.
@@ -608,7 +603,7 @@ impl Pipeline {
     /// of each partition in `which` (all when `None`). Returns each
     /// partition's next offset, which is now safe to commit.
     pub fn checkpoint(&mut self, which: Option<&[PartitionId]>, now: Timestamp) -> Result<Vec<(PartitionId, i64)>, PipelineError> {
-        self.flush_sink()?;
+        self.emitter.flush(self.stages.accumulator())?;
         let now = self.clock_time(now);
         let version = self.stages.accumulator().clone();
         let components = self.components();
@@ -736,7 +731,7 @@ impl Pipeline {
         let decoded = self.stages.decode(&records);
         self.counters[StageKind::Deserialize as usize].errors += decoded.failures.len() as u64;
         for failure in &decoded.failures {
-            self.dead_record(&records[failure.index as usize], DeadLetterKind::Failed, "deserialize", failure.reason.clone(), None)?;
+            self.emitter.dead_record(&records[failure.index as usize], DeadLetterKind::Failed, "deserialize", failure.reason.clone(), None)?;
         }
         self.stats.events += u64::from(decoded.events.count);
         if decoded.events.count == 0 {
@@ -751,7 +746,7 @@ impl Pipeline {
         let mut key_failed = vec![false; origins.len()];
         for failure in &keys.failures {
             key_failed[failure.index as usize] = true;
-            self.dead_record(&records[origins[failure.index as usize]], DeadLetterKind::Failed, "key", failure.reason.clone(), None)?;
+            self.emitter.dead_record(&records[origins[failure.index as usize]], DeadLetterKind::Failed, "key", failure.reason.clone(), None)?;
         }
 
         // Clock and window: group the events by the partition and window
@@ -818,7 +813,7 @@ impl Pipeline {
         }
         drop(current);
         for (origin, kind, stage, reason, key) in dead {
-            self.dead_record(&records[origin], kind, stage, reason, Some(key))?;
+            self.emitter.dead_record(&records[origin], kind, stage, reason, Some(key))?;
         }
         self.fold(&records, &decoded.events, &origins, &batch_partitions, groups, placed)?;
         self.stats.open_windows_peak = self.stats.open_windows_peak.max(self.open_windows() as u64);
@@ -863,7 +858,7 @@ impl Pipeline {
         self.counters[fold_counters].errors += folded.failures.len() as u64;
         for failure in &folded.failures {
             failed[failure.index as usize] = true;
-            self.dead_record(&records[fold_origin[failure.index as usize]], DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;
+            self.emitter.dead_record(&records[fold_origin[failure.index as usize]], DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;
         }
         let mut accs = folded.accs.into_iter();
         let mut start = 0usize;
@@ -906,141 +901,27 @@ impl Pipeline {
             closed.extend(operator.close_all());
         }
         self.emit(sorted(closed))?;
-        self.flush_sink()?;
+        self.emitter.flush(self.stages.accumulator())?;
         Ok(self.stats())
     }
 
     fn emit(&mut self, closed: Vec<(WindowId, OpenWindow)>) -> Result<(), PipelineError> {
-        let mut closed = closed.into_iter().peekable();
-        while closed.peek().is_some() {
-            let chunk: Vec<ClosedWindow> = closed
-                .by_ref()
-                .take(self.batch_size)
-                .map(|(id, w)| ClosedWindow { key: id.key, id: id.index, start: w.start.0, end: w.end.0, count: w.count, acc: w.acc.unwrap_or_default() })
-                .collect();
-            // Each window as it will be written or dead-lettered; the
-            // format call only fills in the object.
-            let mut results: Vec<WindowResult> = chunk
-                .iter()
-                .map(|w| WindowResult {
-                    key: w.key.clone(),
-                    id: w.id,
-                    start: Timestamp(w.start),
-                    end: Timestamp(w.end),
-                    count: w.count,
-                    object: String::new(),
-                    acc: w.acc.clone(),
-                })
-                .collect();
-            self.counters[StageKind::Format as usize].records += results.len() as u64;
-            let objects = self.stages.format(chunk);
-            for (object, mut result) in objects.into_iter().zip(results.drain(..)) {
-                let object = match object {
-                    Ok(object) => object,
-                    Err(reason) => {
-                        self.counters[StageKind::Format as usize].errors += 1;
-                        self.dead_window(&result, None, reason)?;
-                        continue;
-                    }
-                };
-                if !object.trim_start().starts_with('{') || serde_json::from_str::<serde::de::IgnoredAny>(&object).is_err() {
-                    self.counters[StageKind::Format as usize].errors += 1;
-                    let reason = format!("format returned something that is not a JSON object: {}", truncate(&object, 200));
-                    self.dead_window(&result, Some(&object), reason)?;
-                    continue;
-                }
-                result.object = object;
-                let writing = Instant::now();
-                let written = self.sink.write(&result);
-                self.note_stall(writing.elapsed());
-                match written {
-                    Ok(()) => self.stats.windows += 1,
-                    Err(SinkError::Rejected(rejection)) => self.dead_rejection(rejection)?,
-                    Err(SinkError::RejectedMany(rejections)) => {
-                        // Those came from earlier writes in the same batch; this one went through.
-                        self.stats.windows += 1;
-                        for rejection in rejections {
-                            self.stats.windows = self.stats.windows.saturating_sub(1);
-                            self.dead_rejection(rejection)?;
-                        }
-                    }
-                    Err(err) => return Err(err.into()),
-                }
-            }
-        }
+        let before = self.emitter.formatted();
+        self.emitter.emit(&mut self.stages, closed, self.batch_size)?;
+        let after = self.emitter.formatted();
+        let format = &mut self.counters[StageKind::Format as usize];
+        format.records += after.0 - before.0;
+        format.errors += after.1 - before.1;
         Ok(())
-    }
-
-    fn dead_record(&mut self, record: &SourceRecord, kind: DeadLetterKind, stage: &str, reason: String, key: Option<&str>) -> Result<(), PipelineError> {
-        self.dead.send(DeadLetter {
-            kind,
-            stage: stage.to_owned(),
-            reason,
-            source: record.origin.source.to_string(),
-            partition: record.origin.partition,
-            position: record.origin.position,
-            key: key.map(str::to_owned),
-            value: String::from_utf8_lossy(&record.value).into_owned(),
-        })?;
-        Ok(())
-    }
-
-    // Time the pipeline spent blocked on its sink (an outage, retries) is
-    // not system time for the clocks: the records waited in the source, so
-    // they must not find their windows closed and themselves late.
-    fn note_stall(&mut self, took: Duration) {
-        if took >= SINK_STALL {
-            self.stalled += took.as_micros() as i64;
-            tracing::info!("the sink held the pipeline for {took:.1?}; that time does not advance the watermarks");
-        }
     }
 
     // System time as the clocks see it: wall time less the sink stalls,
     // never going back (a window closed by system time stays closed).
     fn clock_time(&mut self, now: Timestamp) -> Timestamp {
-        self.clock_high = self.clock_high.max(now.0 - self.stalled);
+        self.clock_high = self.clock_high.max(now.0 - self.emitter.stalled());
         Timestamp(self.clock_high)
     }
 
-    fn flush_sink(&mut self) -> Result<(), PipelineError> {
-        let flushing = Instant::now();
-        let rejections = self.sink.flush();
-        self.note_stall(flushing.elapsed());
-        for rejection in rejections? {
-            self.stats.windows = self.stats.windows.saturating_sub(1);
-            self.dead_rejection(rejection)?;
-        }
-        self.dead.flush()?;
-        Ok(())
-    }
-
-    fn dead_rejection(&mut self, r: Rejection) -> Result<(), PipelineError> {
-        let object = r.result.object.clone();
-        self.dead_window(&r.result, Some(&object), format!("sink: {}", r.reason))
-    }
-
-    // A window that cannot go on, with all it takes to replay it: its
-    // bounds and count, the accumulator (hex, with the fold plugin's state
-    // version) and the formatted object when there is one.
-    fn dead_window(&mut self, w: &WindowResult, object: Option<&str>, reason: String) -> Result<(), PipelineError> {
-        let object = object.map(|o| serde_json::from_str::<serde_json::Value>(o).unwrap_or_else(|_| serde_json::Value::String(o.to_owned())));
-        let value = serde_json::json!({
-            "key": w.key, "id": w.id, "start": w.start.to_string(), "end": w.end.to_string(), "count": w.count,
-            "accumulator": self.stages.accumulator(), "acc_hex": hex::encode(&w.acc), "object": object,
-        });
-        let stage = if reason.starts_with("sink: ") { "sink" } else { "format" };
-        self.dead.send(DeadLetter {
-            kind: DeadLetterKind::Failed,
-            stage: stage.to_owned(),
-            reason,
-            source: "window".to_owned(),
-            partition: None,
-            position: 0,
-            key: Some(w.key.clone()),
-            value: value.to_string(),
-        })?;
-        Ok(())
-    }
 }
 
 // Windows must follow the input's partitioning: a key whose records
@@ -1072,10 +953,6 @@ fn note_home(key_home: &mut FastMap<String, PartitionId>, stats: &mut Stats, key
 fn sorted(mut closed: Vec<(WindowId, OpenWindow)>) -> Vec<(WindowId, OpenWindow)> {
     closed.sort_unstable_by(|(a, wa), (b, wb)| (wa.start, &a.key, a.index).cmp(&(wb.start, &b.key, b.index)));
     closed
-}
-
-fn truncate(text: &str, max: usize) -> &str {
-    text.char_indices().nth(max).map_or(text, |(i, _)| &text[..i])
 }
 
 fn short(hash: &str) -> &str {
