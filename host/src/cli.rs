@@ -429,7 +429,7 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>)
                 }
             }
             let every = manifest.checkpoint.as_ref().map_or(std::time::Duration::from_secs(5), |c| c.interval);
-            crate::source::kafka::run(pipeline, spec, manifest.limits.batch_size, every, stop)?
+            crate::driver::kafka::run(pipeline, spec, manifest.limits.batch_size, every, stop)?
         }
         _ => {
             let source = crate::source::open(&manifest.source)?;

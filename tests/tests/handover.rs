@@ -134,7 +134,7 @@ fn churn(name: &str, c: Churn) {
     let fenced = logs.iter().map(|l| l.matches("refused:").count()).sum::<usize>();
     let dropped: usize = logs.iter().filter(|l| l.contains("were dropped (their new owner reads them)")).count();
     // A plain topic has no offset gaps: a gap is the broker serving a later
-    // batch before an earlier one; weir reads it again (see source::kafka).
+    // batch before an earlier one; weir reads it again (see driver::kafka).
     let gaps: Vec<&str> = logs
         .iter()
         .chain([&drain])

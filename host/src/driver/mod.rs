@@ -1,7 +1,7 @@
 //! Drivers own the loops around a pipeline: where batches come from, on
-//! how many workers, and when the run ends. (The Kafka driver, which also
-//! owns partition assignment, checkpoints and commits, is
-//! [`crate::source::kafka::run`].)
+//! how many workers, when checkpoints are written and offsets committed,
+//! and when the run ends.
 
 pub mod files;
+pub mod kafka;
 pub mod route;

@@ -2,7 +2,6 @@
 //! memory. Each source reads on its own thread and hands over batches.
 
 mod csv;
-pub mod kafka;
 mod lines;
 
 use std::io;

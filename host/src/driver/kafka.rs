@@ -1,5 +1,7 @@
-//! Kafka in: a member of a consumer group, auto-commit off. Offsets are
-//! committed only after a checkpoint has made durable every window result
+//! The Kafka driver: a member of a consumer group that owns the loop of a
+//! Kafka run — polling, partition assignment and handover (claim, restore,
+//! checkpoint, commit), idle ticks — around one pipeline. Auto-commit off:
+//! offsets are committed only after a checkpoint has made durable every window result
 //! and every window state that absorbed the records below them.
 
 use std::collections::HashMap;
@@ -14,7 +16,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::{Origin, SourceRecord};
+use crate::source::{Origin, SourceRecord};
 use crate::Timestamp;
 use crate::manifest::KafkaSourceSpec;
 use crate::pipeline::{Pipeline, PipelineError, Stats};
