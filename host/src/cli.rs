@@ -60,7 +60,8 @@ pub enum Command {
         /// Where to put the folder.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// weir's guest-sdk folder, which the crate depends on by path.
+        /// A guest-sdk folder for the crate to depend on by path (default:
+        /// the SDK this binary carries, written into the crate's vendor/).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -219,8 +220,7 @@ pub fn main(cli: Cli) -> Result<()> {
         Command::Check { manifest } => check(&manifest, cache),
         Command::Run { manifest, watch, workers } => run(&manifest, cache, watch, workers.map(usize::from)),
         Command::New { kind, lang, name, dir, sdk } => {
-            let sdk = sdk.unwrap_or_else(crate::scaffold::default_sdk);
-            let root = crate::scaffold::create(lang, kind, &name, &dir, &sdk)?;
+            let root = crate::scaffold::create(lang, kind, &name, &dir, sdk.as_deref())?;
             let module = name.replace('-', "_");
             println!("created {}", root.display());
             let whole = kind == crate::scaffold::Kind::Pipeline;

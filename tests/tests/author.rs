@@ -14,11 +14,21 @@ fn cargo() -> Command {
 #[test]
 fn a_new_plugin_builds_tests_and_passes_its_cases() {
     let dir = tempfile::tempdir().unwrap();
-    let made = Command::new(weir_binary()).args(["new", "pipeline", "my-plugin", "--dir"]).arg(dir.path()).output().unwrap();
+    // The binary copied away from the tree it was built in, as a user
+    // installs it: the crate it makes must build on its own.
+    let copied = dir.path().join("bin/weir");
+    std::fs::create_dir_all(copied.parent().unwrap()).unwrap();
+    std::fs::copy(weir_binary(), &copied).unwrap();
+    let made = Command::new(&copied).args(["new", "pipeline", "my-plugin"]).current_dir(dir.path()).output().unwrap();
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let root = dir.path().join("my-plugin");
-    for file in ["Cargo.toml", "src/lib.rs", "cases.toml", "README.md"] {
+    for file in ["Cargo.toml", "src/lib.rs", "cases.toml", "README.md", "vendor/weir-guest-sdk/Cargo.toml", "vendor/wit/stream.wit"] {
         assert!(root.join(file).is_file(), "weir new made no {file}");
+    }
+    let source_tree = weir_tests::root().display().to_string();
+    for file in ["Cargo.toml", "vendor/weir-guest-sdk/Cargo.toml"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(!text.contains(&source_tree), "{file} names weir's source tree {source_tree}:\n{text}");
     }
     // A one-stage crate gets no cases: `weir test` runs whole pipelines.
     let fold = Command::new(weir_binary()).args(["new", "fold", "my-fold", "--dir"]).arg(dir.path()).output().unwrap();

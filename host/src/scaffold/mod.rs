@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 pub mod python;
 pub mod rust;
 
-pub use rust::default_sdk;
+pub use rust::VENDORED_SDK;
 
 /// What `weir new` can make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,9 +59,10 @@ pub enum ScaffoldError {
 }
 
 /// Writes the project `name` for `kind` in `lang` into `dir/name`; returns
-/// its folder. `sdk` is the Rust guest SDK (unused for Python, whose SDK
-/// the binary carries).
-pub fn create(lang: Lang, kind: Kind, name: &str, dir: &Path, sdk: &Path) -> Result<PathBuf, ScaffoldError> {
+/// its folder. `sdk`: a Rust guest SDK folder to depend on by path; `None`
+/// writes the SDK this binary carries into the crate (Python projects
+/// always get the SDK written beside them).
+pub fn create(lang: Lang, kind: Kind, name: &str, dir: &Path, sdk: Option<&Path>) -> Result<PathBuf, ScaffoldError> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid {
         return Err(ScaffoldError::Name(name.to_owned()));

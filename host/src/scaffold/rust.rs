@@ -2,24 +2,72 @@
 //! src/lib.rs with unit tests, a README and, for a crate serving all four
 //! stages, `weir test` cases — that builds to a component with one command.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{Kind, ScaffoldError};
 
-/// Where the SDK was when this binary was built.
-pub fn default_sdk() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).join("guest-sdk")
+/// Where the SDK lives inside a new crate when it is written out from
+/// this binary (no `--sdk`).
+pub const VENDORED_SDK: &str = "vendor/weir-guest-sdk";
+
+/// The guest SDK's source as this binary was built with it, file by file
+/// (paths relative to the crate). `weir new` writes it into the crate, so
+/// the crate builds wherever the binary was copied to.
+const SDK_FILES: [(&str, &str); 12] = [
+    ("vendor/weir-guest-sdk/src/lib.rs", include_str!("../../../guest-sdk/src/lib.rs")),
+    ("vendor/weir-guest-sdk/src/__bindings.rs", include_str!("../../../guest-sdk/src/__bindings.rs")),
+    ("vendor/weir-guest-sdk/src/__rt.rs", include_str!("../../../guest-sdk/src/__rt.rs")),
+    ("vendor/weir-guest-sdk/src/decimal.rs", include_str!("../../../guest-sdk/src/decimal.rs")),
+    ("vendor/weir-guest-sdk/src/error.rs", include_str!("../../../guest-sdk/src/error.rs")),
+    ("vendor/weir-guest-sdk/src/event.rs", include_str!("../../../guest-sdk/src/event.rs")),
+    ("vendor/weir-guest-sdk/src/log.rs", include_str!("../../../guest-sdk/src/log.rs")),
+    ("vendor/weir-guest-sdk/src/record.rs", include_str!("../../../guest-sdk/src/record.rs")),
+    ("vendor/weir-guest-sdk/src/stage.rs", include_str!("../../../guest-sdk/src/stage.rs")),
+    ("vendor/weir-guest-sdk/src/testing.rs", include_str!("../../../guest-sdk/src/testing.rs")),
+    ("vendor/weir-guest-sdk/src/time.rs", include_str!("../../../guest-sdk/src/time.rs")),
+    // `__bindings.rs` reads the WIT from `../wit`.
+    ("vendor/wit/stream.wit", include_str!("../../../wit/stream.wit")),
+];
+
+// The SDK's Cargo.toml outside weir's workspace: the workspace's versions
+// written out.
+fn sdk_cargo_toml() -> String {
+    format!(
+        r#"[package]
+name = "weir-guest-sdk"
+description = "Write weir stream stages (deserialize, key, fold, format) as WebAssembly components (written out by weir {version})"
+version = "{version}"
+edition = "2024"
+rust-version = "1.95"
+license = "Apache-2.0"
+publish = false
+
+[dependencies]
+serde = {{ version = "1", features = ["derive"] }}
+serde_json = {{ version = "1", features = ["raw_value"] }}
+postcard = {{ version = "1", default-features = false, features = ["alloc"] }}
+wit-bindgen = {{ version = "0.61", default-features = false, features = ["macros", "realloc"] }}
+"#,
+        version = env!("CARGO_PKG_VERSION")
+    )
 }
 
-/// The files of the crate `name` for `kind`, with the SDK at `sdk`.
-pub fn files(kind: Kind, name: &str, sdk: &Path) -> Result<Vec<(&'static str, String)>, ScaffoldError> {
-    let sdk = std::path::absolute(sdk).unwrap_or_else(|_| sdk.to_owned());
-    if !sdk.join("Cargo.toml").is_file() {
-        return Err(ScaffoldError::Sdk(sdk));
-    }
+/// The files of the crate `name` for `kind`: with the SDK at `sdk`, or the
+/// SDK this binary carries written into the crate when `sdk` is `None`.
+pub fn files(kind: Kind, name: &str, sdk: Option<&Path>) -> Result<Vec<(&'static str, String)>, ScaffoldError> {
+    let sdk_path = match sdk {
+        Some(sdk) => {
+            let sdk = std::path::absolute(sdk).unwrap_or_else(|_| sdk.to_owned());
+            if !sdk.join("Cargo.toml").is_file() {
+                return Err(ScaffoldError::Sdk(sdk));
+            }
+            sdk.display().to_string()
+        }
+        None => VENDORED_SDK.to_owned(),
+    };
     let module = name.replace('-', "_");
     let mut files = vec![
-        ("Cargo.toml", cargo_toml(name, &sdk)),
+        ("Cargo.toml", cargo_toml(name, &sdk_path)),
         ("src/lib.rs", lib_rs(kind, name)),
         ("README.md", readme(kind, name, &module)),
         (".gitignore", "/target\n".to_owned()),
@@ -29,10 +77,14 @@ pub fn files(kind: Kind, name: &str, sdk: &Path) -> Result<Vec<(&'static str, St
     if kind == Kind::Pipeline {
         files.push(("cases.toml", cases_toml(&module)));
     }
+    if sdk.is_none() {
+        files.push(("vendor/weir-guest-sdk/Cargo.toml", sdk_cargo_toml()));
+        files.extend(SDK_FILES.iter().map(|(path, text)| (*path, (*text).to_owned())));
+    }
     Ok(files)
 }
 
-fn cargo_toml(name: &str, sdk: &Path) -> String {
+fn cargo_toml(name: &str, sdk: &str) -> String {
     format!(
         r#"[package]
 name = "{name}"
@@ -59,7 +111,6 @@ strip = true
 # Not part of any enclosing workspace.
 [workspace]
 "#,
-        sdk = sdk.display()
     )
 }
 
@@ -347,4 +398,30 @@ See the plugin author's guide (`docs/plugin-guide.md` in weir) for the stage
 contracts, the accumulator and its versions, config, errors and limits.
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_binary_carries_every_file_of_the_guest_sdk() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/src");
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let carried = format!("vendor/weir-guest-sdk/src/{name}");
+            let (_, text) = SDK_FILES.iter().find(|(path, _)| *path == carried).unwrap_or_else(|| panic!("guest-sdk/src/{name} is not in SDK_FILES"));
+            assert_eq!(*text, std::fs::read_to_string(src.join(&name)).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_crate_with_the_carried_sdk_names_no_path_outside_itself() {
+        let files = files(Kind::Fold, "my-fold", None).unwrap();
+        let cargo = &files.iter().find(|(path, _)| *path == "Cargo.toml").unwrap().1;
+        assert!(cargo.contains(r#"weir-guest-sdk = { path = "vendor/weir-guest-sdk" }"#), "{cargo}");
+        assert!(files.iter().any(|(path, _)| *path == "vendor/weir-guest-sdk/Cargo.toml"));
+        assert!(files.iter().any(|(path, _)| *path == "vendor/wit/stream.wit"));
+        assert!(!files.iter().any(|(_, text)| text.contains(env!("CARGO_MANIFEST_DIR"))), "a path of the machine that built weir");
+    }
 }
