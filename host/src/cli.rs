@@ -391,13 +391,17 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>)
     let started = std::time::Instant::now();
     let watch = watch || manifest.control.as_ref().is_some_and(|c| c.watch);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers_asked = workers;
     let asked = workers.unwrap_or(cores);
     let (workers, why) = crate::driver::files::workers_for(&manifest, asked, manifest.control.is_some() || watch);
-    if let Some(why) = why
-        && (asked > 1 && workers == 1)
-        && !matches!(manifest.source, crate::manifest::SourceSpec::Kafka(_))
-    {
-        tracing::info!("one worker: {why}");
+    if let Some(why) = why {
+        // Said plainly when the user asked for workers; otherwise only in
+        // the debug log (every CSV or Kafka run would say it).
+        if workers_asked.is_some() {
+            tracing::info!("one worker: {why}");
+        } else {
+            tracing::debug!("one worker: {why}");
+        }
     }
     if workers > 1 {
         let stats = crate::driver::files::run(&manifest, engine, workers)?;
