@@ -2,7 +2,10 @@
 # Records per second from Kafka to DynamoDB Local: the seed 001 telemetry,
 # repeated REPEAT times (each copy 30 minutes later), produced into a
 # 3-partition topic, then read by weir (window-stats plugin, 1 h windows)
-# with its results written to DynamoDB Local. Prints weir's own figure.
+# with its results written to DynamoDB Local. Prints weir's own figure and,
+# as the baseline in the same run, a bare librdkafka consumer's rate on the
+# same topic (confluent-kafka from PyPI, in the cached peers virtualenv:
+# poll and count, nothing else).
 #   bash scripts/bench-kafka-dynamodb.sh [REPEAT]   (default 100: 99,900 records)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,4 +64,29 @@ dir = "$work/checkpoints"
 interval = "5s"
 TOML
 "$weir" run "$work/pipeline.toml" 2>&1 | grep -E "caught up|windows written"
+
+peers=${WEIR_TOOLS_DIR:-$HOME/.cache/weir/tools}/peers
+if ! "$peers/bin/python" -c "import confluent_kafka" 2>/dev/null; then
+    echo "bench-kafka-dynamodb: installing confluent-kafka from PyPI into $peers" >&2
+    [ -x "$peers/bin/pip" ] || python3 -m venv "$peers"
+    "$peers/bin/pip" install --quiet confluent-kafka
+fi
+records=$(wc -l <"$work/telemetry.jsonl")
+"$peers/bin/python" - "$WEIR_KAFKA_BROKERS" "$topic" "$records" <<'PY'
+import sys, time
+from confluent_kafka import Consumer
+brokers, topic, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = Consumer({"bootstrap.servers": brokers, "group.id": f"bare-{time.time_ns()}", "auto.offset.reset": "earliest", "enable.auto.commit": False})
+c.subscribe([topic])
+n, first, deadline = 0, None, time.time() + 120
+# Counted by the batch (no Python work per message: librdkafka's pace).
+while n < total and time.time() < deadline:
+    batch = c.consume(num_messages=100_000, timeout=1.0)
+    if batch and first is None:
+        first = time.time()
+    n += sum(1 for m in batch if m.error() is None) if batch and batch[-1].error() else len(batch)
+last = time.time()
+c.close()
+print(f"bare librdkafka consumer (baseline): {n} records in {last - first:.2f}s from the first, {n / (last - first):,.0f}/s")
+PY
 rm -rf "$work"
