@@ -24,9 +24,6 @@ pub struct Emitter {
     dead: DeadLetters,
     /// Windows written (less those the sink refused later).
     written: u64,
-    /// Windows given to the format stage, and those it failed.
-    formatted: u64,
-    format_errors: u64,
     /// Microseconds the sink held the pipeline up.
     stalled: i64,
 }
@@ -34,17 +31,12 @@ pub struct Emitter {
 impl Emitter {
     /// Writes to `sink`, dead letters to `dead`.
     pub fn new(sink: Box<dyn Sink>, dead: DeadLetters) -> Self {
-        Emitter { sink, dead, written: 0, formatted: 0, format_errors: 0, stalled: 0 }
+        Emitter { sink, dead, written: 0, stalled: 0 }
     }
 
     /// Windows written.
     pub fn written(&self) -> u64 {
         self.written
-    }
-
-    /// Windows formatted, and those the format stage failed.
-    pub fn formatted(&self) -> (u64, u64) {
-        (self.formatted, self.format_errors)
     }
 
     /// Late records and failed records or windows sent to the dead letters.
@@ -59,8 +51,10 @@ impl Emitter {
 
     /// Formats closed windows (`batch_size` a call) and writes them; a
     /// window the format stage fails, or the sink refuses, is dead-lettered
-    /// with what it takes to replay it.
-    pub fn emit(&mut self, stages: &mut Stages, closed: Vec<(WindowId, OpenWindow)>, batch_size: usize) -> Result<(), SinkError> {
+    /// with what it takes to replay it. Returns how many windows the format
+    /// stage was given, and how many of them it failed.
+    pub fn emit(&mut self, stages: &mut Stages, closed: Vec<(WindowId, OpenWindow)>, batch_size: usize) -> Result<(u64, u64), SinkError> {
+        let (mut formatted, mut format_errors) = (0, 0);
         let mut closed = closed.into_iter().peekable();
         while closed.peek().is_some() {
             let chunk: Vec<ClosedWindow> = closed
@@ -82,19 +76,19 @@ impl Emitter {
                     acc: w.acc.clone(),
                 })
                 .collect();
-            self.formatted += results.len() as u64;
+            formatted += results.len() as u64;
             let objects = stages.format(chunk);
             for (object, mut result) in objects.into_iter().zip(results.drain(..)) {
                 let object = match object {
                     Ok(object) => object,
                     Err(reason) => {
-                        self.format_errors += 1;
+                        format_errors += 1;
                         self.dead_window(stages.accumulator(), &result, None, reason)?;
                         continue;
                     }
                 };
                 if !object.trim_start().starts_with('{') || serde_json::from_str::<serde::de::IgnoredAny>(&object).is_err() {
-                    self.format_errors += 1;
+                    format_errors += 1;
                     let reason = format!("format returned something that is not a JSON object: {}", truncate(&object, 200));
                     self.dead_window(stages.accumulator(), &result, Some(&object), reason)?;
                     continue;
@@ -118,7 +112,7 @@ impl Emitter {
                 }
             }
         }
-        Ok(())
+        Ok((formatted, format_errors))
     }
 
     /// Sends a record a stage failed, or the clock called late, to the

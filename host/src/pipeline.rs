@@ -906,12 +906,10 @@ impl Pipeline {
     }
 
     fn emit(&mut self, closed: Vec<(WindowId, OpenWindow)>) -> Result<(), PipelineError> {
-        let before = self.emitter.formatted();
-        self.emitter.emit(&mut self.stages, closed, self.batch_size)?;
-        let after = self.emitter.formatted();
+        let (formatted, failed) = self.emitter.emit(&mut self.stages, closed, self.batch_size)?;
         let format = &mut self.counters[StageKind::Format as usize];
-        format.records += after.0 - before.0;
-        format.errors += after.1 - before.1;
+        format.records += formatted;
+        format.errors += failed;
         Ok(())
     }
 

@@ -92,7 +92,8 @@ fn scan(v: &[u8], field: &[u8]) -> Scan {
         }
         i = ws(i + 1);
         let Some(&first) = v.get(i) else { return Scan::Unsure };
-        if name == field {
+        // A null counts as absent (the decoder then takes a later value).
+        if name == field && first != b'n' {
             return match first {
                 b'"' => match string(i) {
                     Some((end, false)) => std::str::from_utf8(&v[i + 1..end - 1]).map_or(Scan::Unsure, |key| Scan::Key(stable_hash(key))),
@@ -165,9 +166,16 @@ impl<'de> Visitor<'de> for Object<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(is_field) = map.next_key_seed(FieldIs(self.field))? {
             if is_field {
-                *self.found = map.next_value_seed(Key)?;
-                // Stop here: the caller ignores the error this leaves.
-                return Err(de::Error::custom("found"));
+                match map.next_value_seed(Key)? {
+                    // A null counts as absent, as in the decoder.
+                    KeyValue::Null => continue,
+                    KeyValue::Other => return Ok(()),
+                    KeyValue::Hash(hash) => {
+                        *self.found = Some(hash);
+                        // Stop here: the caller ignores the error this leaves.
+                        return Err(de::Error::custom("found"));
+                    }
+                }
             }
             map.next_value::<IgnoredAny>()?;
         }
@@ -200,53 +208,60 @@ impl<'de> Visitor<'de> for FieldIs<'_> {
 
 struct Key;
 
-impl<'de> DeserializeSeed<'de> for Key {
-    type Value = Option<u64>;
+// What the key field holds.
+enum KeyValue {
+    Hash(u64),
+    Null,
+    Other,
+}
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Option<u64>, D::Error> {
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = KeyValue;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<KeyValue, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Key {
-    type Value = Option<u64>;
+    type Value = KeyValue;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a key")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<u64>, E> {
-        Ok(Some(stable_hash(v)))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyValue, E> {
+        Ok(KeyValue::Hash(stable_hash(v)))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<u64>, E> {
-        Ok(Some(stable_hash(&v.to_string())))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<KeyValue, E> {
+        Ok(KeyValue::Hash(stable_hash(&v.to_string())))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<u64>, E> {
-        Ok(Some(stable_hash(&v.to_string())))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<KeyValue, E> {
+        Ok(KeyValue::Hash(stable_hash(&v.to_string())))
     }
 
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<u64>, E> {
-        Ok(None)
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<KeyValue, E> {
+        Ok(KeyValue::Other)
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<u64>, E> {
-        Ok(None)
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<KeyValue, E> {
+        Ok(KeyValue::Other)
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Option<u64>, E> {
-        Ok(None)
+    fn visit_unit<E: de::Error>(self) -> Result<KeyValue, E> {
+        Ok(KeyValue::Null)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyValue, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(None)
+        Ok(KeyValue::Other)
     }
 
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Option<u64>, A::Error> {
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<KeyValue, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
+        Ok(KeyValue::Other)
     }
 }
 
@@ -261,11 +276,13 @@ mod tests {
         assert_eq!(key_hash(br#"{"temp":1.5, "nested":{"device":"x"}, "device" : "dev-7"}"#, "device"), want);
         assert_eq!(key_hash(br#"{"device":"dev\u002d7"}"#, "device"), want, "escapes are decoded");
         assert_eq!(key_hash(br#"{"device":42}"#, "device"), Some(stable_hash("42")));
+        // The decoder takes the first value that is not null.
+        assert_eq!(key_hash(br#"{"device":null,"device":"dev-7"}"#, "device"), want);
     }
 
     #[test]
     fn the_scan_agrees_with_the_parse() {
-        let lines: [&[u8]; 12] = [
+        let lines: [&[u8]; 13] = [
             br#"{"device":"dev-7","temp":1.5}"#,
             br#" { "temp" : -1.5e3 , "tags":["a","}",{"device":"no"}], "device" : "dev-7" } "#,
             br#"{"a":"x\"y","device":"k"}"#,
@@ -278,6 +295,7 @@ mod tests {
             br#"{}"#,
             br#"[1,2]"#,
             br#"{"device":"dev-7""#,
+            br#"{"device":null,"device":"dev-7"}"#,
         ];
         for line in lines {
             let text = String::from_utf8_lossy(line);
