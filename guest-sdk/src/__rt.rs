@@ -225,6 +225,15 @@ pub fn migrate<F: FoldStage>(stage: Option<&F>, from: wit::Identity, accs: Vec<V
         .collect()
 }
 
+/// Merges two accumulators of this fold (session windows).
+pub fn merge<F: FoldStage>(stage: Option<&F>, into: &[u8], from: &[u8]) -> Result<Vec<u8>, String> {
+    let stage = stage.ok_or_else(|| NOT_CONFIGURED.to_owned())?;
+    let mut acc = decode::<F::Acc>(into, "accumulator").map_err(|err| err.to_string())?;
+    let other = decode::<F::Acc>(from, "accumulator").map_err(|err| err.to_string())?;
+    stage.merge(&mut acc, other).map_err(|err| err.to_string())?;
+    encode(&acc).map_err(|err| err.to_string())
+}
+
 /// Runs a format stage over closed windows.
 pub fn format<M: FormatStage>(stage: Option<&M>, windows: Vec<format::Window>) -> format::Formatted {
     let mut objects = Vec::with_capacity(windows.len());

@@ -100,7 +100,7 @@ pub use wit_bindgen;
 ///
 /// Name any of `deserialize`, `key`, `fold` and `format`, each with the type
 /// that implements that stage's trait. A stage left out is still exported
-/// (the component targets the WIT world `pipeline`) but refuses its config,
+/// (the component targets the WIT world `merging-pipeline`) but refuses its config,
 /// so a manifest that uses this component for it fails `weir check` with a
 /// clear message; let the host do it instead (`builtin = "json"`,
 /// `field = "..."`).
@@ -225,6 +225,12 @@ macro_rules! __export_plugin {
                 }
                 fn migrate(from: $crate::__bindings::weir::stream::types::Identity, accs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, String> {
                     __FOLD.with(|slot| $crate::__rt::migrate(slot.borrow().as_ref(), from, accs))
+                }
+            }
+
+            impl __stages::merge::Guest for __WeirComponent {
+                fn merge(into: Vec<u8>, from: Vec<u8>) -> Result<Vec<u8>, String> {
+                    __FOLD.with(|slot| $crate::__rt::merge(slot.borrow().as_ref(), &into, &from))
                 }
             }
 

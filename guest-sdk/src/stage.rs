@@ -89,6 +89,21 @@ pub trait FoldStage: Plugin {
             self.accumulator()
         )))
     }
+
+    /// Merges the accumulator of window `from` into `into`'s: two session
+    /// windows became one because an event closed the gap between them
+    /// (Bytewax's `merger`). Both were built by this fold. An `Err` keeps
+    /// `into` as it was and dead-letters the `from` window.
+    ///
+    /// The default refuses: a fold used with session windows must
+    /// implement it (tumbling, sliding and collect windows never merge).
+    fn merge(&self, into: &mut Self::Acc, from: Self::Acc) -> Result<(), Error> {
+        let _ = (into, from);
+        Err(Error::msg(format!(
+            "cannot merge session windows: the fold writing `{}` does not implement FoldStage::merge",
+            self.accumulator()
+        )))
+    }
 }
 
 /// Decodes accumulator bytes as the SDKs encode them (JSON), e.g. an old

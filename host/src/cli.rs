@@ -457,6 +457,9 @@ fn report(manifest: &Manifest, stats: &crate::pipeline::Stats, elapsed: std::tim
         stats.failed,
         elapsed
     );
+    if stats.sessions_merged > 0 {
+        tracing::info!("{} session windows merged into an earlier one (an event closed the gap)", stats.sessions_merged);
+    }
     if stats.skipped > 0 {
         tracing::info!("{} records skipped: a checkpoint had already absorbed them", stats.skipped);
     }

@@ -163,13 +163,27 @@ impl Emitter {
     // A window that cannot go on, with all it takes to replay it: its
     // bounds and count, the accumulator (hex, with the fold plugin's state
     // version) and the formatted object when there is one.
+    /// Sends an open window that could not be merged into its session
+    /// (the fold's `merge` failed) to the dead-letter output, with what it
+    /// takes to replay it.
+    pub fn dead_unmerged(&mut self, accumulator: &Identity, id: WindowId, w: OpenWindow, reason: String) -> Result<(), SinkError> {
+        let result = WindowResult { key: id.key, id: id.index, start: w.start, end: w.end, count: w.count, object: String::new(), acc: w.acc.unwrap_or_default() };
+        self.dead_window(accumulator, &result, None, reason)
+    }
+
     fn dead_window(&mut self, accumulator: &Identity, w: &WindowResult, object: Option<&str>, reason: String) -> Result<(), SinkError> {
         let object = object.map(|o| serde_json::from_str::<serde_json::Value>(o).unwrap_or_else(|_| serde_json::Value::String(o.to_owned())));
         let value = serde_json::json!({
             "key": w.key, "id": w.id, "start": w.start.to_string(), "end": w.end.to_string(), "count": w.count,
             "accumulator": accumulator, "acc_hex": hex::encode(&w.acc), "object": object,
         });
-        let stage = if reason.starts_with("sink: ") { "sink" } else { "format" };
+        let stage = if reason.starts_with("sink: ") {
+            "sink"
+        } else if reason.starts_with("merge ") {
+            "merge"
+        } else {
+            "format"
+        };
         self.dead.send(DeadLetter {
             kind: DeadLetterKind::Failed,
             stage: stage.to_owned(),

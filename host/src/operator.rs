@@ -14,7 +14,7 @@ use crate::event::Identity;
 use crate::manifest::{ClockSpec, WindowSpec};
 use crate::state::checkpoint::{Claim, CollectSnapshot, ComponentRecord, FORMAT_VERSION, PartitionSnapshot, WindowSnapshot};
 use crate::state::{OpenWindow, WindowId, WindowStore};
-use crate::window::{Assignment, WindowIndex, Windower};
+use crate::window::{Assignment, Merge, WindowIndex, Windower};
 
 /// How much one operator holds (for progress lines and benchmarks).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -73,16 +73,66 @@ impl WindowOperator {
     }
 
     /// Places an event of `key` with time `time` (system time for a system
-    /// clock) arriving at system time `now`: the window it goes to, or why
-    /// it is late.
-    pub fn place(&mut self, key: &str, time: Timestamp, now: Timestamp) -> Result<Assignment, String> {
-        match &mut self.windower {
-            Windower::Tumbling(w) => match self.clock.arrive(key, time, now) {
-                Arrival::OnTime(time) => Ok(w.assign(time)),
-                Arrival::Late { time, watermark } => Err(format!("late: event time {time} is before the watermark {watermark} of key `{key}`")),
-            },
+    /// clock) arriving at system time `now`: pushes the windows it goes to
+    /// onto `out` (one, or several sliding windows), or says why it is late.
+    pub fn place(&mut self, key: &str, time: Timestamp, now: Timestamp, out: &mut Vec<Assignment>) -> Result<(), String> {
+        if let Windower::Collect(w) = &mut self.windower {
             // Collect windows count and time out in system time.
-            Windower::Collect(w) => Ok(w.assign(key, now)),
+            out.push(w.assign(key, now));
+            return Ok(());
+        }
+        let time = match self.clock.arrive(key, time, now) {
+            Arrival::OnTime(time) => time,
+            Arrival::Late { time, watermark } => return Err(format!("late: event time {time} is before the watermark {watermark} of key `{key}`")),
+        };
+        match &mut self.windower {
+            Windower::Tumbling(w) => out.push(w.assign(time)),
+            Windower::Sliding(w) => w.assign(time, out),
+            Windower::Session(w) => out.push(w.assign(key, time)),
+            Windower::Collect(_) => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    /// Sessions that became one since the last call (session windows),
+    /// in the order they merged: apply each with [`WindowOperator::merge`]
+    /// after the batch's folds are absorbed.
+    pub fn take_merges(&mut self) -> Vec<Merge> {
+        match &mut self.windower {
+            Windower::Session(w) => w.take_merges(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Merges the window of session `merge.from` into `merge.into`,
+    /// combining their accumulators with `combine(into, from)`. When
+    /// `combine` fails, `into` stays as it was and the `from` window is
+    /// returned with the reason (for the dead-letter output).
+    pub fn merge(&mut self, merge: &Merge, combine: impl FnOnce(&[u8], &[u8]) -> Result<Vec<u8>, String>) -> Result<(), (WindowId, OpenWindow, String)> {
+        let Windower::Session(sessions) = &self.windower else { return Ok(()) };
+        let bounds = sessions.bounds(&merge.key, merge.into);
+        let Some(from) = self.store.remove(&merge.key, merge.from) else { return Ok(()) };
+        let Some(from_acc) = from.acc.as_deref() else { return Ok(()) };
+        let (start, end) = bounds.unwrap_or((from.start, from.end));
+        let merged = match self.store.get(&merge.key, merge.into).and_then(|w| w.acc.as_deref()) {
+            None => from_acc.to_vec(),
+            Some(into_acc) => match combine(into_acc, from_acc) {
+                Ok(merged) => merged,
+                Err(reason) => return Err((WindowId { key: merge.key.clone(), index: merge.from }, from, reason)),
+            },
+        };
+        let window = Assignment { index: merge.into, start, end };
+        self.absorb(&merge.key, window, merged, from.count);
+        Ok(())
+    }
+
+    /// A window that got no event folded in (all failed) and is not open:
+    /// a session opened for it is forgotten.
+    pub fn forget(&mut self, key: &str, index: WindowIndex) {
+        if let Windower::Session(w) = &mut self.windower
+            && self.store.get(key, index).is_none()
+        {
+            w.closed(key, index);
         }
     }
 
@@ -100,7 +150,12 @@ impl WindowOperator {
     /// re-sets the timers of the key's windows (its clock has moved).
     pub fn absorb(&mut self, key: &str, window: Assignment, acc: Vec<u8>, folded: u64) {
         let (clock, windower) = (&self.clock, &self.windower);
-        self.store.absorb(key, window.index, window.start, window.end, acc, folded, |index, window| due(clock, windower, key, index, window));
+        // A session's bounds move as events join it: take them as they are now.
+        let (start, end) = match windower {
+            Windower::Session(w) => w.bounds(key, window.index).unwrap_or((window.start, window.end)),
+            _ => (window.start, window.end),
+        };
+        self.store.absorb(key, window.index, start, end, acc, folded, |index, window| due(clock, windower, key, index, window));
     }
 
     /// Re-sets the timers of `key`'s open windows: after its events were
@@ -158,7 +213,9 @@ impl WindowOperator {
         windows.sort_by(|a, b| (&a.key, a.index).cmp(&(&b.key, b.index)));
         let collect = match &self.windower {
             Windower::Collect(c) => c.snapshot().into_iter().map(|(key, open, next_index)| CollectSnapshot { key, open, next_index }).collect(),
-            Windower::Tumbling(_) => Vec::new(),
+            // The sessions are the open windows; only the numbering is kept.
+            Windower::Session(s) => s.snapshot().into_iter().map(|(key, next_index)| CollectSnapshot { key, open: None, next_index }).collect(),
+            Windower::Tumbling(_) | Windower::Sliding(_) => Vec::new(),
         };
         let clock_now = self.clock_now(now);
         PartitionSnapshot {
@@ -179,17 +236,30 @@ impl WindowOperator {
     pub fn restore(&mut self, snapshot: PartitionSnapshot, now: Timestamp) {
         self.next_offset = snapshot.next_offset;
         self.clock.restore(&snapshot.watermarks, &snapshot.retired, now);
-        for w in snapshot.windows {
+        let mut windows = snapshot.windows;
+        windows.sort_by(|a, b| (&a.key, a.index).cmp(&(&b.key, b.index)));
+        for w in windows {
+            if let Windower::Session(s) = &mut self.windower {
+                s.restore_session(&w.key, w.index, Timestamp(w.start), Timestamp(w.end));
+            }
             let window = OpenWindow { start: Timestamp(w.start), end: Timestamp(w.end), count: w.count, acc: w.acc };
             self.store.restore(&w.key, w.index, window);
         }
         if self.clock.waits_for_events() {
             self.paused_since = Some(now);
         }
-        if let Windower::Collect(c) = &mut self.windower {
-            for s in snapshot.collect {
-                c.restore(&s.key, s.open, s.next_index);
+        match &mut self.windower {
+            Windower::Collect(c) => {
+                for s in snapshot.collect {
+                    c.restore(&s.key, s.open, s.next_index);
+                }
             }
+            Windower::Session(w) => {
+                for s in snapshot.collect {
+                    w.restore_next(&s.key, s.next_index);
+                }
+            }
+            Windower::Tumbling(_) | Windower::Sliding(_) => {}
         }
         for key in self.store.keys() {
             self.reschedule(&key);
@@ -197,10 +267,18 @@ impl WindowOperator {
     }
 
     fn note_closed(&mut self, closed: &[(WindowId, OpenWindow)]) {
-        if let Windower::Collect(c) = &mut self.windower {
-            for (id, _) in closed {
-                c.closed(&id.key, id.index);
+        match &mut self.windower {
+            Windower::Collect(c) => {
+                for (id, _) in closed {
+                    c.closed(&id.key, id.index);
+                }
             }
+            Windower::Session(s) => {
+                for (id, _) in closed {
+                    s.closed(&id.key, id.index);
+                }
+            }
+            Windower::Tumbling(_) | Windower::Sliding(_) => {}
         }
     }
 }
@@ -208,7 +286,10 @@ impl WindowOperator {
 // The system time at which a window is due to close as things stand.
 fn due(clock: &Clock, windower: &Windower, key: &str, index: WindowIndex, window: &OpenWindow) -> i64 {
     match windower {
-        Windower::Tumbling(_) => clock.reaches(key, window.end),
+        Windower::Tumbling(_) | Windower::Sliding(_) => clock.reaches(key, window.end),
+        // Bytewax closes a session once the watermark is past its last
+        // event by more than the gap.
+        Windower::Session(s) => clock.reaches(key, window.end.plus(s.gap().saturating_add(1))),
         Windower::Collect(c) => c.due(key, index, window.start),
     }
 }
@@ -224,9 +305,12 @@ mod tests {
     }
 
     fn put(op: &mut WindowOperator, key: &str, time: i64, now: i64) -> Result<Assignment, String> {
-        let placed = op.place(key, Timestamp(time * S), Timestamp(now * S))?;
-        op.absorb(key, placed, vec![1], 1);
-        Ok(placed)
+        let mut placed = Vec::new();
+        op.place(key, Timestamp(time * S), Timestamp(now * S), &mut placed)?;
+        for &window in &placed {
+            op.absorb(key, window, vec![1], 1);
+        }
+        Ok(placed[0])
     }
 
     #[test]
@@ -272,6 +356,44 @@ mod tests {
         // a's watermark was 6 s, b's 3 s: b is due 7 s later, a 4 s later.
         assert_eq!(back.close_due(Timestamp(204 * S)).iter().map(|(id, _)| id.key.as_str()).collect::<Vec<_>>(), ["a"]);
         assert_eq!(back.close_due(Timestamp(207 * S)).len(), 1);
+    }
+
+    #[test]
+    fn restored_sessions_merge_and_number_on() {
+        let session = || WindowOperator::new(ClockSpec::Event { wait_for_system_duration: 100 * S }, WindowSpec::Session { gap: 10 * S });
+        let mut op = session();
+        put(&mut op, "a", 0, 0).unwrap();
+        put(&mut op, "a", 15, 0).unwrap();
+        assert_eq!(op.open_windows(), 2, "15 s apart with a 10 s gap: two sessions");
+        let claim = Claim { epoch: 1, owner: crate::state::checkpoint::Owner::local() };
+        let snapshot = op.snapshot(Timestamp(S), Identity { name: "x".into(), version: 1 }, claim, Vec::new());
+        let mut back = session();
+        back.restore(snapshot, Timestamp(S));
+        back.unpause(Timestamp(S));
+        // 8 s joins the first session and brings it within 10 s of the second.
+        assert_eq!(put(&mut back, "a", 8, 1).unwrap().index, 0);
+        let merges = back.take_merges();
+        assert_eq!(merges, [Merge { key: "a".into(), from: 1, into: 0 }]);
+        back.merge(&merges[0], |into, from| Ok([into, from].concat())).unwrap();
+        assert_eq!(back.open_windows(), 1);
+        let closed = back.close_all();
+        let (id, w) = &closed[0];
+        assert_eq!((id.index, w.start, w.end, w.count), (0, Timestamp(0), Timestamp(15 * S), 3));
+        assert_eq!(w.acc.as_deref(), Some(&[1, 1][..]), "into then from (the helper stores [1] per fold)");
+        // Numbering goes on past the restored sessions.
+        assert_eq!(put(&mut back, "a", 200, 1).unwrap().index, 2);
+    }
+
+    #[test]
+    fn a_refused_merge_hands_back_the_later_session() {
+        let mut op = WindowOperator::new(ClockSpec::Event { wait_for_system_duration: 100 * S }, WindowSpec::Session { gap: 10 * S });
+        put(&mut op, "a", 0, 0).unwrap();
+        put(&mut op, "a", 15, 0).unwrap();
+        put(&mut op, "a", 8, 0).unwrap();
+        let merges = op.take_merges();
+        let (id, window, reason) = op.merge(&merges[0], |_, _| Err("no".into())).unwrap_err();
+        assert_eq!((id.index, window.count, reason.as_str()), (1, 1, "no"));
+        assert_eq!(op.open_windows(), 1, "the earlier session stays");
     }
 
     #[test]

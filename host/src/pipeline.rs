@@ -9,7 +9,7 @@
 
 use std::collections::hash_map::Entry;
 
-use crate::fast::FastMap;
+use crate::fast::{FastMap, FastSet};
 use crate::emitter::Emitter;
 use crate::operator::WindowOperator;
 use std::sync::mpsc::RecvTimeoutError;
@@ -211,6 +211,8 @@ pub struct Stats {
     pub key_partition_conflicts: u64,
     /// The most windows open at once (after a batch).
     pub open_windows_peak: u64,
+    /// Session windows merged into another (an event closed their gap).
+    pub sessions_merged: u64,
 }
 
 // The events of one batch that go to one window.
@@ -761,6 +763,7 @@ impl Pipeline {
         let mut batch_partitions: Vec<PartitionId> = Vec::new();
         let mut current: Option<(usize, &mut WindowOperator)> = None;
         let (clock_spec, window_spec) = (self.clock_spec, self.window_spec);
+        let mut assigned: Vec<Assignment> = Vec::with_capacity(4);
         for (event, &origin) in origins.iter().enumerate() {
             if key_failed[event] {
                 continue;
@@ -794,22 +797,23 @@ impl Pipeline {
             };
             note_home(&mut self.key_home, &mut self.stats, key, &batch_partitions[slot]);
             let operator = &mut current.as_mut().expect("set above").1;
-            let assignment = match operator.place(key, time, now) {
-                Ok(assignment) => assignment,
-                Err(reason) => {
-                    dead.push((origin, DeadLetterKind::Late, "clock", reason, key));
-                    continue;
-                }
-            };
-            let group = match group_of.entry((slot, key, assignment.index)) {
-                Entry::Occupied(e) => *e.get(),
-                Entry::Vacant(e) => {
-                    groups.push(Group { partition: slot, key, assignment, members: 0 });
-                    *e.insert(groups.len() - 1)
-                }
-            };
-            groups[group].members += 1;
-            placed.push((group as u32, event as u32));
+            assigned.clear();
+            if let Err(reason) = operator.place(key, time, now, &mut assigned) {
+                dead.push((origin, DeadLetterKind::Late, "clock", reason, key));
+                continue;
+            }
+            // One window, or several sliding ones: the event is folded into each.
+            for &assignment in &assigned {
+                let group = match group_of.entry((slot, key, assignment.index)) {
+                    Entry::Occupied(e) => *e.get(),
+                    Entry::Vacant(e) => {
+                        groups.push(Group { partition: slot, key, assignment, members: 0 });
+                        *e.insert(groups.len() - 1)
+                    }
+                };
+                groups[group].members += 1;
+                placed.push((group as u32, event as u32));
+            }
         }
         drop(current);
         for (origin, kind, stage, reason, key) in dead {
@@ -856,13 +860,18 @@ impl Pipeline {
         self.counters[fold_counters].records += fold_origin.len() as u64;
         let folded = self.stages.fold(fold_groups, &input);
         self.counters[fold_counters].errors += folded.failures.len() as u64;
+        // An event in several (sliding) windows is dead-lettered once.
+        let mut dead_events: FastSet<u32> = FastSet::default();
         for failure in &folded.failures {
             failed[failure.index as usize] = true;
-            self.emitter.dead_record(&records[fold_origin[failure.index as usize]], DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;
+            if dead_events.insert(rows[failure.index as usize]) {
+                self.emitter.dead_record(&records[fold_origin[failure.index as usize]], DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;
+            }
         }
         let mut accs = folded.accs.into_iter();
         let mut start = 0usize;
-        for group in groups {
+        let mut unfolded = Vec::new();
+        for group in &groups {
             let acc = accs.next().unwrap_or_default();
             let end = start + group.members as usize;
             let absorbed = failed[start..end].iter().filter(|f| !**f).count() as u64;
@@ -870,9 +879,34 @@ impl Pipeline {
             let Some(operator) = self.partitions.get_mut(&partitions[group.partition]) else { continue };
             if absorbed == 0 && !operator.is_open(group.key, group.assignment.index) {
                 operator.reschedule(group.key);
+                unfolded.push(group);
                 continue;
             }
             operator.absorb(group.key, group.assignment, acc, absorbed);
+        }
+        self.merge_sessions(partitions)?;
+        for group in unfolded {
+            if let Some(operator) = self.partitions.get_mut(&partitions[group.partition]) {
+                operator.forget(group.key, group.assignment.index);
+            }
+        }
+        Ok(())
+    }
+
+    // Session windows: sessions that an event of the batch brought within
+    // the gap of each other become one, their accumulators merged by the
+    // fold's `merge` (a refused merge dead-letters the later window).
+    fn merge_sessions(&mut self, partitions: &[PartitionId]) -> Result<(), PipelineError> {
+        for pid in partitions {
+            let Some(operator) = self.partitions.get_mut(pid) else { continue };
+            for merge in operator.take_merges() {
+                self.stats.sessions_merged += 1;
+                let stages = &mut self.stages;
+                if let Err((id, window, reason)) = operator.merge(&merge, |into, from| stages.merge(into, from)) {
+                    self.counters[StageKind::Fold as usize].errors += 1;
+                    self.emitter.dead_unmerged(self.stages.accumulator(), id, window, reason)?;
+                }
+            }
         }
         Ok(())
     }

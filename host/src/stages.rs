@@ -57,6 +57,8 @@ pub struct Stages {
     pub format: StagePlugin,
     spec: EventsSpec,
     plan: Plan,
+    // Session windows: the fold must export `merge`.
+    needs_merge: bool,
 }
 
 impl Stages {
@@ -72,7 +74,11 @@ impl Stages {
         let fold = load(StageKind::Fold)?.expect("a checked manifest has a fold plugin");
         let format = load(StageKind::Format)?.expect("a checked manifest has a format plugin");
         let plan = plan(&manifest.events, deserialize.as_ref(), key.as_ref(), &fold, &format).map_err(StagesError::Contract)?;
-        Ok(Stages { deserialize, key, fold, format, spec: manifest.events.clone(), plan })
+        let needs_merge = matches!(manifest.window, crate::manifest::WindowSpec::Session { .. });
+        if needs_merge && !fold.merges() {
+            return Err(StagesError::Contract(vec![merge_missing(&fold)]));
+        }
+        Ok(Stages { deserialize, key, fold, format, spec: manifest.events.clone(), plan, needs_merge })
     }
 
     /// The plugin of stage `kind`; `None` when the host does it.
@@ -106,6 +112,9 @@ impl Stages {
             }
         }
         let (fold, format) = (pick(StageKind::Fold).expect("always a plugin"), pick(StageKind::Format).expect("always a plugin"));
+        if self.needs_merge && !fold.merges() {
+            return Err(vec![merge_missing(fold)]);
+        }
         plan(&self.spec, pick(StageKind::Deserialize), pick(StageKind::Key), fold, format).map(|_| ())
     }
 
@@ -206,11 +215,28 @@ impl Stages {
         }
     }
 
+    /// Merges accumulator `from` into `into` (two session windows became
+    /// one); `Err` says why not, for the dead-letter output.
+    pub fn merge(&mut self, into: &[u8], from: &[u8]) -> Result<Vec<u8>, String> {
+        match self.fold.merge(into, from) {
+            Ok(Ok(merged)) => Ok(merged),
+            Ok(Err(reason)) => Err(format!("merge refused: {reason}")),
+            Err(err) => Err(format!("merge failed: {err}")),
+        }
+    }
+
     /// One object or reason per closed window (a failed call retried by
     /// halves).
     pub fn format(&mut self, windows: Vec<ClosedWindow>) -> Vec<Result<String, String>> {
         format_narrowed(&mut self.format, windows)
     }
+}
+
+fn merge_missing(fold: &StagePlugin) -> String {
+    format!(
+        "session windows merge when an event closes the gap between two: the fold plugin {} does not export weir:stream/merge (implement FoldStage::merge with the Rust SDK; the Python SDK and JavaScript plugins cannot merge yet)",
+        fold.path().display()
+    )
 }
 
 // Works out the plan, or every way the stages do not fit.

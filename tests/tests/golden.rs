@@ -107,3 +107,52 @@ fn seed_002_mixing_languages_per_stage_equals_the_rust_plugin() {
         assert_eq!(out.dead.len(), 2, "{mixed}: the same two late readings");
     }
 }
+
+// Sliding and session windows against Bytewax 0.21.1's own output for the
+// same job (`scripts/golden-bytewax.sh` writes the expected files). Windows
+// are compared as sorted lines: the order windows close in is not part of
+// either tool's contract.
+fn sorted_run(path: &str) -> (Vec<String>, weir_tests::Output) {
+    let out = run(&manifest(path)).unwrap();
+    let mut lines = out.lines.clone();
+    lines.sort();
+    (lines, out)
+}
+
+#[test]
+fn sliding_windows_match_bytewax() {
+    let (lines, out) = sorted_run("examples/windows/sliding.toml");
+    assert_lines(&lines, &expected("examples/windows/sliding-expected.jsonl"));
+    // Bytewax reports a late reading once per window it missed (2 × 2);
+    // weir dead-letters the reading once.
+    let positions: Vec<u64> = out.dead.iter().map(|d| d.position).collect();
+    assert_eq!(positions, [201, 251]);
+    let counted: u64 = out.lines.iter().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, 2 * 300, "every on-time reading is in two windows");
+}
+
+#[test]
+fn session_windows_match_bytewax() {
+    let (lines, out) = sorted_run("examples/windows/session.toml");
+    assert_lines(&lines, &expected("examples/windows/session-expected.jsonl"));
+    assert_eq!(out.stats.late, 2);
+}
+
+#[test]
+fn out_of_order_sessions_merge_and_match_bytewax() {
+    let (lines, out) = sorted_run("examples/windows/session-shuffled.toml");
+    assert_lines(&lines, &expected("examples/windows/session-shuffled-expected.jsonl"));
+    assert!(out.stats.sessions_merged > 0, "the shuffled input makes sessions merge: {:?}", out.stats);
+    assert_eq!(out.stats.late, 2);
+    // Bytewax folds in time order and never merges here; the windows are the same.
+    assert_eq!(expected("examples/windows/session-shuffled-expected.jsonl"), expected("examples/windows/session-expected.jsonl"));
+}
+
+#[test]
+fn session_windows_refuse_a_fold_that_cannot_merge() {
+    // The Python SDK's components export no `merge`.
+    let mut m = manifest("examples/seed-002-min-max-mean/python.toml");
+    m.window = weir::manifest::WindowSpec::Session { gap: 5_000_000 };
+    let err = run(&m).err().expect("refused").to_string();
+    assert!(err.contains("does not export weir:stream/merge") && err.contains("window_stats_py.wasm"), "{err}");
+}

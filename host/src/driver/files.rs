@@ -164,4 +164,5 @@ fn add(total: &mut Stats, one: &Stats) {
     total.skipped += one.skipped;
     total.key_partition_conflicts += one.key_partition_conflicts;
     total.open_windows_peak += one.open_windows_peak;
+    total.sessions_merged += one.sessions_merged;
 }

@@ -190,6 +190,24 @@ pub enum WindowSpec {
         /// An instant where a window starts.
         align_to: Timestamp,
     },
+    /// Bytewax's `SlidingWindower`: windows of `length` starting every
+    /// `offset` from `align_to`; an event falls in `length / offset` of them.
+    Sliding {
+        /// Window length in microseconds.
+        length: i64,
+        /// Time between the starts of adjacent windows, in microseconds
+        /// (at most `length`).
+        offset: i64,
+        /// An instant where a window starts.
+        align_to: Timestamp,
+    },
+    /// Bytewax's `SessionWindower`: per key, events closer than `gap` to
+    /// each other share a window; sessions merge when an event closes the
+    /// gap between them (the fold must export `merge`).
+    Session {
+        /// Inactivity, in microseconds, that ends a session.
+        gap: i64,
+    },
     /// Per key, up to `max_size` events or until `timeout` of system time has
     /// passed since the window opened, whichever first.
     Collect {
@@ -554,10 +572,11 @@ impl Manifest {
 
         let w = &raw.window;
         let window = match w.kind {
-            raw::WindowKind::Tumbling => {
-                for (value, field) in [(w.max_size.is_some(), "window.max_size"), (w.timeout.is_some(), "window.timeout")] {
+            raw::WindowKind::Tumbling | raw::WindowKind::Sliding => {
+                let kind = if w.kind == raw::WindowKind::Tumbling { "tumbling" } else { "sliding" };
+                for (value, field) in [(w.max_size.is_some(), "window.max_size"), (w.timeout.is_some(), "window.timeout"), (w.gap.is_some(), "window.gap")] {
                     if value {
-                        problem(field, "has no meaning when kind = \"tumbling\"".to_owned());
+                        problem(field, format!("has no meaning when kind = \"{kind}\""));
                     }
                 }
                 let length = match w.length {
@@ -567,7 +586,7 @@ impl Manifest {
                         1
                     }
                     None => {
-                        problem("window.length", "required when kind = \"tumbling\"".to_owned());
+                        problem("window.length", format!("required when kind = \"{kind}\""));
                         1
                     }
                 };
@@ -578,10 +597,53 @@ impl Manifest {
                         Timestamp(0)
                     }),
                 };
-                WindowSpec::Tumbling { length, align_to }
+                if w.kind == raw::WindowKind::Tumbling {
+                    if w.offset.is_some() {
+                        problem("window.offset", "has no meaning when kind = \"tumbling\" (windows start every `length`)".to_owned());
+                    }
+                    WindowSpec::Tumbling { length, align_to }
+                } else {
+                    let offset = match w.offset {
+                        Some(offset) if offset.micros() > 0 && offset.micros() <= length => offset.micros(),
+                        Some(offset) if offset.micros() > 0 => {
+                            problem("window.offset", format!("{offset} is longer than `length`: events between windows would be in none"));
+                            length
+                        }
+                        Some(_) => {
+                            problem("window.offset", "must be longer than zero".to_owned());
+                            length
+                        }
+                        None => {
+                            problem("window.offset", "required when kind = \"sliding\" (the time between window starts)".to_owned());
+                            length
+                        }
+                    };
+                    WindowSpec::Sliding { length, offset, align_to }
+                }
+            }
+            raw::WindowKind::Session => {
+                for (value, field) in [
+                    (w.length.is_some(), "window.length"),
+                    (w.align_to.is_some(), "window.align_to"),
+                    (w.offset.is_some(), "window.offset"),
+                    (w.max_size.is_some(), "window.max_size"),
+                    (w.timeout.is_some(), "window.timeout"),
+                ] {
+                    if value {
+                        problem(field, "has no meaning when kind = \"session\"".to_owned());
+                    }
+                }
+                let gap = match w.gap {
+                    Some(gap) => gap.micros(),
+                    None => {
+                        problem("window.gap", "required when kind = \"session\" (the inactivity that ends a session)".to_owned());
+                        0
+                    }
+                };
+                WindowSpec::Session { gap }
             }
             raw::WindowKind::Collect => {
-                for (value, field) in [(w.length.is_some(), "window.length"), (w.align_to.is_some(), "window.align_to")] {
+                for (value, field) in [(w.length.is_some(), "window.length"), (w.align_to.is_some(), "window.align_to"), (w.offset.is_some(), "window.offset"), (w.gap.is_some(), "window.gap")] {
                     if value {
                         problem(field, "has no meaning when kind = \"collect\"".to_owned());
                     }
@@ -648,7 +710,9 @@ impl Manifest {
                     sort_key: rs.sort_key.clone().unwrap_or_else(|| "window_start".to_owned()),
                     sort_by: match window {
                         WindowSpec::Collect { .. } => SortBy::WindowId,
-                        WindowSpec::Tumbling { .. } => SortBy::Start,
+                        // Sliding windows of a key start at distinct times,
+                        // sessions of a key never overlap.
+                        WindowSpec::Tumbling { .. } | WindowSpec::Sliding { .. } | WindowSpec::Session { .. } => SortBy::Start,
                     },
                     create_table: rs.create_table.unwrap_or(false),
                     endpoint,

@@ -136,6 +136,8 @@ pub struct RawClock {
 #[serde(rename_all = "snake_case")]
 pub enum WindowKind {
     Tumbling,
+    Sliding,
+    Session,
     Collect,
 }
 
@@ -145,6 +147,8 @@ pub struct RawWindow {
     pub kind: WindowKind,
     pub length: Option<HumanDuration>,
     pub align_to: Option<String>,
+    pub offset: Option<HumanDuration>,
+    pub gap: Option<HumanDuration>,
     pub max_size: Option<u64>,
     pub timeout: Option<HumanDuration>,
 }

@@ -106,8 +106,28 @@ fn a_stage_without_a_plugin_is_named() {
 #[test]
 fn unknown_kinds_are_refused() {
     let dir = dir_with_plugin();
+    let p = problems(dir.path(), &GOOD.replace("kind = \"tumbling\"", "kind = \"hopping\""));
+    assert!(p[0].message.contains("unknown variant `hopping`"), "{}", p[0]);
+}
+
+#[test]
+fn sliding_and_session_windows_are_checked() {
+    let dir = dir_with_plugin();
+    let sliding = GOOD.replace("kind = \"tumbling\"", "kind = \"sliding\"\noffset = \"2s\"");
+    let m = parse(dir.path(), &sliding).unwrap();
+    assert_eq!(m.window, WindowSpec::Sliding { length: 5_000_000, offset: 2_000_000, align_to: Timestamp(1_704_067_200_000_000) });
+    let p = problems(dir.path(), &GOOD.replace("kind = \"tumbling\"", "kind = \"sliding\"\noffset = \"6s\""));
+    assert_eq!(p[0].field, "window.offset");
+    assert!(p[0].message.contains("longer than `length`"), "{}", p[0]);
     let p = problems(dir.path(), &GOOD.replace("kind = \"tumbling\"", "kind = \"sliding\""));
-    assert!(p[0].message.contains("unknown variant `sliding`"), "{}", p[0]);
+    assert_eq!((p[0].field.as_str(), p[0].message.contains("required")), ("window.offset", true), "{}", p[0]);
+
+    let session = GOOD.replace("kind = \"tumbling\"", "kind = \"session\"\ngap = \"30s\"");
+    let p = problems(dir.path(), &session);
+    let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["window.length", "window.align_to"], "a session has a gap, not a length");
+    let p = problems(dir.path(), &GOOD.replace("kind = \"tumbling\"", "kind = \"session\""));
+    assert!(p.iter().any(|p| p.field == "window.gap" && p.message.contains("required")), "{p:?}");
 }
 
 #[test]

@@ -2,10 +2,10 @@
 //! [`super::stage`]'s own types.
 
 wasmtime::component::bindgen!({
-    world: "pipeline",
+    world: "merging-pipeline",
     path: "../wit",
 });
 
-pub use self::exports::weir::stream::{deserialize, fold, format, key};
+pub use self::exports::weir::stream::{deserialize, fold, format, key, merge};
 pub use self::weir::stream::log;
 pub use self::weir::stream::types;

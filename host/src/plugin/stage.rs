@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::InstancePre;
 use wasmtime::{Engine, Store, Trap};
 
-use super::bindings::{deserialize, fold, format, key};
+use super::bindings::{deserialize, fold, format, key, merge};
 use super::engine::EPOCH_TICK;
 use super::host::HostState;
 use super::batch::{lift_decoded, lower_events};
@@ -21,14 +21,15 @@ pub const CONTRACT: &str = "weir:stream@0.2.0";
 enum Indices {
     Deserialize(deserialize::GuestIndices),
     Key(key::GuestIndices),
-    Fold(fold::GuestIndices),
+    /// The fold export, and the merge export when the component has one.
+    Fold(fold::GuestIndices, Option<merge::GuestIndices>),
     Format(format::GuestIndices),
 }
 
 enum Guest {
     Deserialize(deserialize::Guest),
     Key(key::Guest),
-    Fold(fold::Guest),
+    Fold(fold::Guest, Option<merge::Guest>),
     Format(format::Guest),
 }
 
@@ -72,7 +73,7 @@ impl StagePlugin {
         let indices = match kind {
             StageKind::Deserialize => Indices::Deserialize(deserialize::GuestIndices::new(&pre).map_err(missing)?),
             StageKind::Key => Indices::Key(key::GuestIndices::new(&pre).map_err(missing)?),
-            StageKind::Fold => Indices::Fold(fold::GuestIndices::new(&pre).map_err(missing)?),
+            StageKind::Fold => Indices::Fold(fold::GuestIndices::new(&pre).map_err(missing)?, merge::GuestIndices::new(&pre).ok()),
             StageKind::Format => Indices::Format(format::GuestIndices::new(&pre).map_err(missing)?),
         };
         let mut plugin = StagePlugin {
@@ -107,7 +108,10 @@ impl StagePlugin {
         let guest = match &self.indices {
             Indices::Deserialize(i) => i.load(&mut store, &instance).map(Guest::Deserialize),
             Indices::Key(i) => i.load(&mut store, &instance).map(Guest::Key),
-            Indices::Fold(i) => i.load(&mut store, &instance).map(Guest::Fold),
+            Indices::Fold(i, m) => i.load(&mut store, &instance).and_then(|fold| {
+                let merge = m.as_ref().map(|m| m.load(&mut store, &instance)).transpose()?;
+                Ok(Guest::Fold(fold, merge))
+            }),
             Indices::Format(i) => i.load(&mut store, &instance).map(Guest::Format),
         }
         .map_err(|err| failed(format!("{err:#}")))?;
@@ -115,7 +119,7 @@ impl StagePlugin {
         let configured = match &guest {
             Guest::Deserialize(g) => g.call_configure(&mut store, &self.config),
             Guest::Key(g) => g.call_configure(&mut store, &self.config),
-            Guest::Fold(g) => g.call_configure(&mut store, &self.config),
+            Guest::Fold(g, _) => g.call_configure(&mut store, &self.config),
             Guest::Format(g) => g.call_configure(&mut store, &self.config),
         }
         .map_err(|err| failed(describe(kind, &err, &self.limits, &store.data().stderr.take()).to_string()))?;
@@ -128,7 +132,7 @@ impl StagePlugin {
         match &guest {
             Guest::Deserialize(g) => self.writes = Some(g.call_writes(&mut store).map_err(|e| describe_failed(e, &store))?.into()),
             Guest::Key(g) => self.reads = Some(g.call_reads(&mut store).map_err(|e| describe_failed(e, &store))?.into()),
-            Guest::Fold(g) => {
+            Guest::Fold(g, _) => {
                 self.reads = Some(g.call_reads(&mut store).map_err(|e| describe_failed(e, &store))?.into());
                 self.accumulator = Some(g.call_accumulator(&mut store).map_err(|e| describe_failed(e, &store))?.into());
             }
@@ -287,7 +291,7 @@ impl StagePlugin {
         let event_count = events.count as usize;
         let input = fold::FoldBatch { groups: groups.into_iter().map(Into::into).collect(), events: lower_events(events) };
         let result = self.call(|guest, store| match guest {
-            Guest::Fold(g) => g.call_fold(store, &input),
+            Guest::Fold(g, _) => g.call_fold(store, &input),
             _ => unreachable!("indices match the kind"),
         });
         let groups = input.groups.into_iter().map(|g| FoldGroup { acc: g.acc, end: g.end }).collect();
@@ -310,7 +314,7 @@ impl StagePlugin {
         let count = accs.len();
         let from = from.into();
         let result = self.call(|guest, store| match guest {
-            Guest::Fold(g) => g.call_migrate(store, &from, &accs),
+            Guest::Fold(g, _) => g.call_migrate(store, &from, &accs),
             _ => unreachable!("indices match the kind"),
         })?;
         match result {
@@ -318,6 +322,21 @@ impl StagePlugin {
             Ok(migrated) => Ok(Ok(migrated)),
             Err(reason) => Ok(Err(reason)),
         }
+    }
+
+    /// Whether the component exports `merge` (session windows need it).
+    pub fn merges(&self) -> bool {
+        matches!(self.indices, Indices::Fold(_, Some(_)))
+    }
+
+    /// Merges the accumulator `from` into `into` (two session windows
+    /// became one). `Ok(Err(reason))` is the plugin's refusal.
+    pub fn merge(&mut self, into: &[u8], from: &[u8]) -> Result<Result<Vec<u8>, String>, CallError> {
+        self.call(|guest, store| match guest {
+            Guest::Fold(_, Some(m)) => m.call_merge(store, into, from),
+            Guest::Fold(_, None) => Ok(Err("this fold component does not export weir:stream/merge".to_owned())),
+            _ => unreachable!("indices match the kind"),
+        })
     }
 
     /// Formats closed windows.

@@ -109,6 +109,8 @@ impl WindowStore {
                 windows.slots.last_mut().expect("pushed")
             }
         };
+        // A session's bounds move as events join it; other windows keep theirs.
+        (slot.window.start, slot.window.end) = (start, end);
         slot.window.acc = Some(acc);
         slot.window.count += folded;
         set_timers(&mut self.timers, &mut self.sequence, windows, due);
@@ -155,6 +157,19 @@ impl WindowStore {
         }
         self.timers.extend(later);
         (closed, emptied)
+    }
+
+    /// Removes a window before it is due (a session merged into another);
+    /// its timer is skipped when it comes up.
+    pub fn remove(&mut self, key: &str, index: WindowIndex) -> Option<OpenWindow> {
+        let windows = self.keys.get_mut(key)?;
+        let i = windows.slots.iter().position(|s| s.index == index)?;
+        let slot = windows.slots.swap_remove(i);
+        if windows.slots.is_empty() {
+            self.keys.remove(key);
+        }
+        self.open -= 1;
+        Some(slot.window)
     }
 
     /// Removes and returns every window (in no particular order).

@@ -1,16 +1,21 @@
 //! Which window an event falls in, and when a window is due to close.
 
 mod collect;
+mod session;
+mod sliding;
 mod tumbling;
 
 pub use collect::CollectWindower;
+pub use session::{Merge, SessionWindower};
+pub use sliding::SlidingWindower;
 pub use tumbling::TumblingWindower;
 
 use crate::Timestamp;
 use crate::manifest::WindowSpec;
 
-/// Identifies a window of one key: Bytewax's window id for tumbling windows,
-/// a sequence number for collect windows.
+/// Identifies a window of one key: Bytewax's window id for tumbling and
+/// sliding windows, a per-key sequence number for session and collect
+/// windows.
 pub type WindowIndex = i64;
 
 /// Where an event goes.
@@ -29,6 +34,10 @@ pub struct Assignment {
 pub enum Windower {
     /// Fixed windows in event time.
     Tumbling(TumblingWindower),
+    /// Overlapping fixed windows: an event may fall in several.
+    Sliding(SlidingWindower),
+    /// Per-key sessions that end after a gap, merging when it closes.
+    Session(SessionWindower),
     /// Size-or-timeout windows in system time.
     Collect(CollectWindower),
 }
@@ -38,6 +47,8 @@ impl Windower {
     pub fn from_spec(spec: WindowSpec) -> Self {
         match spec {
             WindowSpec::Tumbling { length, align_to } => Windower::Tumbling(TumblingWindower::new(length, align_to)),
+            WindowSpec::Sliding { length, offset, align_to } => Windower::Sliding(SlidingWindower::new(length, offset, align_to)),
+            WindowSpec::Session { gap } => Windower::Session(SessionWindower::new(gap)),
             WindowSpec::Collect { max_size, timeout } => Windower::Collect(CollectWindower::new(max_size, timeout)),
         }
     }

@@ -81,6 +81,21 @@ impl FoldStage for WindowStats {
         Ok(())
     }
 
+    // Two sessions became one (session windows).
+    fn merge(&self, into: &mut Stats, from: Stats) -> Result<(), Error> {
+        if from.count > 0 {
+            if into.count == 0 {
+                *into = from;
+            } else {
+                into.count += from.count;
+                into.sum += from.sum;
+                into.min = into.min.min(from.min);
+                into.max = into.max.max(from.max);
+            }
+        }
+        Ok(())
+    }
+
     // The whole column at once: no per-event lookups.
     fn fold_events(&self, acc: &mut Stats, events: &Events<'_>) -> Vec<(usize, Error)> {
         match events.floats(&self.config.value_field) {
