@@ -43,6 +43,11 @@ pub enum Command {
         /// machine's cores); each owns the keys that hash to it.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
         workers: Option<u16>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (no token; only
+        /// GET /metrics). ADDR defaults to 127.0.0.1:9464. The control
+        /// endpoint also serves GET /metrics, with its token.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::control::DEFAULT_METRICS_ADDR)]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Make a ready plugin project: a Rust crate (Cargo.toml) or, with
     /// `--lang python`, an app.py with the SDK beside it; a working example
@@ -218,7 +223,7 @@ pub fn main(cli: Cli) -> Result<()> {
     let cache = if cli.no_cache { None } else { cli.cache_dir.clone().or_else(PluginEngine::default_cache_dir) };
     match cli.command {
         Command::Check { manifest } => check(&manifest, cache),
-        Command::Run { manifest, watch, workers } => run(&manifest, cache, watch, workers.map(usize::from)),
+        Command::Run { manifest, watch, workers, metrics } => run(&manifest, cache, watch, workers.map(usize::from), metrics),
         Command::New { kind, lang, name, dir, sdk } => {
             let root = crate::scaffold::create(lang, kind, &name, &dir, sdk.as_deref())?;
             let module = name.replace('-', "_");
@@ -385,9 +390,10 @@ fn status_table(status: &serde_json::Value) -> String {
     out
 }
 
-fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>) -> Result<()> {
+fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>, metrics: Option<std::net::SocketAddr>) -> Result<()> {
     let manifest = Manifest::load(path)?;
     let engine = std::sync::Arc::new(PluginEngine::new(cache)?);
+    let _metrics = metrics.map(crate::control::MetricsServer::start).transpose()?;
     let started = std::time::Instant::now();
     let watch = watch || manifest.control.as_ref().is_some_and(|c| c.watch);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);

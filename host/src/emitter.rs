@@ -55,6 +55,9 @@ impl Emitter {
     /// stage was given, and how many of them it failed.
     pub fn emit(&mut self, stages: &mut Stages, closed: Vec<(WindowId, OpenWindow)>, batch_size: usize) -> Result<(u64, u64), SinkError> {
         let (mut formatted, mut format_errors) = (0, 0);
+        // The windows closed just before this call.
+        let closed_at = Instant::now();
+        let metrics = crate::metrics::global();
         let mut closed = closed.into_iter().peekable();
         while closed.peek().is_some() {
             let chunk: Vec<ClosedWindow> = closed
@@ -97,6 +100,7 @@ impl Emitter {
                 let writing = Instant::now();
                 let written = self.sink.write(&result);
                 self.note_stall(writing.elapsed());
+                metrics.close_to_sink.observe(closed_at.elapsed());
                 match written {
                     Ok(()) => self.written += 1,
                     Err(SinkError::Rejected(rejection)) => self.dead_rejection(stages.accumulator(), rejection)?,
@@ -118,6 +122,7 @@ impl Emitter {
     /// Sends a record a stage failed, or the clock called late, to the
     /// dead-letter output.
     pub fn dead_record(&mut self, record: &SourceRecord, kind: DeadLetterKind, stage: &str, reason: String, key: Option<&str>) -> Result<(), SinkError> {
+        crate::metrics::global().dead_letter(stage, kind_name(kind));
         self.dead.send(DeadLetter {
             kind,
             stage: stage.to_owned(),
@@ -155,14 +160,6 @@ impl Emitter {
         Ok(())
     }
 
-    fn dead_rejection(&mut self, accumulator: &Identity, r: Rejection) -> Result<(), SinkError> {
-        let object = r.result.object.clone();
-        self.dead_window(accumulator, &r.result, Some(&object), format!("sink: {}", r.reason))
-    }
-
-    // A window that cannot go on, with all it takes to replay it: its
-    // bounds and count, the accumulator (hex, with the fold plugin's state
-    // version) and the formatted object when there is one.
     /// Sends an open window that could not be merged into its session
     /// (the fold's `merge` failed) to the dead-letter output, with what it
     /// takes to replay it.
@@ -171,6 +168,14 @@ impl Emitter {
         self.dead_window(accumulator, &result, None, reason)
     }
 
+    fn dead_rejection(&mut self, accumulator: &Identity, r: Rejection) -> Result<(), SinkError> {
+        let object = r.result.object.clone();
+        self.dead_window(accumulator, &r.result, Some(&object), format!("sink: {}", r.reason))
+    }
+
+    // A window that cannot go on, with all it takes to replay it: its
+    // bounds and count, the accumulator (hex, with the fold plugin's state
+    // version) and the formatted object when there is one.
     fn dead_window(&mut self, accumulator: &Identity, w: &WindowResult, object: Option<&str>, reason: String) -> Result<(), SinkError> {
         let object = object.map(|o| serde_json::from_str::<serde_json::Value>(o).unwrap_or_else(|_| serde_json::Value::String(o.to_owned())));
         let value = serde_json::json!({
@@ -184,6 +189,7 @@ impl Emitter {
         } else {
             "format"
         };
+        crate::metrics::global().dead_letter(stage, "failed");
         self.dead.send(DeadLetter {
             kind: DeadLetterKind::Failed,
             stage: stage.to_owned(),
@@ -195,6 +201,13 @@ impl Emitter {
             value: value.to_string(),
         })?;
         Ok(())
+    }
+}
+
+fn kind_name(kind: DeadLetterKind) -> &'static str {
+    match kind {
+        DeadLetterKind::Late => "late",
+        DeadLetterKind::Failed => "failed",
     }
 }
 

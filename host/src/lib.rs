@@ -38,6 +38,7 @@ pub mod fast;
 pub mod file;
 pub mod harness;
 pub mod manifest;
+pub mod metrics;
 pub mod operator;
 pub mod pipeline;
 pub mod plugin;

@@ -245,6 +245,16 @@ pub struct Pipeline {
     stats: Stats,
     counters: [StageCounters; 4],
     control: Option<std::sync::mpsc::Receiver<ControlRequest>>,
+    /// What this pipeline has added to the process's metrics so far.
+    reported: Reported,
+}
+
+// The figures a pipeline last added to the metrics (several workers add
+// theirs to the same registry).
+#[derive(Debug, Default, Clone, Copy)]
+struct Reported {
+    stats: Stats,
+    open_windows: i64,
 }
 
 impl Pipeline {
@@ -290,6 +300,7 @@ impl Pipeline {
             stats: Stats::default(),
             counters: Default::default(),
             control: None,
+            reported: Reported::default(),
         }
     }
 
@@ -371,6 +382,7 @@ impl Pipeline {
         for ((kind, new_hash, path), old) in incoming.into_iter().zip(old) {
             let old_hash = old.hash().to_owned();
             self.counters[kind as usize].swaps += 1;
+            crate::metrics::global().swaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(stage = %kind, plugin = %path.display(), "swapped {} -> {}", &old_hash[..12], &new_hash[..12]);
             swapped.push(Swapped { stage: kind, old_hash, new_hash });
         }
@@ -616,7 +628,7 @@ impl Pipeline {
             if let Some(claim) = self.claim_of(&id)? {
                 let (Some(store), Some(state)) = (&self.checkpoints, self.partitions.get(&id)) else { continue };
                 match store.write(&id, &claim, &state.snapshot(now, version.clone(), claim.clone(), components.clone())) {
-                    Ok(()) => {}
+                    Ok(()) => crate::metrics::global().checkpointed(),
                     Err(err @ CheckpointError::Fenced { .. }) => {
                         // Another member owns it now: its state here is
                         // stale, and so are its offsets.
@@ -924,7 +936,23 @@ impl Pipeline {
         for operator in self.partitions.values_mut() {
             closed.extend(operator.close_due(now));
         }
-        self.emit(sorted(closed))
+        self.emit(sorted(closed))?;
+        self.report();
+        Ok(())
+    }
+
+    // Adds what changed since the last report to the process's metrics.
+    fn report(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (now, open) = (self.stats(), self.open_windows() as i64);
+        let (was, metrics) = (self.reported, crate::metrics::global());
+        metrics.records.fetch_add(now.records - was.stats.records, Relaxed);
+        metrics.events.fetch_add(now.events - was.stats.events, Relaxed);
+        metrics.late.fetch_add(now.late - was.stats.late, Relaxed);
+        metrics.windows_written.fetch_add(now.windows - was.stats.windows, Relaxed);
+        metrics.sessions_merged.fetch_add(now.sessions_merged - was.stats.sessions_merged, Relaxed);
+        metrics.open_windows.fetch_add(open - was.open_windows, Relaxed);
+        self.reported = Reported { stats: now, open_windows: open };
     }
 
     /// Closes every open window (the input has ended), writes them, and
@@ -936,6 +964,7 @@ impl Pipeline {
         }
         self.emit(sorted(closed))?;
         self.emitter.flush(self.stages.accumulator())?;
+        self.report();
         Ok(self.stats())
     }
 

@@ -219,3 +219,75 @@ fn a_component_of_contract_0_1_is_refused_by_name() {
         );
     }
 }
+
+// The value of an unlabelled sample line `name value`.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find(|l| l.split(' ').next() == Some(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn scrape(addr: &str) -> String {
+    use std::io::Read;
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return String::new() };
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: weir\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+// Scrapes until `ready` holds (30 s at most), returning the last scrape.
+fn scrape_until(addr: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = scrape(addr);
+        if ready(&text) {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "metrics never showed {what}; last scrape:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn metrics_move_while_a_stream_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "[source]\nkind = \"stdin\"\n[stages]\nplugin = {:?}\nconfig = {{ value_field = \"v\" }}\n[stages.deserialize]\nbuiltin = \"json\"\n[stages.key]\nfield = \"id\"\n\
+         [clock]\nkind = \"event\"\ntime_field = \"t\"\nwait_for_system_duration = \"0s\"\n[window]\nkind = \"tumbling\"\nlength = \"1m\"\n[sink]\nkind = \"stdout\"\n",
+        root().join("plugins/dist/window_stats.wasm")
+    );
+    std::fs::write(dir.path().join("p.toml"), manifest).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", dir.path().join("p.toml").to_str().unwrap(), "--workers", "1", "--metrics", &addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weir starts");
+    let mut stdin = child.stdin.take().unwrap();
+    // Two readings in [60, 120), one at 120 that closes it, one late.
+    stdin.write_all(b"{\"id\":\"x\",\"v\":1,\"t\":60}\n{\"id\":\"x\",\"v\":3,\"t\":61}\n{\"id\":\"x\",\"v\":5,\"t\":120}\n{\"id\":\"x\",\"v\":7,\"t\":10}\n").unwrap();
+    stdin.flush().unwrap();
+    let first = scrape_until(&addr, "4 records", |t| sample(t, "weir_records_total") == Some(4.0));
+    assert!(first.starts_with("HTTP/1.1 200 OK\r\n") && first.contains("Content-Type: text/plain; version=0.0.4"), "{first}");
+    assert_eq!(sample(&first, "weir_windows_written_total"), Some(1.0), "{first}");
+    assert_eq!(sample(&first, "weir_late_events_total"), Some(1.0), "{first}");
+    assert_eq!(sample(&first, "weir_open_windows"), Some(1.0), "{first}");
+    assert!(first.contains("weir_dead_letters_total{stage=\"clock\",kind=\"late\"} 1\n"), "{first}");
+    assert!(first.contains("weir_window_close_to_sink_seconds_count 1\n"), "{first}");
+    let fold_calls = |t: &str| t.lines().find(|l| l.starts_with("weir_stage_call_seconds_count{stage=\"fold\"}")).and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).unwrap_or(0);
+    assert!(fold_calls(&first) >= 1, "{first}");
+
+    // More input: the figures move.
+    stdin.write_all(b"{\"id\":\"x\",\"v\":9,\"t\":185}\n{\"id\":\"y\",\"v\":2,\"t\":190}\n").unwrap();
+    stdin.flush().unwrap();
+    let second = scrape_until(&addr, "6 records", |t| sample(t, "weir_records_total") == Some(6.0));
+    assert_eq!(sample(&second, "weir_windows_written_total"), Some(2.0), "{second}");
+    assert_eq!(sample(&second, "weir_open_windows"), Some(2.0), "{second}");
+    assert!(fold_calls(&second) > fold_calls(&first), "{second}");
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 4, "every window written at the end");
+}

@@ -84,7 +84,16 @@ pub fn read_request(stream: &TcpStream) -> Result<Request, ReadError> {
 }
 
 /// Writes a JSON response and closes the exchange.
-pub fn respond(mut stream: &TcpStream, status: u16, body: &serde_json::Value) -> std::io::Result<()> {
+pub fn respond(stream: &TcpStream, status: u16, body: &serde_json::Value) -> std::io::Result<()> {
+    let body = serde_json::to_string_pretty(body).unwrap_or_else(|_| "{}".to_owned());
+    respond_with(stream, status, "application/json", &body)
+}
+
+/// The content type of Prometheus' text exposition format.
+pub const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Writes a response of any content type and closes the exchange.
+pub fn respond_with(mut stream: &TcpStream, status: u16, content_type: &str, body: &str) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         202 => "Accepted",
@@ -99,9 +108,8 @@ pub fn respond(mut stream: &TcpStream, status: u16, body: &serde_json::Value) ->
         504 => "Gateway Timeout",
         _ => "Error",
     };
-    let body = serde_json::to_string_pretty(body).unwrap_or_else(|_| "{}".to_owned());
     let auth = if status == 401 { "WWW-Authenticate: Bearer\r\n" } else { "" };
-    write!(stream, "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}", body.len())?;
+    write!(stream, "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}", body.len())?;
     stream.flush()
 }
 

@@ -9,12 +9,14 @@
 
 pub mod client;
 mod http;
+mod metrics;
 mod server;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use client::Client;
+pub use metrics::{DEFAULT_METRICS_ADDR, MetricsServer};
 pub use server::{ControlServer, StageSource};
 
 /// Why the control endpoint could not start, or a request failed.

@@ -189,6 +189,13 @@ fn serve(ctx: &Context, stream: TcpStream) {
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     let _ = stream.set_write_timeout(Some(READ_TIMEOUT));
     let (status, body) = match http::read_request(&stream) {
+        // Prometheus scrapes with the token (`authorization` in its scrape config).
+        Ok(request) if request.method == "GET" && request.path == "/metrics" && http::token_matches(request.bearer.as_deref(), &ctx.token) => {
+            if let Err(err) = http::respond_with(&stream, 200, http::METRICS_TYPE, &crate::metrics::global().render()) {
+                tracing::debug!("control endpoint: cannot answer: {err}");
+            }
+            return;
+        }
         Ok(request) => answer(ctx, request),
         Err(ReadError::TooLarge) => (413, json!({ "error": format!("request too large (head at most 16 KiB, body at most {} bytes)", http::MAX_BODY) })),
         Err(ReadError::Bad(why)) => (400, json!({ "error": why })),
@@ -216,7 +223,7 @@ fn answer(ctx: &Context, request: http::Request) -> (u16, serde_json::Value) {
             Err(err) => (400, json!({ "error": format!("swap body must be {{\"stage\": ..., \"plugin\": ...}}: {err}") })),
         },
         (_, "/v1/status" | "/v1/swap") => (405, json!({ "error": format!("{} is not allowed on {}", request.method, request.path) })),
-        _ => (404, json!({ "error": format!("no such endpoint {}; there are GET /v1/status and POST /v1/swap", request.path) })),
+        _ => (404, json!({ "error": format!("no such endpoint {}; there are GET /v1/status, POST /v1/swap and GET /metrics", request.path) })),
     }
 }
 

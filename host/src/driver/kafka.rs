@@ -63,7 +63,24 @@ struct Handover {
     rebalances: AtomicU64,
 }
 
-impl ClientContext for Handover {}
+impl ClientContext for Handover {
+    // librdkafka's statistics (every `statistics.interval.ms`): the lag of
+    // each partition this member reads, for `weir_consumer_lag`.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let metrics = crate::metrics::global();
+        let owned = self.owned.lock().expect("owned lock");
+        for (topic, t) in &statistics.topics {
+            for (&partition, p) in &t.partitions {
+                if partition < 0 {
+                    continue;
+                }
+                let ours = owned.keys().any(|id| id.partition == partition && *id.topic == **topic);
+                metrics.set_lag(topic, partition, if ours { p.consumer_lag } else { -1 });
+            }
+        }
+        metrics.retain_lag(|topic, partition| owned.keys().any(|id| id.partition == partition && *id.topic == *topic));
+    }
+}
 
 impl Handover {
     fn fail(&self, err: PipelineError) {
@@ -255,7 +272,9 @@ pub fn run(
         // Tells when a restored partition has nothing to replay, so its
         // paused clock can run (see Pipeline::caught_up).
         .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", spec.start);
+        .set("auto.offset.reset", spec.start)
+        // Consumer lag per partition for the metrics, once a second.
+        .set("statistics.interval.ms", "1000");
     for (name, value) in &spec.properties {
         config.set(name, value);
     }

@@ -204,6 +204,7 @@ impl StagePlugin {
         live.store.data_mut().deadline = Some(started + self.limits.call_timeout);
         live.store.data_mut().doomed = false;
         let mut outcome = call(&live.guest, &mut live.store);
+        crate::metrics::global().stage_calls[self.kind as usize].observe(started.elapsed());
         live.store.data_mut().report_dropped_logs();
         // It asked to wait past its deadline: a timeout, even if it got back
         // before an epoch check could stop it.
