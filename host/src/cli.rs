@@ -216,7 +216,8 @@ pub fn main(cli: Cli) -> Result<()> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cli.log.clone());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).with_context(|| format!("bad log filter `{filter}`"))?)
-        .with_writer(std::io::stderr)
+        // Log lines clear the progress line (when there is one) first.
+        .with_writer(crate::progress::LogWriter)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -394,6 +395,8 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>,
     let manifest = Manifest::load(path)?;
     let engine = std::sync::Arc::new(PluginEngine::new(cache)?);
     let _metrics = metrics.map(crate::control::MetricsServer::start).transpose()?;
+    // Cleared before the summary below is logged.
+    let progress = crate::progress::Progress::start();
     let started = std::time::Instant::now();
     let watch = watch || manifest.control.as_ref().is_some_and(|c| c.watch);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -411,6 +414,7 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>,
     }
     if workers > 1 {
         let stats = crate::driver::files::run(&manifest, engine, workers)?;
+        drop(progress);
         report(&manifest, &stats, started.elapsed());
         return Ok(());
     }
@@ -446,6 +450,7 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>,
             pipeline.run_source(source)?
         }
     };
+    drop(progress);
     report(&manifest, &stats, started.elapsed());
     Ok(())
 }

@@ -43,6 +43,7 @@ pub mod operator;
 pub mod pipeline;
 pub mod plugin;
 pub mod produce;
+pub mod progress;
 pub mod query;
 pub mod scaffold;
 pub mod sink;

@@ -291,3 +291,31 @@ fn metrics_move_while_a_stream_runs() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).lines().count(), 4, "every window written at the end");
 }
+
+#[test]
+fn a_terminal_gets_a_progress_line_and_a_pipe_gets_plain_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "[source]\nkind = \"stdin\"\n[stages]\nplugin = {:?}\nconfig = {{ value_field = \"v\" }}\n[stages.deserialize]\nbuiltin = \"json\"\n[stages.key]\nfield = \"id\"\n\
+         [clock]\nkind = \"event\"\ntime_field = \"t\"\nwait_for_system_duration = \"0s\"\n[window]\nkind = \"tumbling\"\nlength = \"1m\"\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n",
+        root().join("plugins/dist/window_stats.wasm")
+    );
+    std::fs::write(dir.path().join("p.toml"), manifest).unwrap();
+    // A stream that stays open 2.5 s, under a pseudo-terminal (util-linux `script`).
+    let job = format!(
+        "(echo '{{\"id\":\"x\",\"v\":1,\"t\":60}}'; sleep 2.5; echo '{{\"id\":\"x\",\"v\":2,\"t\":130}}') | {} run {} --workers 1",
+        env!("CARGO_BIN_EXE_weir"),
+        dir.path().join("p.toml").display()
+    );
+    let tty = Command::new("script").args(["-qec", &job, "/dev/null"]).stdin(Stdio::null()).output().expect("util-linux `script` runs (it gives the job a terminal)");
+    let screen = text(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    assert!(screen.contains("\r\x1b[2K") && screen.contains(" records (") && screen.contains("windows open"), "no progress line on a terminal:\n{screen:?}");
+    assert!(screen.contains("2 records, 2 events, 2 windows written"), "the summary still prints:\n{screen:?}");
+
+    // Piped: no progress line, no colour.
+    let piped = Command::new("sh").args(["-c", &job]).output().unwrap();
+    let logs = text(&piped.stderr);
+    assert!(piped.status.success(), "{logs}");
+    assert!(!logs.contains('\x1b') && !logs.contains(" records (") && logs.contains("2 windows written"), "{logs:?}");
+}
