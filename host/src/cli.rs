@@ -1,5 +1,6 @@
 //! The `weir` command line.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -120,19 +121,42 @@ pub enum Command {
         /// The pipeline manifest (TOML).
         manifest: PathBuf,
     },
-    /// Send test data into a Kafka topic: random-walk sensors, or a file.
+    /// Send test data into a Kafka topic (random-walk sensors, or a file),
+    /// or random-walk sensor readings straight into a DynamoDB table
+    /// (`--dynamodb-table`, seed 003's mock sensors).
     Produce {
         /// Bootstrap servers (default: $WEIR_KAFKA_BROKERS).
         #[arg(long, env = "WEIR_KAFKA_BROKERS")]
-        brokers: String,
+        brokers: Option<String>,
         /// The topic; created if missing.
+        #[arg(long, required_unless_present = "dynamodb_table", conflicts_with = "dynamodb_table")]
+        topic: Option<String>,
+        /// Write the readings into this DynamoDB table instead of a topic.
         #[arg(long)]
-        topic: String,
+        dynamodb_table: Option<String>,
+        /// DynamoDB endpoint override, e.g. DynamoDB Local (default: $WEIR_DYNAMODB_ENDPOINT).
+        #[arg(long, env = "WEIR_DYNAMODB_ENDPOINT", requires = "dynamodb_table")]
+        endpoint: Option<String>,
+        /// DynamoDB region.
+        #[arg(long, requires = "dynamodb_table")]
+        region: Option<String>,
+        /// With --dynamodb-table: the sensor id attribute (partition key).
+        #[arg(long, default_value = "SensorId", requires = "dynamodb_table")]
+        partition_key: String,
+        /// With --dynamodb-table: the time attribute (sort key, epoch ms).
+        #[arg(long, default_value = "CurrentTime", requires = "dynamodb_table")]
+        sort_key: String,
+        /// With --dynamodb-table: the reading attribute.
+        #[arg(long, default_value = "Temperature", requires = "dynamodb_table")]
+        value_field: String,
+        /// With --dynamodb-table: create the table when it is missing.
+        #[arg(long, requires = "dynamodb_table")]
+        create_table: bool,
         /// Partitions for a topic that does not exist yet.
         #[arg(long, default_value_t = 1)]
         partitions: i32,
-        /// Replay this CSV or JSON-lines file instead of generating.
-        #[arg(long)]
+        /// Replay this CSV or JSON-lines file instead of generating (Kafka only).
+        #[arg(long, conflicts_with = "dynamodb_table")]
         replay: Option<PathBuf>,
         /// With --replay: the field whose value becomes the message key.
         #[arg(long)]
@@ -150,18 +174,30 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Read window results back from DynamoDB by key and time range.
+    /// Read items back from DynamoDB by key and time range, or (`--stats`)
+    /// summarise a reading per key: count, mean, min, max (seed 003).
     Query {
         /// The table.
         #[arg(long)]
         table: String,
-        /// The window key to read.
+        /// The key to read (with --stats: repeat it for several; each is a
+        /// DynamoDB Query).
+        #[arg(long, required_unless_present = "scan")]
+        key: Vec<String>,
+        /// Per key: count, mean, min and max of --value-field in the range.
         #[arg(long)]
-        key: String,
-        /// First window start (RFC 3339), inclusive.
+        stats: bool,
+        /// With --stats: every key, reading the whole table (a Scan, with
+        /// progress) instead of a Query per --key.
+        #[arg(long, requires = "stats", conflicts_with = "key")]
+        scan: bool,
+        /// With --stats: the numeric attribute summarised.
+        #[arg(long, default_value = "Temperature")]
+        value_field: String,
+        /// From this sort-key time (RFC 3339), inclusive.
         #[arg(long)]
         from: Option<String>,
-        /// Last window start (RFC 3339), exclusive.
+        /// To this sort-key time (RFC 3339), exclusive.
         #[arg(long)]
         to: Option<String>,
         /// The table's partition key attribute.
@@ -298,7 +334,16 @@ pub fn main(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Produce { brokers, topic, partitions, replay, key_field, sensors, count, rate, seed } => {
+        Command::Produce {
+            brokers, topic, dynamodb_table, endpoint, region, partition_key, sort_key, value_field, create_table, partitions, replay, key_field, sensors, count, rate, seed,
+        } => {
+            if let Some(table) = dynamodb_table {
+                let target = crate::produce::dynamodb::Target { table, partition_key, sort_key, value_field, create_table, endpoint, region };
+                crate::produce::dynamodb::produce(&target, sensors.max(1), count, rate, seed)?;
+                return Ok(());
+            }
+            let topic = topic.context("--topic or --dynamodb-table is required")?;
+            let brokers = brokers.context("--brokers (or $WEIR_KAFKA_BROKERS) is required to write to a topic")?;
             let payload = match replay {
                 Some(path) => crate::produce::Payload::Replay { path, key_field, rate },
                 None => crate::produce::Payload::Generate { sensors: sensors.max(1), count, rate, seed },
@@ -306,11 +351,29 @@ pub fn main(cli: Cli) -> Result<()> {
             crate::produce::produce(&brokers, &topic, partitions, &payload)?;
             Ok(())
         }
-        Command::Query { table, key, from, to, partition_key, sort_key, endpoint, region, table_output } => {
+        Command::Query { table, key, stats, scan, value_field, from, to, partition_key, sort_key, endpoint, region, table_output } => {
             let time = |t: Option<String>, flag: &str| -> Result<Option<crate::Timestamp>> {
                 t.map(|t| crate::Timestamp::parse_rfc3339(&t).with_context(|| format!("--{flag} `{t}` is not an RFC 3339 time"))).transpose()
             };
-            let q = crate::query::Query { table, partition_key, key, sort_key, from: time(from, "from")?, to: time(to, "to")?, endpoint, region };
+            let (from, to) = (time(from, "from")?, time(to, "to")?);
+            if stats {
+                let q = crate::query::stats::StatsQuery { table, partition_key, sort_key, value_field, keys: key, scan, from, to, endpoint, region };
+                let summary = crate::query::stats::run(&q)?;
+                let rows: Vec<BTreeMap<String, serde_json::Value>> = summary
+                    .iter()
+                    .map(|s| serde_json::to_value(s).ok().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default())
+                    .collect();
+                if table_output {
+                    print!("{}", crate::query::table(&rows));
+                } else {
+                    for s in &summary {
+                        println!("{}", serde_json::to_string(s)?);
+                    }
+                }
+                return Ok(());
+            }
+            let [key] = <[String; 1]>::try_from(key).map_err(|keys| anyhow::anyhow!("name one --key to read its items ({} given); --stats summarises several", keys.len()))?;
+            let q = crate::query::Query { table, partition_key, key, sort_key, from, to, endpoint, region };
             let items = crate::query::run(&q)?;
             if table_output {
                 print!("{}", crate::query::table(&items));

@@ -490,3 +490,61 @@ path = "{out}"
     let written = std::fs::read_to_string(&out).unwrap();
     assert_eq!(written.trim(), r#"{"id":"s1","average":2.0,"num_events":2,"from":1.0,"to":2.0}"#, "{log}");
 }
+
+// Seed 003: mock sensors write straight into DynamoDB, and `weir query
+// --stats` answers "per sensor count, mean, min, max over a time range"
+// with a Query per named sensor, or a Scan (with progress) when asked.
+#[test]
+fn seed_003_sensors_into_dynamodb_and_per_sensor_stats_by_query_and_scan() {
+    let s = services();
+    let table = unique("seed003");
+    let produced = weir(&["produce", "--dynamodb-table", &table, "--endpoint", &s.dynamodb, "--create-table", "--sensors", "4", "--count", "400", "--seed", "3"], Duration::from_secs(120));
+    assert!(produced.status.success(), "{}", String::from_utf8_lossy(&produced.stderr));
+    // The truth, read back with a plain scan: per sensor, (time, value).
+    let items = scan(&s.dynamodb, &table);
+    assert_eq!(items.len(), 400, "every reading is an item");
+    let mut truth: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    for item in &items {
+        let (Value::String(id), Some(t), Some(v)) = (&item["SensorId"], item["CurrentTime"].as_i64(), item["Temperature"].as_f64()) else { panic!("item shape: {item:?}") };
+        truth.entry(id.clone()).or_default().push((t, v));
+    }
+    assert_eq!(truth.len(), 4);
+    // A range that cuts through the readings: the middle half of the times.
+    let mut times: Vec<i64> = items.iter().map(|i| i["CurrentTime"].as_i64().unwrap()).collect();
+    times.sort();
+    let (from, to) = (times[100], times[300]);
+    let rfc = |ms: i64| weir::Timestamp(ms * 1000).to_string();
+    let expected = |keys: &[&str]| -> Vec<(String, u64, f64, f64, f64)> {
+        keys.iter()
+            .filter_map(|k| {
+                let v: Vec<f64> = truth[*k].iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, v)| *v).collect();
+                (!v.is_empty()).then(|| (k.to_string(), v.len() as u64, v.iter().sum::<f64>() / v.len() as f64, v.iter().cloned().fold(f64::MAX, f64::min), v.iter().cloned().fold(f64::MIN, f64::max)))
+            })
+            .collect()
+    };
+    let parse = |out: &std::process::Output| -> Vec<(String, u64, f64, f64, f64)> {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (v["key"].as_str().unwrap().to_owned(), v["count"].as_u64().unwrap(), v["mean"].as_f64().unwrap(), v["min"].as_f64().unwrap(), v["max"].as_f64().unwrap())
+            })
+            .collect()
+    };
+    let same = |got: Vec<(String, u64, f64, f64, f64)>, want: Vec<(String, u64, f64, f64, f64)>| {
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (g, w) in got.iter().zip(&want) {
+            assert!(g.0 == w.0 && g.1 == w.1 && g.3 == w.3 && g.4 == w.4 && (g.2 - w.2).abs() < 1e-9, "{g:?} vs {w:?}");
+        }
+    };
+    let common = ["query", "--table", &table, "--stats", "--endpoint", &s.dynamodb, "--partition-key", "SensorId", "--sort-key", "CurrentTime", "--from"];
+    let (from_text, to_text) = (rfc(from), rfc(to));
+    let by_key = weir(&[&common[..], &[&from_text, "--to", &to_text, "--key", "sensor-1", "--key", "sensor-3"]].concat(), Duration::from_secs(60));
+    same(parse(&by_key), expected(&["sensor-1", "sensor-3"]));
+    assert!(String::from_utf8_lossy(&by_key.stderr).contains(&format!("query {table}: ")), "{}", String::from_utf8_lossy(&by_key.stderr));
+    let scanned = weir(&[&common[..], &[&from_text, "--to", &to_text, "--scan"]].concat(), Duration::from_secs(60));
+    same(parse(&scanned), expected(&["sensor-1", "sensor-2", "sensor-3", "sensor-4"]));
+    let log = String::from_utf8_lossy(&scanned.stderr);
+    assert!(log.contains(&format!("scan {table}: 400 items read, 200 in range")), "{log}");
+}

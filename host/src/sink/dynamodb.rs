@@ -77,15 +77,7 @@ impl DynamoSink {
     pub fn connect(spec: &DynamoSinkSpec) -> Result<Self, SinkError> {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| SinkError::Io { target: "tokio runtime".into(), source })?;
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &spec.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &spec.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let config = runtime.block_on(loader.load());
-        let client = Client::new(&config);
+        let client = runtime.block_on(client(spec.endpoint.as_deref(), spec.region.as_deref()));
         let sink = DynamoSink { spec: spec.clone(), client, runtime, pending: Vec::new(), slot: HashMap::new() };
         sink.runtime.block_on(ensure_table(&sink.client, spec))?;
         Ok(sink)
@@ -128,7 +120,21 @@ impl DynamoSink {
     }
 }
 
-async fn ensure_table(client: &Client, spec: &DynamoSinkSpec) -> Result<(), SinkError> {
+/// A DynamoDB client with the standard credential chain and the given
+/// endpoint (DynamoDB Local) and region overrides.
+pub async fn client(endpoint: Option<&str>, region: Option<&str>) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    Client::new(&loader.load().await)
+}
+
+/// Checks the table exists (creating it when `spec.create_table` says so) and waits until it is ACTIVE.
+pub async fn ensure_table(client: &Client, spec: &DynamoSinkSpec) -> Result<(), SinkError> {
     let err = |message: String| SinkError::Dynamo { table: spec.table.clone(), message };
     match client.describe_table().table_name(&spec.table).send().await {
         Ok(_) => return Ok(()),

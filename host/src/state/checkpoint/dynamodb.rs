@@ -40,14 +40,7 @@ impl DynamoCheckpoints {
     pub fn connect(spec: &DynamoCheckpointSpec, prefix: &str) -> Result<Self, CheckpointError> {
         let err = |message: String| CheckpointError::Dynamo { table: spec.table.clone(), message };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| err(e.to_string()))?;
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &spec.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &spec.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let client = Client::new(&runtime.block_on(loader.load()));
+        let client = runtime.block_on(crate::sink::dynamodb::client(spec.endpoint.as_deref(), spec.region.as_deref()));
         let store = DynamoCheckpoints { table: spec.table.clone(), prefix: prefix.to_owned(), client, runtime, seq: AtomicU64::new(0) };
         store.runtime.block_on(store.ensure_table(spec.create_table))?;
         Ok(store)

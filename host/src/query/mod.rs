@@ -1,6 +1,8 @@
 //! `weir query`: reads a DynamoDB table back by key and time range (seed 003
 //! uses DynamoDB as a time-series store) and prints JSON lines or a table.
 
+pub mod stats;
+
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -46,14 +48,7 @@ pub fn json(value: &AttributeValue) -> Value {
 pub fn run(q: &Query) -> Result<Vec<BTreeMap<String, Value>>, anyhow::Error> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &q.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &q.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let client = aws_sdk_dynamodb::Client::new(&loader.load().await);
+        let client = crate::sink::dynamodb::client(q.endpoint.as_deref(), q.region.as_deref()).await;
         let ms = |t: Timestamp| AttributeValue::N(t.0.div_euclid(1000).to_string());
         let from = ms(q.from.unwrap_or(Timestamp(i64::MIN / 2)));
         let to = ms(q.to.unwrap_or(Timestamp(i64::MAX / 2)));

@@ -1,5 +1,9 @@
 //! `weir produce`: test data into a Kafka topic — a random-walk sensor
-//! generator (seeds 002 and 003) or a replay of a CSV or JSON-lines file.
+//! generator (seeds 002 and 003) or a replay of a CSV or JSON-lines file —
+//! or the generator's readings straight into a DynamoDB table
+//! ([`dynamodb`], seed 003's mock sensors).
+
+pub mod dynamodb;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -68,16 +72,9 @@ pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -
     };
     match payload {
         Payload::Generate { sensors, count, rate, seed } => {
-            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(*seed);
-            let mut values: Vec<f64> = (0..*sensors).map(|_| rng.random_range(15.0..25.0)).collect();
-            let start = crate::Timestamp::now().0 / 1000;
-            for n in 0..*count {
-                let sensor = (n % *sensors as u64) as usize;
-                values[sensor] += rng.random_range(-0.5..0.5);
-                let id = format!("sensor-{}", sensor + 1);
-                let time = crate::Timestamp((start + n as i64 * 1000 / (*rate).max(1) as i64) * 1000);
-                let value = format!("{{\"id\":\"{id}\",\"value\":{:.2},\"time\":\"{time}\"}}", values[sensor]);
-                send(Some(id.as_bytes()), value.as_bytes(), &mut sent)?;
+            for r in readings(*sensors, *count, *rate, *seed, crate::Timestamp::now()) {
+                let value = format!("{{\"id\":\"{}\",\"value\":{:.2},\"time\":\"{}\"}}", r.sensor, r.value, r.time);
+                send(Some(r.sensor.as_bytes()), value.as_bytes(), &mut sent)?;
             }
         }
         Payload::Replay { path, key_field, .. } => {
@@ -100,6 +97,35 @@ pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -
     flush(&producer, &failures, topic)?;
     eprintln!("produce: {sent} messages to {topic} in {:.2?}", started.elapsed());
     Ok(sent)
+}
+
+/// One generated reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// `sensor-1`, `sensor-2`, ...
+    pub sensor: String,
+    /// Temperature, a random walk per sensor from 15–25 in steps under 0.5.
+    pub value: f64,
+    /// When it was taken: `start` plus one step of `1 / rate` s per reading.
+    pub time: crate::Timestamp,
+}
+
+/// `count` readings of `sensors` random-walk sensors in turn, from
+/// `start`, `rate` per second (0: one a second); the same `seed`
+/// gives the same readings.
+pub fn readings(sensors: usize, count: u64, rate: u64, seed: u64, start: crate::Timestamp) -> impl Iterator<Item = Reading> {
+    let sensors = sensors.max(1);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut values: Vec<f64> = (0..sensors).map(|_| rng.random_range(15.0..25.0)).collect();
+    let start_ms = start.0 / 1000;
+    (0..count).map(move |n| {
+        let sensor = (n % sensors as u64) as usize;
+        values[sensor] += rng.random_range(-0.5..0.5);
+        // Two decimals, as a thermometer reports (and the same number in every store).
+        let value = (values[sensor] * 100.0).round() / 100.0;
+        let time = crate::Timestamp((start_ms + n as i64 * 1000 / rate.max(1) as i64) * 1000);
+        Reading { sensor: format!("sensor-{}", sensor + 1), value, time }
+    })
 }
 
 fn open(path: &Path) -> Result<Box<dyn Source>, anyhow::Error> {
