@@ -75,3 +75,42 @@ for row in expected:
     check("seed 002", abs(row["mean"] - sum(values) / len(values)) < 1e-9, row)
 
 print("reference check: seeds 000, 001 and 002 expected outputs recomputed in Python and matched")
+
+# Seed 001's profile: per device and hour, every column's figures.
+import statistics
+
+rows_by = collections.defaultdict(list)
+with open(here / "seed-001-telemetry/iot_telemetry_data_1000.csv") as f:
+    for row in csv.DictReader(f):
+        t = datetime.datetime.fromtimestamp(float(row["ts"]), UTC)
+        rows_by[(row["device"], (t - align) // datetime.timedelta(hours=1))].append(row)
+profiles = lines("seed-001-telemetry/profile-expected.jsonl")
+check("seed 001 profile window count", len(profiles) == len(rows_by))
+
+
+def close(a, b):
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+for p in profiles:
+    start_t = datetime.datetime.fromisoformat(p["start"].replace("Z", "+00:00"))
+    rows = rows_by[(p["key"], (start_t - align) // datetime.timedelta(hours=1))]
+    check("seed 001 profile rows", p["rows"] == len(rows), p["key"])
+    for name, c in p["columns"].items():
+        if c["type"] == "bool":
+            trues = sum(1 for r in rows if r[name] == "true")
+            check("seed 001 profile bool", (c["count"], c["true"], c["false"]) == (len(rows), trues, len(rows) - trues), (p["key"], name))
+            continue
+        v = sorted(float(r[name]) for r in rows)
+        q = statistics.quantiles(v, n=4, method="inclusive")
+        want = {"count": len(v), "distinct": len(set(v)), "mean": statistics.fmean(v), "std": statistics.stdev(v),
+                "min": v[0], "p25": q[0], "p50": q[1], "p75": q[2], "max": v[-1]}
+        for k, w in want.items():
+            check("seed 001 profile", close(c[k], w), (p["key"], name, k, c[k], w))
+        width = (v[-1] - v[0]) / 10
+        counts = [0] * 10
+        for x in v:
+            counts[min(int((x - v[0]) / width), 9) if width > 0 else 0] += 1
+        check("seed 001 profile histogram", c["histogram"]["counts"] == counts, (p["key"], name))
+
+print("reference check: seed 001's profile recomputed in Python (statistics) and matched")

@@ -13,7 +13,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
-plugins=(sensor-average window-stats collect-list faulty liar)
+plugins=(sensor-average window-stats profile collect-list faulty liar)
 args=()
 for p in "${plugins[@]}"; do args+=(-p "$p"); done
 cargo build --quiet --profile plugin --target wasm32-wasip2 "${args[@]}"

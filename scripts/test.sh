@@ -8,6 +8,15 @@ cd "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}
 bash scripts/build-plugins.sh
 python3 examples/reference_check.py
+# A real browser for the profile report test (Debian's chromium), installed
+# once; without it that test fails saying so.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "weir: installing chromium (apt-get) for the report test" >&2
+    apt_get=(apt-get); [ "$(id -u)" -eq 0 ] || apt_get=(sudo -n apt-get)
+    DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q chromium >/dev/null 2>&1 \
+        || { DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q chromium >/dev/null 2>&1; } \
+        || echo "weir: could not install chromium; the report test will fail" >&2
+fi
 # Real Kafka (tansu) and DynamoDB Local on free loopback ports, for the
 # end-to-end tests; stopped however the tests end.
 trap 'bash scripts/services.sh stop' EXIT

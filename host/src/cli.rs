@@ -174,6 +174,19 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Turn the profile plugin's window objects (JSON lines) into one
+    /// self-contained HTML page: per key and window, a table and a chart
+    /// per column.
+    Report {
+        /// The JSON lines (`-`: stdin).
+        input: PathBuf,
+        /// The page to write.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// The page's title.
+        #[arg(long, default_value = "weir profile report")]
+        title: String,
+    },
     /// Read items back from DynamoDB by key and time range, or (`--stats`)
     /// summarise a reading per key: count, mean, min, max (seed 003).
     Query {
@@ -349,6 +362,12 @@ pub fn main(cli: Cli) -> Result<()> {
                 None => crate::produce::Payload::Generate { sensors: sensors.max(1), count, rate, seed },
             };
             crate::produce::produce(&brokers, &topic, partitions, &payload)?;
+            Ok(())
+        }
+        Command::Report { input, out, title } => {
+            let windows = crate::report::read(&input)?;
+            std::fs::write(&out, crate::report::html(&title, &windows)).with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!("report: {} windows written to {}", windows.len(), out.display());
             Ok(())
         }
         Command::Query { table, key, stats, scan, value_field, from, to, partition_key, sort_key, endpoint, region, table_output } => {

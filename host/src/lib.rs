@@ -45,6 +45,7 @@ pub mod plugin;
 pub mod produce;
 pub mod progress;
 pub mod query;
+pub mod report;
 pub mod scaffold;
 pub mod sink;
 pub mod source;

@@ -38,6 +38,9 @@ fn check_accepts_every_example() {
         "examples/seed-002-min-max-mean/python-fold-rust-format.toml",
         "examples/seed-004-collect/collect.toml",
         "examples/seed-004-collect/window.toml",
+        "examples/seed-001-telemetry/profile.toml",
+        "examples/windows/sliding.toml",
+        "examples/windows/session.toml",
     ] {
         let out = weir(&["check", manifest], None);
         assert!(out.status.success(), "{manifest}: {}", text(&out.stderr));

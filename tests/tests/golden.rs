@@ -156,3 +156,11 @@ fn session_windows_refuse_a_fold_that_cannot_merge() {
     let err = run(&m).err().expect("refused").to_string();
     assert!(err.contains("does not export weir:stream/merge") && err.contains("window_stats_py.wasm"), "{err}");
 }
+
+#[test]
+fn seed_001_profile_per_device_and_hour() {
+    // The figures are recomputed in plain Python by examples/reference_check.py.
+    let out = run(&manifest("examples/seed-001-telemetry/profile.toml")).unwrap();
+    assert_lines(&out.lines, &expected("examples/seed-001-telemetry/profile-expected.jsonl"));
+    assert_eq!((out.stats.records, out.stats.failed), (999, 0));
+}

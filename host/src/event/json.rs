@@ -189,10 +189,15 @@ impl ValueSeed<'_> {
                     .or_else(|| string(text).and_then(|s| s.trim().parse::<i64>().ok()))
                     .ok_or_else(|| format!("expected a whole number, found {}", found()))?,
             ),
+            // Booleans too may come as text (CSV rows: "true", "False").
             Column::Bools(v) => v.push(match text {
                 "true" => true,
                 "false" => false,
-                _ => return Err(format!("expected true or false, found {}", found())),
+                _ => match string(text).map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+                    Some("true") => true,
+                    Some("false") => false,
+                    _ => return Err(format!("expected true or false, found {}", found())),
+                },
             }),
             // A number or boolean reads as its JSON text (numeric ids).
             Column::Texts(t) => t.push(
@@ -329,5 +334,14 @@ mod tests {
         assert!(d.failures[1].1.contains("`noon` is not an RFC 3339 time"), "{:?}", d.failures[1]);
         let ms = JsonDecoder::new(vec![FieldSpec::required("t", FieldType::Time)], TimeFormat::UnixMillis);
         assert_eq!(ms.decode([br#"{"t":1500}"#.as_slice()]).events.times("t").unwrap(), [1_500_000]);
+    }
+
+    #[test]
+    fn booleans_may_come_as_text_like_csv_rows() {
+        let d = JsonDecoder::new(vec![FieldSpec::required("on", FieldType::Bool)], TimeFormat::Rfc3339);
+        let lines: [&[u8]; 5] = [br#"{"on":true}"#, br#"{"on":"false"}"#, br#"{"on":"True"}"#, br#"{"on":"yes"}"#, br#"{"on":1}"#];
+        let d = d.decode(lines);
+        assert_eq!(d.events.field("on").unwrap().values, Column::Bools(vec![true, false, true]));
+        assert_eq!(d.failures.iter().map(|(i, r)| (*i, r.as_str())).collect::<Vec<_>>(), [(3, "field `on`: expected true or false, found text \"yes\""), (4, "field `on`: expected true or false, found 1")]);
     }
 }
