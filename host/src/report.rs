@@ -258,7 +258,7 @@ mod tests {
         let path = dir.path().join("out.jsonl");
         std::fs::write(&path, "{\"key\":\"a\",\"start\":\"s\",\"end\":\"e\",\"columns\":{}}\n\n{\"key\":\"b\",\"count\":1}\n").unwrap();
         let err = read(&path).unwrap_err().to_string();
-        assert!(err.ends_with("line 3: no text field `start` (is this the output of the profile plugin?)"), "{err}");
+        assert!(err.ends_with("line 3: no object field `columns` (is this the output of the profile plugin?)"), "{err}");
         assert_eq!(short(0.0027915834), "0.002792");
         assert_eq!(short(75.41575), "75.42");
     }

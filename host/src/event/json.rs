@@ -342,6 +342,6 @@ mod tests {
         let lines: [&[u8]; 5] = [br#"{"on":true}"#, br#"{"on":"false"}"#, br#"{"on":"True"}"#, br#"{"on":"yes"}"#, br#"{"on":1}"#];
         let d = d.decode(lines);
         assert_eq!(d.events.field("on").unwrap().values, Column::Bools(vec![true, false, true]));
-        assert_eq!(d.failures.iter().map(|(i, r)| (*i, r.as_str())).collect::<Vec<_>>(), [(3, "field `on`: expected true or false, found text \"yes\""), (4, "field `on`: expected true or false, found 1")]);
+        assert_eq!(d.failures.iter().map(|(i, r)| (*i, r.as_str())).collect::<Vec<_>>(), [(3, "field `on`: expected true or false, found text \"yes\""), (4, "field `on`: expected true or false, found a number 1")]);
     }
 }
