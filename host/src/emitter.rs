@@ -86,14 +86,14 @@ impl Emitter {
                     Ok(object) => object,
                     Err(reason) => {
                         format_errors += 1;
-                        self.dead_window(stages.accumulator(), &result, None, reason)?;
+                        self.dead_window(stages.accumulator(), &result, None, "format", reason)?;
                         continue;
                     }
                 };
                 if !object.trim_start().starts_with('{') || serde_json::from_str::<serde::de::IgnoredAny>(&object).is_err() {
                     format_errors += 1;
                     let reason = format!("format returned something that is not a JSON object: {}", truncate(&object, 200));
-                    self.dead_window(stages.accumulator(), &result, Some(&object), reason)?;
+                    self.dead_window(stages.accumulator(), &result, Some(&object), "format", reason)?;
                     continue;
                 }
                 result.object = object;
@@ -165,30 +165,23 @@ impl Emitter {
     /// takes to replay it.
     pub fn dead_unmerged(&mut self, accumulator: &Identity, id: WindowId, w: OpenWindow, reason: String) -> Result<(), SinkError> {
         let result = WindowResult { key: id.key, id: id.index, start: w.start, end: w.end, count: w.count, object: String::new(), acc: w.acc.unwrap_or_default() };
-        self.dead_window(accumulator, &result, None, reason)
+        self.dead_window(accumulator, &result, None, "merge", reason)
     }
 
     fn dead_rejection(&mut self, accumulator: &Identity, r: Rejection) -> Result<(), SinkError> {
         let object = r.result.object.clone();
-        self.dead_window(accumulator, &r.result, Some(&object), format!("sink: {}", r.reason))
+        self.dead_window(accumulator, &r.result, Some(&object), "sink", format!("sink: {}", r.reason))
     }
 
     // A window that cannot go on, with all it takes to replay it: its
     // bounds and count, the accumulator (hex, with the fold plugin's state
     // version) and the formatted object when there is one.
-    fn dead_window(&mut self, accumulator: &Identity, w: &WindowResult, object: Option<&str>, reason: String) -> Result<(), SinkError> {
+    fn dead_window(&mut self, accumulator: &Identity, w: &WindowResult, object: Option<&str>, stage: &str, reason: String) -> Result<(), SinkError> {
         let object = object.map(|o| serde_json::from_str::<serde_json::Value>(o).unwrap_or_else(|_| serde_json::Value::String(o.to_owned())));
         let value = serde_json::json!({
             "key": w.key, "id": w.id, "start": w.start.to_string(), "end": w.end.to_string(), "count": w.count,
             "accumulator": accumulator, "acc_hex": hex::encode(&w.acc), "object": object,
         });
-        let stage = if reason.starts_with("sink: ") {
-            "sink"
-        } else if reason.starts_with("merge ") {
-            "merge"
-        } else {
-            "format"
-        };
         crate::metrics::global().dead_letter(stage, "failed");
         self.dead.send(DeadLetter {
             kind: DeadLetterKind::Failed,

@@ -223,6 +223,17 @@ fn a_component_of_contract_0_1_is_refused_by_name() {
     }
 }
 
+// `p.toml` in `dir`: window-stats over stdin JSON lines keyed by `id`,
+// timed by `t`, 1 min windows, into the `[sink]` given.
+fn write_stdin_manifest(dir: &Path, sink: &str) {
+    let manifest = format!(
+        "[source]\nkind = \"stdin\"\n[stages]\nplugin = {:?}\nconfig = {{ value_field = \"v\" }}\n[stages.deserialize]\nbuiltin = \"json\"\n[stages.key]\nfield = \"id\"\n\
+         [clock]\nkind = \"event\"\ntime_field = \"t\"\nwait_for_system_duration = \"0s\"\n[window]\nkind = \"tumbling\"\nlength = \"1m\"\n[sink]\n{sink}\n",
+        root().join("plugins/dist/window_stats.wasm")
+    );
+    std::fs::write(dir.join("p.toml"), manifest).unwrap();
+}
+
 // The value of an unlabelled sample line `name value`.
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines().find(|l| l.split(' ').next() == Some(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
@@ -253,12 +264,7 @@ fn scrape_until(addr: &str, what: &str, ready: impl Fn(&str) -> bool) -> String 
 #[test]
 fn metrics_move_while_a_stream_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = format!(
-        "[source]\nkind = \"stdin\"\n[stages]\nplugin = {:?}\nconfig = {{ value_field = \"v\" }}\n[stages.deserialize]\nbuiltin = \"json\"\n[stages.key]\nfield = \"id\"\n\
-         [clock]\nkind = \"event\"\ntime_field = \"t\"\nwait_for_system_duration = \"0s\"\n[window]\nkind = \"tumbling\"\nlength = \"1m\"\n[sink]\nkind = \"stdout\"\n",
-        root().join("plugins/dist/window_stats.wasm")
-    );
-    std::fs::write(dir.path().join("p.toml"), manifest).unwrap();
+    write_stdin_manifest(dir.path(), "kind = \"stdout\"");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -298,12 +304,7 @@ fn metrics_move_while_a_stream_runs() {
 #[test]
 fn a_terminal_gets_a_progress_line_and_a_pipe_gets_plain_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = format!(
-        "[source]\nkind = \"stdin\"\n[stages]\nplugin = {:?}\nconfig = {{ value_field = \"v\" }}\n[stages.deserialize]\nbuiltin = \"json\"\n[stages.key]\nfield = \"id\"\n\
-         [clock]\nkind = \"event\"\ntime_field = \"t\"\nwait_for_system_duration = \"0s\"\n[window]\nkind = \"tumbling\"\nlength = \"1m\"\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n",
-        root().join("plugins/dist/window_stats.wasm")
-    );
-    std::fs::write(dir.path().join("p.toml"), manifest).unwrap();
+    write_stdin_manifest(dir.path(), "kind = \"file\"\npath = \"out.jsonl\"");
     // A stream that stays open 2.5 s, under a pseudo-terminal (util-linux `script`).
     let job = format!(
         "(echo '{{\"id\":\"x\",\"v\":1,\"t\":60}}'; sleep 2.5; echo '{{\"id\":\"x\",\"v\":2,\"t\":130}}') | {} run {} --workers 1",
