@@ -13,7 +13,9 @@
 #                                 with 10 s windows (also run): the
 #                                 difference is open windows alone
 #
-# each with --workers 1 and --workers 2. Prints the median of RUNS runs,
+# each with --workers 1 and --workers 2, and with --workers 1 pinned to one
+# core (taskset -c 0: the reading thread and the worker share it — the
+# job's 1-core speed, the baseline for what the second core gives). Prints the median of RUNS runs,
 # records/s, the ratios, peak RSS and the memory per open window, and
 # checks that 1 and 2 workers write the same windows (with a 1 h wait, so
 # that no record is late in one run and not the other).
@@ -78,16 +80,18 @@ EOF
 jobs=("100:60s" "100000:60s" "100:10s" "100000:10000s")
 for job in "${jobs[@]}"; do
     IFS=: read -r keys length <<<"$job"
-    for workers in 1 2; do
+    for workers in 1 2 1c; do
         manifest "$keys" "$length" "$work/scale-out-$keys-$length-w$workers.jsonl" >"$work/scale-$keys-$length-w$workers.toml"
     done
 done
 "$weir" --log warn check "$work/scale-100-60s-w1.toml" >/dev/null
 
 # One run: wall seconds, peak RSS (KiB), most windows open at once.
-measure() { # manifest, workers
-    local log=$work/scale-last.log
-    /usr/bin/time -f "time %e %M" "$weir" --log info run --workers "$2" "$1" >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
+measure() { # manifest, workers (1c: one worker pinned to one core)
+    local log=$work/scale-last.log pin=()
+    local workers=$2
+    if [ "$workers" = 1c ]; then pin=(taskset -c 0); workers=1; fi
+    /usr/bin/time -f "time %e %M" "${pin[@]}" "$weir" --log info run --workers "$workers" "$1" >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
     python3 - "$log" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -104,7 +108,7 @@ echo "bench-scale: $records records; $runs runs of each, interleaved; medians" >
 for run in $(seq "$runs"); do
     for job in "${jobs[@]}"; do
         IFS=: read -r keys length <<<"$job"
-        for workers in 1 2; do
+        for workers in 1 2 1c; do
             echo "$keys $length $workers $(measure "$work/scale-$keys-$length-w$workers.toml" "$workers")" >>"$results"
         done
     done
@@ -134,17 +138,18 @@ def med(keys, length, workers, col):
     return statistics.median(float(r[col]) for r in rows if (r[0], r[1], r[2]) == (keys, length, workers))
 def rate(keys, length, workers):
     return n / med(keys, length, workers, 3)
+print("workers 1c: one worker pinned to one core (taskset -c 0)")
 print(f"{'keys':>8} {'window':>7} {'workers':>7} {'wall':>7} {'records/s':>11} {'windows':>8} {'open peak':>9} {'RSS MiB':>8}")
 for keys, length in [("100", "60s"), ("100000", "60s"), ("100", "10s"), ("100000", "10000s")]:
-    for w in ("1", "2"):
+    for w in ("1c", "1", "2"):
         print(f"{int(keys):>8,} {length:>7} {w:>7} {med(keys, length, w, 3):>6.2f}s {rate(keys, length, w):>11,.0f} {int(med(keys, length, w, 6)):>8,} {int(med(keys, length, w, 5)):>9,} {med(keys, length, w, 4) / 1024:>8.1f}")
 print()
 print("cost of keys (1 worker, records/s of 100,000 keys / 100 keys):")
 print(f"  60 s windows (58x the windows written):        {rate('100000', '60s', '1') / rate('100', '60s', '1'):.2f}x")
 print(f"  same windows written, open windows differ:    {rate('100000', '10000s', '1') / rate('100', '10s', '1'):.2f}x")
-print("second core (records/s with 2 workers / 1 worker):")
+print("second core (records/s with 2 workers on 2 cores / 1 worker on 1 core; / 1 worker unpinned):")
 for keys, length in [("100", "60s"), ("100000", "60s"), ("100", "10s"), ("100000", "10000s")]:
-    print(f"  {int(keys):>7,} keys, {length:>6} windows: {rate(keys, length, '2') / rate(keys, length, '1'):.2f}x")
+    print(f"  {int(keys):>7,} keys, {length:>6} windows: {rate(keys, length, '2') / rate(keys, length, '1c'):.2f}x  ({rate(keys, length, '2') / rate(keys, length, '1'):.2f}x)")
 extra_rss = (med("100000", "10000s", "1", 4) - med("100", "10s", "1", 4)) * 1024
 extra_open = med("100000", "10000s", "1", 5) - med("100", "10s", "1", 5)
 print(f"memory per open window (RSS difference / open-window difference, 1 worker): {extra_rss / extra_open:.0f} bytes")

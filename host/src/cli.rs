@@ -550,6 +550,9 @@ fn report(manifest: &Manifest, stats: &crate::pipeline::Stats, elapsed: std::tim
         stats.failed,
         elapsed
     );
+    if let Some(latency) = crate::metrics::global().close_to_item_samples.summary() {
+        tracing::info!("window close → item written: {latency}");
+    }
     if stats.sessions_merged > 0 {
         tracing::info!("{} session windows merged into an earlier one (an event closed the gap)", stats.sessions_merged);
     }

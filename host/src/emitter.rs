@@ -77,6 +77,7 @@ impl Emitter {
                     count: w.count,
                     object: String::new(),
                     acc: w.acc.clone(),
+                    closed_at: Some(closed_at),
                 })
                 .collect();
             formatted += results.len() as u64;
@@ -115,6 +116,14 @@ impl Emitter {
                     Err(err) => return Err(err),
                 }
             }
+        }
+        // A sink writing in the background starts on the last few now.
+        let polling = Instant::now();
+        let rejections = self.sink.poll();
+        self.note_stall(polling.elapsed());
+        for rejection in rejections? {
+            self.written = self.written.saturating_sub(1);
+            self.dead_rejection(stages.accumulator(), rejection)?;
         }
         Ok((formatted, format_errors))
     }
@@ -164,7 +173,7 @@ impl Emitter {
     /// (the fold's `merge` failed) to the dead-letter output, with what it
     /// takes to replay it.
     pub fn dead_unmerged(&mut self, accumulator: &Identity, id: WindowId, w: OpenWindow, reason: String) -> Result<(), SinkError> {
-        let result = WindowResult { key: id.key, id: id.index, start: w.start, end: w.end, count: w.count, object: String::new(), acc: w.acc.unwrap_or_default() };
+        let result = WindowResult { key: id.key, id: id.index, start: w.start, end: w.end, count: w.count, object: String::new(), acc: w.acc.unwrap_or_default(), closed_at: None };
         self.dead_window(accumulator, &result, None, "merge", reason)
     }
 

@@ -1,6 +1,10 @@
-//! Hashing for the per-key maps on the hot path. std's SipHash is built to
-//! resist flooding with a per-process key; foldhash keeps a per-process
-//! random seed but is several times faster on short keys.
+//! Hashing and keys for the per-key maps on the hot path. std's SipHash is
+//! built to resist flooding with a per-process key; foldhash keeps a
+//! per-process random seed but is several times faster on short keys.
+//!
+//! Map keys are [`Key`]s: a key of up to 23 bytes (most sensor and device
+//! ids) sits inside the map's bucket, so a lookup compares it without
+//! following a pointer to another cache line; a longer one is shared.
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,6 +13,11 @@ pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A hash set with foldhash's per-process seeded hasher.
 pub type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
+/// A window key as the per-key maps hold it: inline up to 23 bytes,
+/// shared (cloned without copying) past that; hashes and compares as the
+/// `str` it holds, so maps keyed by it are looked up with a `&str`.
+pub type Key = smol_str::SmolStr;
 
 /// A 64-bit FNV-1a hash of `key`: the same in every process and every
 /// version of weir, so it can be written into checkpoints.

@@ -75,6 +75,56 @@ impl Histogram {
     }
 }
 
+/// Latencies kept one by one (microseconds), for exact quantiles in a
+/// run's summary; past [`Samples::CAP`] observations the rest are dropped.
+#[derive(Debug, Default)]
+pub struct Samples(Mutex<Vec<u32>>);
+
+impl Samples {
+    /// The most observations kept.
+    pub const CAP: usize = 1_000_000;
+
+    /// Keeps one observation.
+    pub fn observe(&self, took: Duration) {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if all.len() < Self::CAP {
+            all.push(took.as_micros().min(u128::from(u32::MAX)) as u32);
+        }
+    }
+
+    /// Count, median, 99th percentile and maximum (nearest rank), or
+    /// `None` before any observation.
+    pub fn summary(&self) -> Option<LatencySummary> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if all.is_empty() {
+            return None;
+        }
+        all.sort_unstable();
+        let rank = |q: f64| Duration::from_micros(u64::from(all[((q * all.len() as f64).ceil() as usize).clamp(1, all.len()) - 1]));
+        Some(LatencySummary { count: all.len(), p50: rank(0.50), p99: rank(0.99), max: rank(1.0) })
+    }
+}
+
+/// Quantiles of kept latencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencySummary {
+    /// Observations.
+    pub count: usize,
+    /// The median.
+    pub p50: Duration,
+    /// The 99th percentile.
+    pub p99: Duration,
+    /// The largest.
+    pub max: Duration,
+}
+
+impl std::fmt::Display for LatencySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        write!(f, "{} windows, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", self.count, ms(self.p50), ms(self.p99), ms(self.max))
+    }
+}
+
 /// Everything `GET /metrics` reports.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -98,6 +148,12 @@ pub struct Metrics {
     pub checkpoints: AtomicU64,
     /// From a window closing to the sink taking it.
     pub close_to_sink: Histogram,
+    /// From a window closing to its item being written where the sink
+    /// writes it (DynamoDB: the BatchWriteItem that took it returned).
+    pub close_to_item: Histogram,
+    /// The same, each observation kept (up to a million) for exact
+    /// quantiles at the end of a run.
+    pub close_to_item_samples: Samples,
     /// Time of each stage call, by stage.
     pub stage_calls: [Histogram; 4],
     dead: Mutex<BTreeMap<(String, &'static str), u64>>,
@@ -184,6 +240,8 @@ impl Metrics {
 
         let _ = writeln!(out, "# HELP weir_window_close_to_sink_seconds From a window closing to the sink taking it.\n# TYPE weir_window_close_to_sink_seconds histogram");
         self.close_to_sink.render(&mut out, "weir_window_close_to_sink_seconds", "");
+        let _ = writeln!(out, "# HELP weir_window_close_to_item_seconds From a window closing to its item written (DynamoDB sink).\n# TYPE weir_window_close_to_item_seconds histogram");
+        self.close_to_item.render(&mut out, "weir_window_close_to_item_seconds", "");
         let _ = writeln!(out, "# HELP weir_stage_call_seconds Time of each call into a stage's component.\n# TYPE weir_stage_call_seconds histogram");
         for kind in StageKind::ALL {
             self.stage_calls[kind as usize].render(&mut out, "weir_stage_call_seconds", &format!("stage=\"{}\"", kind.name()));
@@ -224,6 +282,21 @@ mod tests {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
+    }
+
+    #[test]
+    fn kept_samples_give_nearest_rank_quantiles() {
+        let s = Samples::default();
+        assert_eq!(s.summary(), None);
+        for ms in 1..=200u64 {
+            s.observe(Duration::from_millis(ms));
+        }
+        let summary = s.summary().unwrap();
+        assert_eq!(summary.count, 200);
+        assert_eq!(summary.p50, Duration::from_millis(100));
+        assert_eq!(summary.p99, Duration::from_millis(198));
+        assert_eq!(summary.max, Duration::from_millis(200));
+        assert_eq!(summary.to_string(), "200 windows, p50 100.0 ms, p99 198.0 ms, max 200.0 ms");
     }
 
     #[test]

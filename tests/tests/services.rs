@@ -199,6 +199,9 @@ fn an_item_dynamodb_refuses_is_dead_lettered_alone_and_its_batch_is_written() {
     let items = scan(&s.dynamodb, &table);
     assert_eq!(items.len(), 29, "every item but the refused one:\n{log}");
     assert!(items.iter().all(|i| i["key"] != "k7"));
+    // The writer thread timed each item it wrote from its window's close.
+    assert!(log.contains("window close → item written: 29 windows, p50 "), "close → item latency of the 29 written items:\n{log}");
+    assert!(log.contains("29 windows written"), "the refused window is not counted as written:\n{log}");
     let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
     let letters: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(letters.len(), 1, "{dead}");

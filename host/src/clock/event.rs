@@ -1,6 +1,6 @@
 use super::Arrival;
 use crate::Timestamp;
-use crate::fast::{FastMap, stable_hash};
+use crate::fast::{FastMap, Key, stable_hash};
 
 /// Bytewax's event clock, per key: the watermark is the largest event time
 /// seen minus `wait_for_system_duration`, plus the system time elapsed since
@@ -15,7 +15,7 @@ use crate::fast::{FastMap, stable_hash};
 #[derive(Debug, Clone)]
 pub struct EventClock {
     wait: i64,
-    keys: FastMap<String, KeyTime>,
+    keys: FastMap<Key, KeyTime>,
     /// Retired keys: watermark minus system time, by [`stable_hash`] of the key.
     retired: FastMap<u64, i64>,
 }
@@ -58,7 +58,7 @@ impl EventClock {
                     Some(offset) => KeyTime { base: now.0.saturating_add(offset), seen_at: now.0 },
                     None => KeyTime { base: candidate, seen_at: now.0 },
                 };
-                self.keys.entry(key.to_owned()).or_insert(start)
+                self.keys.entry(Key::new(key)).or_insert(start)
             }
         };
         let watermark = k.watermark(now);
@@ -99,7 +99,7 @@ impl EventClock {
 
     /// Every key's watermark at `now`, for a checkpoint.
     pub fn snapshot(&self, now: Timestamp) -> Vec<(String, i64)> {
-        self.keys.iter().map(|(key, k)| (key.clone(), k.watermark(now).0)).collect()
+        self.keys.iter().map(|(key, k)| (key.to_string(), k.watermark(now).0)).collect()
     }
 
     /// Every retired key's watermark at `now`, by key hash, for a checkpoint.
@@ -124,7 +124,7 @@ impl EventClock {
     /// records find the windows they belong to still open.
     pub fn restore(&mut self, watermarks: &[(String, i64)], retired: &[(u64, i64)], now: Timestamp) {
         for (key, watermark) in watermarks {
-            self.keys.insert(key.clone(), KeyTime { base: *watermark, seen_at: now.0 });
+            self.keys.insert(Key::new(key), KeyTime { base: *watermark, seen_at: now.0 });
         }
         for (hash, watermark) in retired {
             self.retired.insert(*hash, watermark.saturating_sub(now.0));

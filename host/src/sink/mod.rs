@@ -38,6 +38,9 @@ pub struct WindowResult {
     /// The accumulator it was formatted from (kept so a refused result can
     /// be replayed).
     pub acc: Vec<u8>,
+    /// When the window closed, when the pipeline knows (a sink that writes
+    /// in the background measures close → item from it).
+    pub closed_at: Option<std::time::Instant>,
 }
 
 /// A window result a sink refused; it goes to the dead-letter output whole.
@@ -96,6 +99,13 @@ pub enum SinkError {
 pub trait Sink: Send {
     /// Writes one result.
     fn write(&mut self, result: &WindowResult) -> Result<(), SinkError>;
+    /// Lets a sink that writes in the background start on what it holds
+    /// without waiting, and returns what the destination refused since the
+    /// last call (the pipeline calls it after each round of closed
+    /// windows). Most sinks write as they go: nothing to do.
+    fn poll(&mut self) -> Result<Vec<Rejection>, SinkError> {
+        Ok(Vec::new())
+    }
     /// Makes everything written so far durable or visible; returns what
     /// the destination refused, for the dead-letter output.
     fn flush(&mut self) -> Result<Vec<Rejection>, SinkError>;
@@ -107,6 +117,10 @@ pub struct SharedSink(pub std::sync::Arc<std::sync::Mutex<Box<dyn Sink>>>);
 impl Sink for SharedSink {
     fn write(&mut self, result: &WindowResult) -> Result<(), SinkError> {
         self.0.lock().expect("a worker panicked holding the sink").write(result)
+    }
+
+    fn poll(&mut self) -> Result<Vec<Rejection>, SinkError> {
+        self.0.lock().expect("a worker panicked holding the sink").poll()
     }
 
     fn flush(&mut self) -> Result<Vec<Rejection>, SinkError> {

@@ -7,10 +7,9 @@ pub mod checkpoint;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
 
 use crate::Timestamp;
-use crate::fast::FastMap;
+use crate::fast::{FastMap, Key};
 use crate::window::WindowIndex;
 
 /// Names one window: its key and index.
@@ -38,7 +37,7 @@ pub struct OpenWindow {
 // The open windows of one key.
 #[derive(Debug)]
 struct KeyWindows {
-    key: Arc<str>,
+    key: Key,
     slots: Vec<Slot>,
 }
 
@@ -66,14 +65,14 @@ struct Slot {
 // timers due at the same instant (many are due at once) are ordered
 // without comparing keys. Timers are never removed from the heap; one
 // whose window has closed or been rescheduled is skipped when it comes up.
-type Timer = Reverse<(i64, u64, Arc<str>, WindowIndex)>;
+type Timer = Reverse<(i64, u64, Key, WindowIndex)>;
 
 /// All open windows, by key, each with a timer: the system time at which
 /// it is due to close. Closing costs per window closed, not per window
 /// open: the timers are a heap ordered by due time.
 #[derive(Debug, Default)]
 pub struct WindowStore {
-    keys: FastMap<Arc<str>, KeyWindows>,
+    keys: FastMap<Key, KeyWindows>,
     timers: BinaryHeap<Timer>,
     sequence: u64,
     open: usize,
@@ -97,7 +96,7 @@ impl WindowStore {
         let windows = match self.keys.get_mut(key) {
             Some(windows) => windows,
             None => {
-                let key: Arc<str> = Arc::from(key);
+                let key = Key::new(key);
                 self.keys.entry(key.clone()).or_insert(KeyWindows { key, slots: Vec::new() })
             }
         };
@@ -130,7 +129,7 @@ impl WindowStore {
     /// yet due is set to its true time. In no particular order (the caller
     /// orders what all partitions closed). Also says which keys have no
     /// window left.
-    pub fn close_due(&mut self, now: i64, mut due: impl FnMut(&str, WindowIndex, &OpenWindow) -> i64) -> (Vec<(WindowId, OpenWindow)>, Vec<Arc<str>>) {
+    pub fn close_due(&mut self, now: i64, mut due: impl FnMut(&str, WindowIndex, &OpenWindow) -> i64) -> (Vec<(WindowId, OpenWindow)>, Vec<Key>) {
         let (mut closed, mut emptied) = (Vec::new(), Vec::new());
         let mut later = Vec::new();
         while let Some(Reverse((at, _, _, _))) = self.timers.peek() {
@@ -190,7 +189,7 @@ impl WindowStore {
     }
 
     /// Every open window's key, to schedule after a restore.
-    pub fn keys(&self) -> Vec<Arc<str>> {
+    pub fn keys(&self) -> Vec<Key> {
         self.keys.keys().cloned().collect()
     }
 
@@ -201,7 +200,7 @@ impl WindowStore {
 
     /// Puts back a window from a checkpoint (due when scheduled).
     pub fn restore(&mut self, key: &str, index: WindowIndex, window: OpenWindow) {
-        let key: Arc<str> = Arc::from(key);
+        let key = Key::new(key);
         let windows = self.keys.entry(key.clone()).or_insert(KeyWindows { key, slots: Vec::new() });
         windows.slots.retain(|s| s.index != index);
         windows.slots.push(Slot { index, window, due: i64::MAX });

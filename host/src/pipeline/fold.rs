@@ -1,0 +1,110 @@
+//! The fold of one batch: events regrouped by window (a counting sort),
+//! one fold call for the batch, accumulators absorbed, failed events
+//! dead-lettered once, then session merges applied.
+
+use super::{Pipeline, PipelineError};
+use crate::fast::FastSet;
+use crate::manifest::StageKind;
+use crate::plugin::FoldGroup;
+use crate::sink::DeadLetterKind;
+use crate::source::SourceRecord;
+use crate::state::checkpoint::PartitionId;
+use crate::window::Assignment;
+
+// The events of one batch that go to one window.
+pub(super) struct Group<'k> {
+    /// Index into the batch's partitions.
+    pub(super) partition: usize,
+    pub(super) key: &'k str,
+    pub(super) assignment: Assignment,
+    pub(super) members: u32,
+}
+
+impl Pipeline {
+    // Folds each group's events into its window, one call for the batch.
+    pub(super) fn fold(
+        &mut self,
+        records: &[SourceRecord],
+        events: &crate::event::Events,
+        origins: &[usize],
+        partitions: &[PartitionId],
+        groups: Vec<Group>,
+        placed: Vec<(u32, u32)>,
+    ) -> Result<(), PipelineError> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        // The events in group order (a counting sort; stable within a group).
+        let mut next = Vec::with_capacity(groups.len());
+        let mut fold_groups = Vec::with_capacity(groups.len());
+        let mut end = 0u32;
+        for group in &groups {
+            next.push(end);
+            end += group.members;
+            let acc = self.partitions.get(&partitions[group.partition]).and_then(|p| p.acc(group.key, group.assignment.index)).cloned();
+            fold_groups.push(FoldGroup { acc, end });
+        }
+        let mut rows = vec![0u32; placed.len()];
+        for (group, event) in placed {
+            let at = &mut next[group as usize];
+            rows[*at as usize] = event;
+            *at += 1;
+        }
+        let fold_origin: Vec<usize> = rows.iter().map(|&event| origins[event as usize]).collect();
+        let input = self.stages.fold_input(events, &rows);
+        let mut failed = vec![false; rows.len()];
+        let fold_counters = StageKind::Fold as usize;
+        self.counters[fold_counters].records += fold_origin.len() as u64;
+        let folded = self.stages.fold(fold_groups, &input);
+        self.counters[fold_counters].errors += folded.failures.len() as u64;
+        // An event in several (sliding) windows is dead-lettered once.
+        let mut dead_events: FastSet<u32> = FastSet::default();
+        for failure in &folded.failures {
+            failed[failure.index as usize] = true;
+            if dead_events.insert(rows[failure.index as usize]) {
+                self.emitter.dead_record(&records[fold_origin[failure.index as usize]], DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;
+            }
+        }
+        let mut accs = folded.accs.into_iter();
+        let mut start = 0usize;
+        let mut unfolded = Vec::new();
+        for group in &groups {
+            let acc = accs.next().unwrap_or_default();
+            let end = start + group.members as usize;
+            let absorbed = failed[start..end].iter().filter(|f| !**f).count() as u64;
+            start = end;
+            let Some(operator) = self.partitions.get_mut(&partitions[group.partition]) else { continue };
+            if absorbed == 0 && !operator.is_open(group.key, group.assignment.index) {
+                operator.reschedule(group.key);
+                unfolded.push(group);
+                continue;
+            }
+            operator.absorb(group.key, group.assignment, acc, absorbed);
+        }
+        self.merge_sessions(partitions)?;
+        for group in unfolded {
+            if let Some(operator) = self.partitions.get_mut(&partitions[group.partition]) {
+                operator.forget(group.key, group.assignment.index);
+            }
+        }
+        Ok(())
+    }
+
+    // Session windows: sessions that an event of the batch brought within
+    // the gap of each other become one, their accumulators merged by the
+    // fold's `merge` (a refused merge dead-letters the later window).
+    pub(super) fn merge_sessions(&mut self, partitions: &[PartitionId]) -> Result<(), PipelineError> {
+        for pid in partitions {
+            let Some(operator) = self.partitions.get_mut(pid) else { continue };
+            for merge in operator.take_merges() {
+                self.stats.sessions_merged += 1;
+                let stages = &mut self.stages;
+                if let Err((id, window, reason)) = operator.merge(&merge, |into, from| stages.merge(into, from)) {
+                    self.counters[StageKind::Fold as usize].errors += 1;
+                    self.emitter.dead_unmerged(self.stages.accumulator(), id, window, reason)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,423 @@
+//! The data path: source → deserialize → key → clock → window → fold →
+//! (window closes) → format → sink, with late and failed records going to the
+//! dead-letter output. This file is the batch's journey up to the fold:
+//! decode, key, time, and placing each event in its partition's windows.
+//! The fold of the batch is [`fold`]; the window state of a partition is
+//! [`crate::operator`]; the end of the path [`crate::emitter`]. Owning
+//! partitions (restore, checkpoint, revoke) is [`partitions`], hot swap
+//! [`swap`], the control endpoint's requests [`control`].
+//!
+//! [`Pipeline`] is driven by batches and an explicit system time, so tests can
+//! drive the clock by hand; [`Pipeline::run_source`] drives it from a real
+//! source and the system clock.
+
+mod control;
+mod error;
+mod fold;
+mod partitions;
+mod swap;
+
+use std::collections::hash_map::Entry;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use crate::Timestamp;
+use crate::emitter::Emitter;
+use crate::fast::FastMap;
+use crate::manifest::{CheckpointStoreSpec, ClockSpec, Manifest, StageKind};
+use crate::operator::WindowOperator;
+use crate::plugin::PluginEngine;
+use crate::sink::{self, DeadLetterKind, DeadLetters, Sink};
+use crate::source::{self, Delivery, Source, SourceRecord};
+use crate::state::checkpoint::{CheckpointStore, DynamoCheckpoints, FolderCheckpoints, Owner, PartitionId};
+use crate::state::{OpenWindow, WindowId};
+use crate::window::{Assignment, WindowIndex};
+
+pub use crate::stages::{Stages, StagesError};
+pub use control::{ControlRequest, PipelineStatus, StageStatus};
+use control::StageCounters;
+pub use error::{PipelineError, SwapError};
+use fold::Group;
+pub use swap::Swapped;
+
+/// How long the pipeline waits for input before it lets system time close
+/// windows anyway.
+const IDLE_TICK: Duration = Duration::from_millis(100);
+/// How often a long run logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Counts of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Records read from the source.
+    pub records: u64,
+    /// Events the deserialize stage produced.
+    pub events: u64,
+    /// Windows written to the sink.
+    pub windows: u64,
+    /// Late items sent to the dead-letter output.
+    pub late: u64,
+    /// Records or windows a stage failed, sent to the dead-letter output.
+    pub failed: u64,
+    /// Records skipped because a checkpoint had already absorbed them.
+    pub skipped: u64,
+    /// Keys seen in more than one input partition.
+    pub key_partition_conflicts: u64,
+    /// The most windows open at once (after a batch).
+    pub open_windows_peak: u64,
+    /// Session windows merged into another (an event closed their gap).
+    pub sessions_merged: u64,
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    stages: Stages,
+    clock_spec: ClockSpec,
+    window_spec: crate::manifest::WindowSpec,
+    partitions: FastMap<PartitionId, WindowOperator>,
+    key_home: FastMap<String, PartitionId>,
+    checkpoints: Option<Box<dyn CheckpointStore>>,
+    owner: Owner,
+    /// SHA-256 of each stage's component as the manifest named it (empty
+    /// for a stage the host does).
+    declared: [String; 4],
+    engine: Option<std::sync::Arc<PluginEngine>>,
+    /// The latest system time the clocks have seen (they never go back).
+    clock_high: i64,
+    emitter: Emitter,
+    system_clock: bool,
+    batch_size: usize,
+    stats: Stats,
+    counters: [StageCounters; 4],
+    control: Option<std::sync::mpsc::Receiver<ControlRequest>>,
+    /// What this pipeline has added to the process's metrics so far.
+    reported: Reported,
+}
+
+// The figures a pipeline last added to the metrics (several workers add
+// theirs to the same registry).
+#[derive(Debug, Default, Clone, Copy)]
+struct Reported {
+    stats: Stats,
+    open_windows: i64,
+}
+
+impl Pipeline {
+    /// Loads the stages and opens the sink and dead-letter output the
+    /// manifest names.
+    pub fn load(manifest: &Manifest, engine: &PluginEngine) -> Result<Self, PipelineError> {
+        let stages = Stages::load(manifest, engine)?;
+        let sink = sink::open(&manifest.sink)?;
+        let dead = DeadLetters::open(&manifest.dead_letter)?;
+        let pipeline = Self::new(manifest, stages, sink, dead);
+        Ok(match &manifest.checkpoint {
+            Some(spec) => match &spec.store {
+                CheckpointStoreSpec::Folder(dir) => pipeline.with_checkpoints(FolderCheckpoints::open(dir)?),
+                CheckpointStoreSpec::Dynamodb(table) => {
+                    let prefix = match &manifest.source {
+                        crate::manifest::SourceSpec::Kafka(k) => k.group_id.clone(),
+                        _ => manifest.name.clone(),
+                    };
+                    pipeline.with_checkpoints(DynamoCheckpoints::connect(table, &prefix)?)
+                }
+            },
+            None => pipeline,
+        })
+    }
+
+    /// A pipeline over loaded stages, writing to `sink` and `dead`.
+    pub fn new(manifest: &Manifest, stages: Stages, sink: Box<dyn Sink>, dead: DeadLetters) -> Self {
+        let declared = StageKind::ALL.map(|kind| stages.get(kind).map(|p| p.hash().to_owned()).unwrap_or_default());
+        Pipeline {
+            stages,
+            clock_spec: manifest.clock,
+            window_spec: manifest.window,
+            partitions: FastMap::default(),
+            key_home: FastMap::default(),
+            checkpoints: None,
+            owner: Owner::local(),
+            declared,
+            engine: None,
+            clock_high: i64::MIN,
+            emitter: Emitter::new(sink, dead),
+            system_clock: manifest.clock == ClockSpec::System,
+            batch_size: manifest.limits.batch_size,
+            stats: Stats::default(),
+            counters: Default::default(),
+            control: None,
+            reported: Reported::default(),
+        }
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> Stats {
+        let (late, failed) = self.emitter.dead_counts();
+        Stats { late, failed, windows: self.emitter.written(), ..self.stats }
+    }
+
+    /// The stages, e.g. to read their hashes.
+    pub fn stages(&self) -> &Stages {
+        &self.stages
+    }
+
+    fn open_windows(&self) -> usize {
+        self.partitions.values().map(WindowOperator::open_windows).sum()
+    }
+
+    fn partition(&mut self, id: &PartitionId) -> &mut WindowOperator {
+        let (clock, window) = (self.clock_spec, self.window_spec);
+        self.partitions.entry(id.clone()).or_insert_with(|| WindowOperator::new(clock, window))
+    }
+
+    /// Reads `source` to its end, processing each batch at the system time it
+    /// arrives and letting idle time close windows; then closes every window.
+    pub fn run_source(&mut self, source: Box<dyn Source>) -> Result<Stats, PipelineError> {
+        self.run_deliveries(&source::spawn(source, self.batch_size), true)
+    }
+
+    /// Processes the batches `deliveries` brings until it ends, as
+    /// [`Pipeline::run_source`] does; logs progress when `progress`.
+    pub fn run_deliveries(&mut self, deliveries: &std::sync::mpsc::Receiver<Delivery>, progress: bool) -> Result<Stats, PipelineError> {
+        let started = Instant::now();
+        let mut last_report = Instant::now();
+        loop {
+            match deliveries.recv_timeout(IDLE_TICK) {
+                Ok(Delivery::Batch(batch)) => self.process(batch, Timestamp::now())?,
+                Ok(Delivery::End) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(Delivery::Failed(err)) => return Err(err.into()),
+                Err(RecvTimeoutError::Timeout) => self.advance(Timestamp::now())?,
+            }
+            if progress && last_report.elapsed() >= PROGRESS_EVERY {
+                let s = self.stats();
+                let rate = s.records as f64 / started.elapsed().as_secs_f64();
+                tracing::info!(
+                    "{} records ({rate:.0}/s), {} windows written, {} open, {} late, {} failed",
+                    s.records,
+                    s.windows,
+                    self.open_windows(),
+                    s.late,
+                    s.failed
+                );
+                last_report = Instant::now();
+            }
+        }
+        self.finish()
+    }
+
+    /// Processes one batch of records at system time `now`, then closes the
+    /// windows that are due.
+    pub fn process(&mut self, records: Vec<SourceRecord>, now: Timestamp) -> Result<(), PipelineError> {
+        let now = self.clock_time(now);
+        self.serve_control();
+        let mut records = records;
+        // Records a restored checkpoint has already absorbed are skipped;
+        // the others move their partition's next offset.
+        if records.iter().any(|r| r.origin.partition.is_some()) {
+            let before = records.len();
+            records.retain(|r| {
+                let Some(partition) = r.origin.partition else { return true };
+                let id = PartitionId { topic: r.origin.source.to_string(), partition };
+                let offset = r.origin.position as i64;
+                let state = self.partition(&id);
+                state.unpause(now);
+                if state.next_offset.is_some_and(|next| offset < next) {
+                    return false;
+                }
+                state.next_offset = Some(offset + 1);
+                true
+            });
+            self.stats.skipped += (before - records.len()) as u64;
+        }
+        if records.is_empty() {
+            return self.close_due(now);
+        }
+        self.stats.records += records.len() as u64;
+        self.counters[StageKind::Deserialize as usize].records += records.len() as u64;
+        // Only the records that fail alone are dead.
+        let decoded = self.stages.decode(&records);
+        self.counters[StageKind::Deserialize as usize].errors += decoded.failures.len() as u64;
+        for failure in &decoded.failures {
+            self.emitter.dead_record(&records[failure.index as usize], DeadLetterKind::Failed, "deserialize", failure.reason.clone(), None)?;
+        }
+        self.stats.events += u64::from(decoded.events.count);
+        if decoded.events.count == 0 {
+            return self.close_due(now);
+        }
+        let origins: Vec<usize> = decoded.origins.iter().map(|&o| o as usize).collect();
+        let times = if self.system_clock { Vec::new() } else { self.stages.times(&decoded, &records) };
+
+        self.counters[StageKind::Key as usize].records += origins.len() as u64;
+        let keys = self.stages.keys(&decoded.events);
+        self.counters[StageKind::Key as usize].errors += keys.failures.len() as u64;
+        let mut key_failed = vec![false; origins.len()];
+        for failure in &keys.failures {
+            key_failed[failure.index as usize] = true;
+            self.emitter.dead_record(&records[origins[failure.index as usize]], DeadLetterKind::Failed, "key", failure.reason.clone(), None)?;
+        }
+
+        // Clock and window: group the events by the partition and window
+        // they fall in, in order of first appearance. Late and failed
+        // events are sent on after the loop.
+        let mut groups: Vec<Group> = Vec::new();
+        // (group, event) for each event placed.
+        let mut placed: Vec<(u32, u32)> = Vec::with_capacity(origins.len());
+        let mut group_of: FastMap<(usize, &str, WindowIndex), usize> = FastMap::default();
+        let mut dead: Vec<(usize, DeadLetterKind, &str, String, &str)> = Vec::new();
+        // The batch's partitions, built once each rather than once per event.
+        let mut batch_partitions: Vec<PartitionId> = Vec::new();
+        let mut current: Option<(usize, &mut WindowOperator)> = None;
+        let (clock_spec, window_spec) = (self.clock_spec, self.window_spec);
+        let mut assigned: Vec<Assignment> = Vec::with_capacity(4);
+        for (event, &origin) in origins.iter().enumerate() {
+            if key_failed[event] {
+                continue;
+            }
+            let key = keys.keys.get(event);
+            let time = match times.get(event) {
+                None => now,
+                Some(Ok(time)) => Timestamp(*time),
+                Some(Err(reason)) => {
+                    dead.push((origin, DeadLetterKind::Failed, "time", reason.clone(), key));
+                    continue;
+                }
+            };
+            let origin_of = &records[origin].origin;
+            let partition = origin_of.partition.unwrap_or(-1);
+            let slot = match current.as_ref().map(|(slot, _)| *slot).filter(|&slot| batch_partitions[slot].partition == partition && *batch_partitions[slot].topic == *origin_of.source) {
+                Some(slot) => slot,
+                None => {
+                    let slot = match batch_partitions.iter().position(|p| p.partition == partition && *p.topic == *origin_of.source) {
+                        Some(i) => i,
+                        None => {
+                            batch_partitions.push(PartitionId { topic: origin_of.source.to_string(), partition });
+                            batch_partitions.len() - 1
+                        }
+                    };
+                    let pid = &batch_partitions[slot];
+                    let operator = self.partitions.entry(pid.clone()).or_insert_with(|| WindowOperator::new(clock_spec, window_spec));
+                    current = Some((slot, operator));
+                    slot
+                }
+            };
+            note_home(&mut self.key_home, &mut self.stats, key, &batch_partitions[slot]);
+            let operator = &mut current.as_mut().expect("set above").1;
+            assigned.clear();
+            if let Err(reason) = operator.place(key, time, now, &mut assigned) {
+                dead.push((origin, DeadLetterKind::Late, "clock", reason, key));
+                continue;
+            }
+            // One window, or several sliding ones: the event is folded into each.
+            for &assignment in &assigned {
+                let group = match group_of.entry((slot, key, assignment.index)) {
+                    Entry::Occupied(e) => *e.get(),
+                    Entry::Vacant(e) => {
+                        groups.push(Group { partition: slot, key, assignment, members: 0 });
+                        *e.insert(groups.len() - 1)
+                    }
+                };
+                groups[group].members += 1;
+                placed.push((group as u32, event as u32));
+            }
+        }
+        drop(current);
+        for (origin, kind, stage, reason, key) in dead {
+            self.emitter.dead_record(&records[origin], kind, stage, reason, Some(key))?;
+        }
+        self.fold(&records, &decoded.events, &origins, &batch_partitions, groups, placed)?;
+        self.stats.open_windows_peak = self.stats.open_windows_peak.max(self.open_windows() as u64);
+        self.close_due(now)
+    }
+
+    /// Lets system time `now` pass with no input: answers control requests,
+    /// then closes the windows due and writes them.
+    pub fn advance(&mut self, now: Timestamp) -> Result<(), PipelineError> {
+        let now = self.clock_time(now);
+        self.serve_control();
+        self.close_due(now)
+    }
+
+    fn close_due(&mut self, now: Timestamp) -> Result<(), PipelineError> {
+        let mut closed = Vec::new();
+        for operator in self.partitions.values_mut() {
+            closed.extend(operator.close_due(now));
+        }
+        self.emit(sorted(closed))?;
+        self.report();
+        Ok(())
+    }
+
+    // Adds what changed since the last report to the process's metrics.
+    fn report(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (now, open) = (self.stats(), self.open_windows() as i64);
+        let (was, metrics) = (self.reported, crate::metrics::global());
+        metrics.records.fetch_add(now.records - was.stats.records, Relaxed);
+        metrics.events.fetch_add(now.events - was.stats.events, Relaxed);
+        metrics.late.fetch_add(now.late - was.stats.late, Relaxed);
+        metrics.windows_written.fetch_add(now.windows - was.stats.windows, Relaxed);
+        metrics.sessions_merged.fetch_add(now.sessions_merged - was.stats.sessions_merged, Relaxed);
+        metrics.open_windows.fetch_add(open - was.open_windows, Relaxed);
+        self.reported = Reported { stats: now, open_windows: open };
+    }
+
+    /// Closes every open window (the input has ended), writes them, and
+    /// flushes the sink and the dead-letter output.
+    pub fn finish(&mut self) -> Result<Stats, PipelineError> {
+        let mut closed = Vec::new();
+        for operator in self.partitions.values_mut() {
+            closed.extend(operator.close_all());
+        }
+        self.emit(sorted(closed))?;
+        self.emitter.flush(self.stages.accumulator())?;
+        self.report();
+        Ok(self.stats())
+    }
+
+    fn emit(&mut self, closed: Vec<(WindowId, OpenWindow)>) -> Result<(), PipelineError> {
+        let (formatted, failed) = self.emitter.emit(&mut self.stages, closed, self.batch_size)?;
+        let format = &mut self.counters[StageKind::Format as usize];
+        format.records += formatted;
+        format.errors += failed;
+        Ok(())
+    }
+
+    // System time as the clocks see it: wall time less the sink stalls,
+    // never going back (a window closed by system time stays closed).
+    fn clock_time(&mut self, now: Timestamp) -> Timestamp {
+        self.clock_high = self.clock_high.max(now.0 - self.emitter.stalled());
+        Timestamp(self.clock_high)
+    }
+
+}
+
+// Windows must follow the input's partitioning: a key whose records
+// arrive in two partitions gets two sets of windows, and in a keyed sink
+// the later overwrites the earlier. Say so, once per key.
+fn note_home(key_home: &mut FastMap<String, PartitionId>, stats: &mut Stats, key: &str, pid: &PartitionId) {
+    if pid.partition < 0 {
+        return;
+    }
+    match key_home.get(key) {
+        Some(home) if home != pid => {
+            stats.key_partition_conflicts += 1;
+            if stats.key_partition_conflicts <= 10 {
+                tracing::warn!(
+                    key, first = %format!("{}[{}]", home.topic, home.partition), now = %format!("{}[{}]", pid.topic, pid.partition),
+                    "key seen in more than one partition: its windows are split; key the Kafka messages the way the key stage keys events"
+                );
+            }
+            key_home.insert(key.to_owned(), pid.clone());
+        }
+        Some(_) => {}
+        None => {
+            key_home.insert(key.to_owned(), pid.clone());
+        }
+    }
+}
+
+// Windows in a deterministic order: by start, key, index.
+fn sorted(mut closed: Vec<(WindowId, OpenWindow)>) -> Vec<(WindowId, OpenWindow)> {
+    closed.sort_unstable_by(|(a, wa), (b, wb)| (wa.start, &a.key, a.index).cmp(&(wb.start, &b.key, b.index)));
+    closed
+}
+
