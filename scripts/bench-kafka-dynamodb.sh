@@ -5,7 +5,9 @@
 # with its results written to DynamoDB Local. Prints weir's own figure and,
 # as the baseline in the same run, a bare librdkafka consumer's rate on the
 # same topic (confluent-kafka from PyPI, in the cached peers virtualenv:
-# poll and count, nothing else).
+# poll and count, nothing else), the ratio of the two, and the window
+# close → item latency (p50, p99, max) weir's DynamoDB writer measured for
+# every item it wrote.
 #   bash scripts/bench-kafka-dynamodb.sh [REPEAT]   (default 100: 99,900 records)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +19,11 @@ cargo build --quiet --release -p weir --bin weir
 weir="$CARGO_TARGET_DIR/release/weir"
 trap 'bash scripts/services.sh stop' EXIT
 eval "$(bash scripts/services.sh start)"
+
+# DynamoDB Local is a JVM: its first requests are slow while it warms up,
+# which the cloud service does not have. Warm it with 2,000 items written
+# into a table of their own before anything is timed.
+"$weir" --log warn produce --dynamodb-table "warm-$$" --create-table --sensors 10 --count 2000 --region us-east-1
 
 work=$(mktemp -d)
 python3 - "$repeat" "$work/telemetry.jsonl" <<'PY'
@@ -63,7 +70,8 @@ region = "us-east-1"
 dir = "$work/checkpoints"
 interval = "5s"
 TOML
-"$weir" run "$work/pipeline.toml" 2>&1 | grep -E "caught up|windows written"
+"$weir" run "$work/pipeline.toml" >"$work/weir.log" 2>&1 || { cat "$work/weir.log" >&2; exit 1; }
+grep -E "caught up|windows written|window close" "$work/weir.log"
 
 peers=${WEIR_TOOLS_DIR:-$HOME/.cache/weir/tools}/peers
 if ! "$peers/bin/python" -c "import confluent_kafka" 2>/dev/null; then
@@ -72,7 +80,8 @@ if ! "$peers/bin/python" -c "import confluent_kafka" 2>/dev/null; then
     "$peers/bin/pip" install --quiet confluent-kafka
 fi
 records=$(wc -l <"$work/telemetry.jsonl")
-"$peers/bin/python" - "$WEIR_KAFKA_BROKERS" "$topic" "$records" <<'PY'
+"$peers/bin/python" - "$WEIR_KAFKA_BROKERS" "$topic" "$records" "$work/weir.log" <<'PY'
+import re
 import sys, time
 from confluent_kafka import Consumer
 brokers, topic, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -87,6 +96,12 @@ while n < total and time.time() < deadline:
     n += sum(1 for m in batch if m.error() is None) if batch and batch[-1].error() else len(batch)
 last = time.time()
 c.close()
-print(f"bare librdkafka consumer (baseline): {n} records in {last - first:.2f}s from the first, {n / (last - first):,.0f}/s")
+bare = n / (last - first)
+print(f"bare librdkafka consumer (baseline): {n} records in {last - first:.2f}s from the first, {bare:,.0f}/s")
+log = open(sys.argv[4]).read()
+weir = float(re.search(r"caught up: .*\(([0-9.]+) records/s\)", log).group(1))
+latency = re.search(r"window close → item written: (.*)", log)
+print(f"weir / bare consumer: {weir:,.0f} / {bare:,.0f} = {100 * weir / bare:.1f}%")
+print(f"window close → item in DynamoDB: {latency.group(1) if latency else 'not reported'}")
 PY
 rm -rf "$work"
