@@ -30,12 +30,14 @@ fn input(path: &Path, lines: usize, keys: u64) {
     std::fs::write(path, text).unwrap();
 }
 
+// A `-stdin` name reads the input from standard input (routed by one
+// reader); the others read the file (each worker reads it for its keys).
 fn manifest(dir: &Path, name: &str) -> std::path::PathBuf {
+    let source = if name.ends_with("-stdin") { "kind = \"stdin\"".to_owned() } else { format!("kind = \"jsonl\"\npath = \"{}\"", dir.join("in.jsonl").display()) };
     let text = format!(
         r#"name = "workers"
 [source]
-kind = "jsonl"
-path = "{input}"
+{source}
 [stages]
 plugin = "{plugin}"
 config = {{ value_field = "temp" }}
@@ -58,7 +60,6 @@ path = "{out}"
 kind = "file"
 path = "{dead}"
 "#,
-        input = dir.join("in.jsonl").display(),
         plugin = plugin("window_stats").display(),
         out = dir.join(format!("{name}.jsonl")).display(),
         dead = dir.join(format!("{name}.dead.jsonl")).display(),
@@ -92,12 +93,14 @@ fn sorted_letters(path: &Path) -> Vec<(String, u64, String)> {
 fn two_workers_write_the_windows_one_worker_writes() {
     let dir = tempfile::tempdir().unwrap();
     input(&dir.path().join("in.jsonl"), 40_000, 500);
-    for (name, workers) in [("one", "1"), ("two", "2"), ("three", "3")] {
-        let out = Command::new(weir_binary()).args(["--log", "info", "run", "--workers", workers]).arg(manifest(dir.path(), name)).output().unwrap();
+    for (name, workers) in [("one", "1"), ("two", "2"), ("three", "3"), ("two-stdin", "2")] {
+        let stdin = std::fs::File::open(dir.path().join("in.jsonl")).unwrap();
+        let out = Command::new(weir_binary()).args(["--log", "info", "run", "--workers", workers]).arg(manifest(dir.path(), name)).stdin(stdin).output().unwrap();
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{log}");
+        let how = if name.ends_with("-stdin") { "records shared out by the hash of `device`" } else { "each reading the file for the keys whose hash of `device` falls to it" };
         if workers != "1" {
-            assert!(log.contains(&format!("{workers} workers, records shared out by the hash of `device`")), "{log}");
+            assert!(log.contains(&format!("{workers} workers, {how}")), "{log}");
         }
     }
     let one = sorted_lines(&dir.path().join("one.jsonl"));
@@ -107,7 +110,7 @@ fn two_workers_write_the_windows_one_worker_writes() {
     assert_eq!(counted + letters.len() as u64, 40_000, "every line in a window or a dead letter");
     let bad = (0..40_000).filter(|i| i % 997 == 500 || i % 1009 == 600).count();
     assert_eq!(letters.len(), bad, "the bad lines: not JSON, and no device");
-    for name in ["two", "three"] {
+    for name in ["two", "three", "two-stdin"] {
         assert!(sorted_lines(&dir.path().join(format!("{name}.jsonl"))) == one, "{name} workers wrote other windows than one worker");
         assert_eq!(sorted_letters(&dir.path().join(format!("{name}.dead.jsonl"))), letters, "{name} workers");
     }

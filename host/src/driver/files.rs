@@ -1,8 +1,10 @@
 //! The file driver: a file or standard input, read in batches, on one
-//! worker or on several. With several, a router sends each record to the
-//! worker that owns its key (by the hash of the key field, read from the
-//! raw JSON), and each worker owns its keys' clocks, windows and plugin
-//! instances. Every record of a key reaches one worker in the order it was
+//! worker or on several. With several, each worker owns the keys whose
+//! hash (of the key field, read from the raw JSON) falls to it, with their
+//! clocks, windows and plugin instances. A file is read by every worker,
+//! each keeping only its own keys' lines (a line is copied only by the
+//! worker that keeps it, and no thread hands records over); standard input
+//! can be read once only, so a router sends each record to its worker. Every record of a key reaches one worker in the order it was
 //! read, so the windows written are the ones one worker would write; only
 //! the order of the output lines between keys differs.
 
@@ -17,8 +19,7 @@ use crate::manifest::{Manifest, SourceSpec};
 use crate::pipeline::{Pipeline, Stages, Stats};
 use crate::plugin::PluginEngine;
 use crate::sink::{self, DeadLetters, SharedSink};
-use crate::source;
-use crate::source::Delivery;
+use crate::source::{self, Delivery, LinesReader, Source};
 
 /// How often the router logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -57,9 +58,24 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
     let mut queues: Vec<SyncSender<Delivery>> = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-    for worker in 0..workers {
+    // A file: each worker reads it, keeping its own keys (opened here, so a
+    // missing file stops the run before any worker starts).
+    let mut readers: Vec<Option<LinesReader>> = match &manifest.source {
+        SourceSpec::Jsonl(path) => (0..workers)
+            .map(|worker| {
+                let field = field.clone();
+                let keep = move |line: &[u8]| key_hash(line, &field).map_or(0, |hash| worker_of(hash, workers)) == worker;
+                Ok(Some(LinesReader::open(path)?.keeping(Box::new(keep))))
+            })
+            .collect::<Result<_, source::SourceError>>()?,
+        _ => (0..workers).map(|_| None).collect(),
+    };
+    let reads_itself = readers.iter().all(Option::is_some);
+    for (worker, reader) in readers.drain(..).enumerate() {
         let (tx, rx): (SyncSender<Delivery>, Receiver<Delivery>) = sync_channel(4);
-        queues.push(tx);
+        if reader.is_none() {
+            queues.push(tx);
+        }
         let (manifest, engine, sink, dead, ready) = (manifest.clone(), engine.clone(), sink.clone(), dead.clone(), ready_tx.clone());
         let handle = std::thread::Builder::new()
             .name(format!("weir-worker-{worker}"))
@@ -75,7 +91,11 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
                     }
                 };
                 let mut pipeline = Pipeline::new(&manifest, stages, Box::new(SharedSink(sink)), DeadLetters::shared(dead)).with_engine(engine);
-                Ok(pipeline.run_deliveries(&rx, false).with_context(|| format!("worker {worker}"))?)
+                let stats = match reader {
+                    Some(reader) => pipeline.run_source(Box::new(reader) as Box<dyn Source>),
+                    None => pipeline.run_deliveries(&rx, false),
+                };
+                stats.with_context(|| format!("worker {worker}"))
             })
             .context("cannot start a worker thread")?;
         handles.push(handle);
@@ -86,11 +106,15 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
                 drop(queues);
-                let _ = handles.into_iter().map(|h| h.join()).count();
+                handles.into_iter().for_each(|h| drop(h.join()));
                 return Err(anyhow!(err));
             }
             Err(_) => break,
         }
+    }
+    if reads_itself {
+        tracing::info!("{workers} workers, each reading the file for the keys whose hash of `{field}` falls to it");
+        return join(handles, None);
     }
     tracing::info!("{workers} workers, records shared out by the hash of `{field}`");
 
@@ -131,6 +155,12 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
         let _ = queue.send(Delivery::End);
     }
     drop(queues);
+    join(handles, failed)
+}
+
+// Waits for the workers and adds up their counts; the first error wins,
+// the reader's (`failed`) first of all.
+fn join(handles: Vec<std::thread::JoinHandle<Result<Stats>>>, failed: Option<source::SourceError>) -> Result<Stats> {
     let mut total = Stats::default();
     let mut first_error = None;
     for handle in handles {

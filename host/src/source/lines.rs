@@ -17,6 +17,10 @@ impl<R: io::Read + Send> Buffered for BufReader<R> {
     }
 }
 
+/// Which lines a reader keeps (the others are counted and skipped before
+/// any copy is made).
+pub type LineFilter = Box<dyn Fn(&[u8]) -> bool + Send>;
+
 /// One record per line (JSON lines, or any text on stdin). Blank lines are
 /// skipped; a trailing `\r` is dropped. Standard input is a stream: a batch
 /// ends when no more input is waiting, so a slow writer's lines are
@@ -28,6 +32,7 @@ pub struct LinesReader {
     name: Arc<str>,
     line: u64,
     buf: Vec<u8>,
+    keep: Option<LineFilter>,
 }
 
 impl LinesReader {
@@ -44,7 +49,14 @@ impl LinesReader {
 
     fn new(input: Box<dyn Buffered>, path: PathBuf, streaming: bool) -> Self {
         let name = Arc::from(path.display().to_string());
-        LinesReader { input, streaming, path, name, line: 0, buf: Vec::new() }
+        LinesReader { input, streaming, path, name, line: 0, buf: Vec::new(), keep: None }
+    }
+
+    /// Keeps only the lines `keep` accepts (a worker reading the whole
+    /// file for its own keys); the others still count for line numbers.
+    pub fn keeping(mut self, keep: LineFilter) -> Self {
+        self.keep = Some(keep);
+        self
     }
 }
 
@@ -66,7 +78,7 @@ impl Source for LinesReader {
             while let [rest @ .., b'\n' | b'\r'] = line {
                 line = rest;
             }
-            if line.iter().all(u8::is_ascii_whitespace) {
+            if line.iter().all(u8::is_ascii_whitespace) || self.keep.as_ref().is_some_and(|keep| !keep(line)) {
                 continue;
             }
             batch.push(SourceRecord {
