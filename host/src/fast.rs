@@ -22,9 +22,14 @@ pub type Key = smol_str::SmolStr;
 /// A 64-bit FNV-1a hash of `key`: the same in every process and every
 /// version of weir, so it can be written into checkpoints.
 pub fn stable_hash(key: &str) -> u64 {
+    stable_hash_bytes(key.as_bytes())
+}
+
+/// [`stable_hash`] of a key's UTF-8 bytes.
+pub fn stable_hash_bytes(key: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    key.bytes().fold(OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
+    key.iter().fold(OFFSET, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
 }
 
 #[cfg(test)]

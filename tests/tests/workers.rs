@@ -98,7 +98,7 @@ fn two_workers_write_the_windows_one_worker_writes() {
         let out = Command::new(weir_binary()).args(["--log", "info", "run", "--workers", workers]).arg(manifest(dir.path(), name)).stdin(stdin).output().unwrap();
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{log}");
-        let how = if name.ends_with("-stdin") { "records shared out by the hash of `device`" } else { "each reading the file for the keys whose hash of `device` falls to it" };
+        let how = if name.ends_with("-stdin") { "records shared out by `device`" } else { "each reading the file and keeping its own keys of `device`" };
         if workers != "1" {
             assert!(log.contains(&format!("{workers} workers, {how}")), "{log}");
         }

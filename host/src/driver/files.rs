@@ -1,10 +1,12 @@
 //! The file driver: a file or standard input, read in batches, on one
-//! worker or on several. With several, each worker owns the keys whose
-//! hash (of the key field, read from the raw JSON) falls to it, with their
-//! clocks, windows and plugin instances. A file is read by every worker,
+//! worker or on several. With several, each worker owns a share of the
+//! keys (of the key field, read from the raw JSON: see
+//! [`Assigner`](super::route::Assigner)), with their clocks, windows and
+//! plugin instances. A file is read by every worker on its own thread,
 //! each keeping only its own keys' lines (a line is copied only by the
-//! worker that keeps it, and no thread hands records over); standard input
-//! can be read once only, so a router sends each record to its worker. Every record of a key reaches one worker in the order it was
+//! worker that keeps it, and no thread hands records over); standard
+//! input can be read once only, so a router sends each record to its
+//! worker. Every record of a key reaches one worker in the order it was
 //! read, so the windows written are the ones one worker would write; only
 //! the order of the output lines between keys differs.
 
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 
-use super::route::key_hash;
+use super::route::Assigner;
 use crate::manifest::{Manifest, SourceSpec};
 use crate::pipeline::{Pipeline, Stages, Stats};
 use crate::plugin::PluginEngine;
@@ -63,8 +65,8 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
     let mut readers: Vec<Option<LinesReader>> = match &manifest.source {
         SourceSpec::Jsonl(path) => (0..workers)
             .map(|worker| {
-                let field = field.clone();
-                let keep = move |line: &[u8]| key_hash(line, &field).map_or(0, |hash| worker_of(hash, workers)) == worker;
+                let mut assigner = Assigner::new(&field, workers);
+                let keep = move |line: &[u8]| assigner.worker(line) == worker;
                 Ok(Some(LinesReader::open(path)?.keeping(Box::new(keep))))
             })
             .collect::<Result<_, source::SourceError>>()?,
@@ -92,7 +94,7 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
                 };
                 let mut pipeline = Pipeline::new(&manifest, stages, Box::new(SharedSink(sink)), DeadLetters::shared(dead)).with_engine(engine);
                 let stats = match reader {
-                    Some(reader) => pipeline.run_source(Box::new(reader) as Box<dyn Source>),
+                    Some(reader) => pipeline.run_inline(Box::new(reader) as Box<dyn Source>),
                     None => pipeline.run_deliveries(&rx, false),
                 };
                 stats.with_context(|| format!("worker {worker}"))
@@ -113,14 +115,15 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
         }
     }
     if reads_itself {
-        tracing::info!("{workers} workers, each reading the file for the keys whose hash of `{field}` falls to it");
+        tracing::info!("{workers} workers, each reading the file and keeping its own keys of `{field}`");
         return join(handles, None);
     }
-    tracing::info!("{workers} workers, records shared out by the hash of `{field}`");
+    tracing::info!("{workers} workers, records shared out by `{field}`");
 
     // This thread reads and routes: no hand-over between a reader and a
     // router, and each worker's share is built once.
     let mut source = source::open(&manifest.source)?;
+    let mut assigner = Assigner::new(&field, workers);
     let (started, mut last_report, mut routed) = (Instant::now(), Instant::now(), 0u64);
     let mut failed = None;
     'read: loop {
@@ -135,10 +138,7 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
         routed += batch.len() as u64;
         let mut parts: Vec<Vec<_>> = (0..workers).map(|_| Vec::with_capacity(batch.len() / workers * 2)).collect();
         for record in batch {
-            // A record whose key cannot be read cheaply goes to worker 0,
-            // which decodes it and dead-letters it.
-            let worker = key_hash(&record.value, &field).map_or(0, |hash| worker_of(hash, workers));
-            parts[worker].push(record);
+            parts[assigner.worker(&record.value)].push(record);
         }
         for (queue, part) in queues.iter().zip(parts) {
             if !part.is_empty() && queue.send(Delivery::Batch(part)).is_err() {
@@ -177,12 +177,6 @@ fn join(handles: Vec<std::thread::JoinHandle<Result<Stats>>>, failed: Option<sou
         Some(err) => Err(err),
         None => Ok(total),
     }
-}
-
-// The worker of a key hash: FNV's low bits follow the key's last bytes
-// (keys like `dev-000001` would split unevenly), so mix them first.
-fn worker_of(hash: u64, workers: usize) -> usize {
-    ((hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % workers as u64) as usize
 }
 
 fn add(total: &mut Stats, one: &Stats) {

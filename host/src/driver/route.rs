@@ -1,13 +1,59 @@
-//! Which worker a raw JSON record goes to: the hash of its key field, read
-//! without decoding the rest of the record. Every record of a key goes to
-//! the same worker, in the order read, so each worker's windows are exactly
+//! Which worker a raw JSON record goes to, by its key field read without
+//! decoding the rest of the record. Every record of a key goes to the
+//! same worker, in the order read, so each worker's windows are exactly
 //! the windows a single worker would have made for its keys.
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
-use crate::fast::stable_hash;
+use crate::fast::{FastMap, stable_hash, stable_hash_bytes};
+
+/// How many distinct keys an [`Assigner`] places by load; later keys go
+/// by hash, so its map stays small whatever the number of keys.
+const BALANCED_KEYS: usize = 16_384;
+
+/// Shares the keys of one input out among workers. A key seen for the
+/// first time goes to the worker with the fewest records so far and stays
+/// there; a record whose key cannot be read cheaply goes to worker 0
+/// (which decodes it and dead-letters it if it must). The choice depends
+/// only on the records read so far, in order, so every worker reading the
+/// same file makes the same choices without a word between them. Past
+/// [`BALANCED_KEYS`] keys, a new key goes by the hash of the key.
+#[derive(Debug)]
+pub struct Assigner {
+    field: String,
+    owner: FastMap<u64, u32>,
+    load: Vec<u64>,
+}
+
+impl Assigner {
+    /// Shares out by the top-level field `field` among `workers`.
+    pub fn new(field: &str, workers: usize) -> Self {
+        Assigner { field: field.to_owned(), owner: FastMap::default(), load: vec![0; workers.max(1)] }
+    }
+
+    /// The worker of the next record, `value`.
+    pub fn worker(&mut self, value: &[u8]) -> usize {
+        let workers = self.load.len();
+        let worker = match key_hash(value, &self.field) {
+            None => 0,
+            Some(hash) => match self.owner.get(&hash) {
+                Some(&worker) => worker as usize,
+                None if self.owner.len() < BALANCED_KEYS => {
+                    let worker = (0..workers).min_by_key(|&w| self.load[w]).unwrap_or(0);
+                    self.owner.insert(hash, worker as u32);
+                    worker
+                }
+                // FNV's low bits follow the key's last bytes (keys like
+                // `dev-000001` would split unevenly), so mix them first.
+                None => ((hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % workers as u64) as usize,
+            },
+        };
+        self.load[worker] += 1;
+        worker
+    }
+}
 
 /// The hash of the top-level field `field` of the JSON object `value`, as
 /// the host's key-by-field would spell the key (a string as it is, an
@@ -46,6 +92,14 @@ enum Scan {
 // than parsing: strings are skipped by their quotes, nested values by
 // bracket depth, numbers are not converted. Anything unusual is `Unsure`.
 fn scan(v: &[u8], field: &[u8]) -> Scan {
+    // The common spelling first: the field opens the object, its value a
+    // plain ASCII string (`{"device":"dev-7",...`).
+    if let Some(rest) = v.strip_prefix(b"{\"").and_then(|r| r.strip_prefix(field)).and_then(|r| r.strip_prefix(b"\":\""))
+        && let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\' || !b.is_ascii())
+        && rest[end] == b'"'
+    {
+        return Scan::Key(stable_hash_bytes(&rest[..end]));
+    }
     let ws = |mut i: usize| {
         while i < v.len() && matches!(v[i], b' ' | b'\t' | b'\n' | b'\r') {
             i += 1;
@@ -57,15 +111,13 @@ fn scan(v: &[u8], field: &[u8]) -> Scan {
     let string = |i: usize| -> Option<(usize, bool)> {
         let mut j = i + 1;
         let mut escaped = false;
-        while j < v.len() {
-            match v[j] {
-                b'"' => return Some((j + 1, escaped)),
-                b'\\' => {
-                    escaped = true;
-                    j += 2;
-                }
-                _ => j += 1,
+        while let Some(at) = memchr::memchr2(b'"', b'\\', v.get(j..)?) {
+            j += at;
+            if v[j] == b'"' {
+                return Some((j + 1, escaped));
             }
+            escaped = true;
+            j += 2;
         }
         None
     };
@@ -96,7 +148,11 @@ fn scan(v: &[u8], field: &[u8]) -> Scan {
         if name == field && first != b'n' {
             return match first {
                 b'"' => match string(i) {
-                    Some((end, false)) => std::str::from_utf8(&v[i + 1..end - 1]).map_or(Scan::Unsure, |key| Scan::Key(stable_hash(key))),
+                    // Most keys are ASCII: checked without a UTF-8 decode.
+                    Some((end, false)) => match &v[i + 1..end - 1] {
+                        key if key.is_ascii() => Scan::Key(stable_hash_bytes(key)),
+                        key => std::str::from_utf8(key).map_or(Scan::Unsure, |key| Scan::Key(stable_hash(key))),
+                    },
                     _ => Scan::Unsure,
                 },
                 b'-' | b'0'..=b'9' => {
@@ -307,6 +363,31 @@ mod tests {
             assert_eq!(scanned, parsed_key_hash(line, "device"), "{text}");
         }
         assert_eq!(scan(br#"{"device":"d\u0065v"}"#, b"device"), Scan::Unsure, "escapes are left to the parser");
+    }
+
+    #[test]
+    fn keys_go_to_the_least_loaded_worker_and_stay_there() {
+        let mut a = Assigner::new("k", 2);
+        let line = |k: &str| format!(r#"{{"k":"{k}"}}"#);
+        let order: Vec<usize> = ["a", "a", "a", "b", "c", "b", "a", "d"].iter().map(|k| a.worker(line(k).as_bytes())).collect();
+        // a → 0; b → 1 (0 has 3); c → 1 (1 against 3); b stays; d → 1 (3 against 4).
+        assert_eq!(order, [0, 0, 0, 1, 1, 1, 0, 1]);
+        assert_eq!(a.worker(b"not json"), 0, "an unreadable key goes to worker 0");
+        // Another reader of the same records makes the same choices.
+        let mut b = Assigner::new("k", 2);
+        let again: Vec<usize> = ["a", "a", "a", "b", "c", "b", "a", "d"].iter().map(|k| b.worker(line(k).as_bytes())).collect();
+        assert_eq!(again, order);
+    }
+
+    #[test]
+    fn many_keys_go_by_hash_past_the_balanced_ones() {
+        let mut a = Assigner::new("k", 3);
+        let mut counts = [0usize; 3];
+        for key in 0..BALANCED_KEYS + 30_000 {
+            counts[a.worker(format!(r#"{{"k":"dev-{key:06}"}}"#).as_bytes())] += 1;
+        }
+        assert_eq!(a.owner.len(), BALANCED_KEYS, "the map stops growing");
+        assert!(counts.iter().all(|&c| c > 14_000), "{counts:?}");
     }
 
     #[test]

@@ -175,11 +175,27 @@ impl Pipeline {
         self.run_deliveries(&source::spawn(source, self.batch_size), true)
     }
 
+    /// Reads `source` on this thread, batch after batch, to its end, then
+    /// closes every window: no reader thread, for workers that each read
+    /// their own share of a file (one thread per core). A file never waits
+    /// for input, so there are no idle ticks.
+    pub fn run_inline(&mut self, mut source: Box<dyn Source>) -> Result<Stats, PipelineError> {
+        let mut progress = Progress::new();
+        loop {
+            let batch = source.next_batch(self.batch_size)?;
+            if batch.is_empty() {
+                break;
+            }
+            self.process(batch, Timestamp::now())?;
+            progress.report(self);
+        }
+        self.finish()
+    }
+
     /// Processes the batches `deliveries` brings until it ends, as
-    /// [`Pipeline::run_source`] does; logs progress when `progress`.
-    pub fn run_deliveries(&mut self, deliveries: &std::sync::mpsc::Receiver<Delivery>, progress: bool) -> Result<Stats, PipelineError> {
-        let started = Instant::now();
-        let mut last_report = Instant::now();
+    /// [`Pipeline::run_source`] does; logs progress when `progress_lines`.
+    pub fn run_deliveries(&mut self, deliveries: &std::sync::mpsc::Receiver<Delivery>, progress_lines: bool) -> Result<Stats, PipelineError> {
+        let mut progress = Progress::new();
         loop {
             match deliveries.recv_timeout(IDLE_TICK) {
                 Ok(Delivery::Batch(batch)) => self.process(batch, Timestamp::now())?,
@@ -187,18 +203,8 @@ impl Pipeline {
                 Ok(Delivery::Failed(err)) => return Err(err.into()),
                 Err(RecvTimeoutError::Timeout) => self.advance(Timestamp::now())?,
             }
-            if progress && last_report.elapsed() >= PROGRESS_EVERY {
-                let s = self.stats();
-                let rate = s.records as f64 / started.elapsed().as_secs_f64();
-                tracing::info!(
-                    "{} records ({rate:.0}/s), {} windows written, {} open, {} late, {} failed",
-                    s.records,
-                    s.windows,
-                    self.open_windows(),
-                    s.late,
-                    s.failed
-                );
-                last_report = Instant::now();
+            if progress_lines {
+                progress.report(self);
             }
         }
         self.finish()
@@ -421,3 +427,24 @@ fn sorted(mut closed: Vec<(WindowId, OpenWindow)>) -> Vec<(WindowId, OpenWindow)
     closed
 }
 
+// A progress line every `PROGRESS_EVERY` while a run goes on.
+struct Progress {
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress { started: Instant::now(), last: Instant::now() }
+    }
+
+    fn report(&mut self, pipeline: &Pipeline) {
+        if self.last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        let s = pipeline.stats();
+        let rate = s.records as f64 / self.started.elapsed().as_secs_f64();
+        tracing::info!("{} records ({rate:.0}/s), {} windows written, {} open, {} late, {} failed", s.records, s.windows, pipeline.open_windows(), s.late, s.failed);
+        self.last = Instant::now();
+    }
+}

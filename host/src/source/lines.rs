@@ -1,37 +1,34 @@
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Origin, Source, SourceError, SourceRecord};
 use crate::Timestamp;
 
-/// A buffered reader that says how much it holds already.
-trait Buffered: BufRead + Send {
-    fn buffered(&self) -> usize;
-}
-
-impl<R: io::Read + Send> Buffered for BufReader<R> {
-    fn buffered(&self) -> usize {
-        self.buffer().len()
-    }
-}
-
 /// Which lines a reader keeps (the others are counted and skipped before
 /// any copy is made).
-pub type LineFilter = Box<dyn Fn(&[u8]) -> bool + Send>;
+pub type LineFilter = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
+/// How much a reader asks the input for at a time.
+const READ_SIZE: usize = 1 << 20;
 
 /// One record per line (JSON lines, or any text on stdin). Blank lines are
-/// skipped; a trailing `\r` is dropped. Standard input is a stream: a batch
-/// ends when no more input is waiting, so a slow writer's lines are
-/// processed as they come, not when a batch fills.
+/// skipped; a trailing `\r` is dropped. Lines are found with `memchr` in a
+/// large buffer and only a kept line is copied (a skipped one costs its
+/// scan). Standard input is a stream: a batch ends when no whole line is
+/// waiting, so a slow writer's lines are processed as they come, not when
+/// a batch fills.
 pub struct LinesReader {
-    input: Box<dyn Buffered>,
+    input: Box<dyn Read + Send>,
     streaming: bool,
     path: PathBuf,
     name: Arc<str>,
     line: u64,
+    /// Bytes read and not yet split: `buf[start..]`.
     buf: Vec<u8>,
+    start: usize,
+    ended: bool,
     keep: Option<LineFilter>,
 }
 
@@ -39,17 +36,17 @@ impl LinesReader {
     /// Reads the file at `path`.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
         let file = File::open(path).map_err(|source| SourceError::Io { path: path.to_owned(), source })?;
-        Ok(Self::new(Box::new(BufReader::with_capacity(1 << 16, file)), path.to_owned(), false))
+        Ok(Self::new(Box::new(file), path.to_owned(), false))
     }
 
     /// Reads standard input.
     pub fn stdin() -> Self {
-        Self::new(Box::new(BufReader::with_capacity(1 << 16, io::stdin())), PathBuf::from("stdin"), true)
+        Self::new(Box::new(io::stdin()), PathBuf::from("stdin"), true)
     }
 
-    fn new(input: Box<dyn Buffered>, path: PathBuf, streaming: bool) -> Self {
+    fn new(input: Box<dyn Read + Send>, path: PathBuf, streaming: bool) -> Self {
         let name = Arc::from(path.display().to_string());
-        LinesReader { input, streaming, path, name, line: 0, buf: Vec::new(), keep: None }
+        LinesReader { input, streaming, path, name, line: 0, buf: Vec::new(), start: 0, ended: false, keep: None }
     }
 
     /// Keeps only the lines `keep` accepts (a worker reading the whole
@@ -58,6 +55,33 @@ impl LinesReader {
         self.keep = Some(keep);
         self
     }
+
+    // Moves what is left to the front and reads more after it; false at
+    // the end of the input.
+    fn fill(&mut self) -> Result<bool, SourceError> {
+        if self.ended {
+            return Ok(false);
+        }
+        self.buf.drain(..self.start);
+        self.start = 0;
+        let filled = self.buf.len();
+        self.buf.resize(filled + READ_SIZE, 0);
+        let read = loop {
+            match self.input.read(&mut self.buf[filled..]) {
+                Ok(n) => break n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    self.buf.truncate(filled);
+                    return Err(SourceError::Io { path: self.path.clone(), source });
+                }
+            }
+        };
+        self.buf.truncate(filled + read);
+        if read == 0 {
+            self.ended = true;
+        }
+        Ok(read > 0)
+    }
 }
 
 impl Source for LinesReader {
@@ -65,30 +89,87 @@ impl Source for LinesReader {
         let mut batch = Vec::with_capacity(max.min(4096));
         let now = Timestamp::now();
         while batch.len() < max {
-            if self.streaming && !batch.is_empty() && self.input.buffered() == 0 {
-                break;
-            }
-            self.buf.clear();
-            let read = self.input.read_until(b'\n', &mut self.buf).map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
-            if read == 0 {
-                break;
-            }
+            let (from, to, next) = match memchr::memchr(b'\n', &self.buf[self.start..]) {
+                Some(at) => (self.start, self.start + at, self.start + at + 1),
+                // No whole line waiting: a stream's batch ends here rather
+                // than wait for more; otherwise read on (the last line of
+                // the input needs no newline).
+                None if self.streaming && !batch.is_empty() => break,
+                None if self.fill()? => continue,
+                None if self.start == self.buf.len() => break,
+                None => (self.start, self.buf.len(), self.buf.len()),
+            };
+            let mut line = &self.buf[from..to];
             self.line += 1;
-            let mut line = &self.buf[..];
-            while let [rest @ .., b'\n' | b'\r'] = line {
+            while let [rest @ .., b'\r'] = line {
                 line = rest;
             }
-            if line.iter().all(u8::is_ascii_whitespace) || self.keep.as_ref().is_some_and(|keep| !keep(line)) {
-                continue;
+            let skip = line.iter().all(u8::is_ascii_whitespace) || self.keep.as_mut().is_some_and(|keep| !keep(line));
+            if !skip {
+                batch.push(SourceRecord {
+                    value: line.to_vec(),
+                    key: None,
+                    timestamp: now,
+                    headers: Vec::new(),
+                    origin: Origin { source: self.name.clone(), partition: None, position: self.line },
+                });
             }
-            batch.push(SourceRecord {
-                value: line.to_vec(),
-                key: None,
-                timestamp: now,
-                headers: Vec::new(),
-                origin: Origin { source: self.name.clone(), partition: None, position: self.line },
-            });
+            self.start = next;
         }
         Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A reader over `chunks`, handed out one read at a time (as a pipe
+    // does), with `streaming` as for stdin.
+    fn reader(chunks: &[&str], streaming: bool) -> LinesReader {
+        struct Chunks(std::collections::VecDeque<Vec<u8>>);
+        impl Read for Chunks {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let Some(chunk) = self.0.pop_front() else { return Ok(0) };
+                out[..chunk.len()].copy_from_slice(&chunk);
+                Ok(chunk.len())
+            }
+        }
+        let chunks = Chunks(chunks.iter().map(|c| c.as_bytes().to_vec()).collect());
+        LinesReader::new(Box::new(chunks), PathBuf::from("test"), streaming)
+    }
+
+    fn lines(batch: &[SourceRecord]) -> Vec<(u64, &str)> {
+        batch.iter().map(|r| (r.origin.position, std::str::from_utf8(&r.value).unwrap())).collect()
+    }
+
+    #[test]
+    fn lines_split_across_reads_keep_their_numbers_and_blank_lines_count() {
+        let mut r = reader(&["a\r\nb", "c\n\n  \n", "d"], false);
+        let batch = r.next_batch(10).unwrap();
+        assert_eq!(lines(&batch), [(1, "a"), (2, "bc"), (5, "d")]);
+        assert!(r.next_batch(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_batch_stops_at_max_and_the_next_goes_on() {
+        let mut r = reader(&["1\n2\n3\n"], false);
+        assert_eq!(lines(&r.next_batch(2).unwrap()), [(1, "1"), (2, "2")]);
+        assert_eq!(lines(&r.next_batch(2).unwrap()), [(3, "3")]);
+        assert!(r.next_batch(2).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_stream_hands_over_what_has_come_without_waiting_for_a_full_batch() {
+        let mut r = reader(&["1\n2\n3", "\n4\n"], true);
+        assert_eq!(lines(&r.next_batch(100).unwrap()), [(1, "1"), (2, "2")], "the partial line waits for the next read");
+        assert_eq!(lines(&r.next_batch(100).unwrap()), [(3, "3"), (4, "4")]);
+        assert!(r.next_batch(100).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_filter_drops_lines_but_not_their_numbers() {
+        let mut r = reader(&["keep 1\nskip 2\nkeep 3\n"], false).keeping(Box::new(|line| line.starts_with(b"keep")));
+        assert_eq!(lines(&r.next_batch(10).unwrap()), [(1, "keep 1"), (3, "keep 3")]);
     }
 }
