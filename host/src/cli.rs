@@ -494,6 +494,13 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>,
             tracing::debug!("one worker: {why}");
         }
     }
+    // The input first: a missing file stops the run before the sink is
+    // opened (a file sink would be emptied for nothing).
+    let source = match &manifest.source {
+        crate::manifest::SourceSpec::Kafka(_) => None,
+        _ if workers > 1 => None,
+        other => Some(crate::source::open(other)?),
+    };
     if workers > 1 {
         let stats = crate::driver::files::run(&manifest, engine, workers)?;
         drop(progress);
@@ -527,10 +534,7 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>,
             let every = manifest.checkpoint.as_ref().map_or(std::time::Duration::from_secs(5), |c| c.interval);
             crate::driver::kafka::run(pipeline, spec, manifest.limits.batch_size, every, stop)?
         }
-        _ => {
-            let source = crate::source::open(&manifest.source)?;
-            pipeline.run_source(source)?
-        }
+        _ => pipeline.run_source(source.expect("opened above for every source but Kafka"))?,
     };
     drop(progress);
     report(&manifest, &stats, started.elapsed());

@@ -53,8 +53,6 @@ pub fn workers_for(manifest: &Manifest, asked: usize, control: bool) -> (usize, 
 /// module docs; [`workers_for`] says when that is allowed).
 pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Result<Stats> {
     let field = manifest.events.key_field.clone().ok_or_else(|| anyhow!("several workers need `[stages.key] field`"))?;
-    let sink = Arc::new(Mutex::new(sink::open(&manifest.sink)?));
-    let dead = Arc::new(Mutex::new(DeadLetters::open(&manifest.dead_letter)?));
     // Each worker loads its own plugin instances before any record is read,
     // so a plugin that does not load stops the run before it starts.
     let mut queues: Vec<SyncSender<Delivery>> = Vec::with_capacity(workers);
@@ -73,6 +71,9 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
         _ => (0..workers).map(|_| None).collect(),
     };
     let reads_itself = readers.iter().all(Option::is_some);
+    // Opened after the input, so a missing file leaves the output alone.
+    let sink = Arc::new(Mutex::new(sink::open(&manifest.sink)?));
+    let dead = Arc::new(Mutex::new(DeadLetters::open(&manifest.dead_letter)?));
     for (worker, reader) in readers.drain(..).enumerate() {
         let (tx, rx): (SyncSender<Delivery>, Receiver<Delivery>) = sync_channel(4);
         if reader.is_none() {
