@@ -263,3 +263,24 @@ pub fn format<M: FormatStage>(stage: Option<&M>, windows: Vec<format::Window>) -
     }
     format::Formatted { objects, failures }
 }
+
+#[cfg(test)]
+mod tests {
+    /// An accumulator must come back from its JSON bit for bit: otherwise a
+    /// running sum drifts with where batches happen to end, and two runs of
+    /// the same input (one worker or two, before or after a restart)
+    /// disagree in the last digits.
+    #[test]
+    fn floats_in_accumulators_come_back_bit_for_bit() {
+        let mut sum = 0.0f64;
+        let mut changed = Vec::new();
+        for i in 0..100_000u64 {
+            sum += 20.0 + ((i * 7919) % 1000) as f64 * 0.001;
+            let back: f64 = super::decode(&super::encode(&sum).unwrap(), "accumulator").unwrap();
+            if back.to_bits() != sum.to_bits() {
+                changed.push(sum);
+            }
+        }
+        assert!(changed.is_empty(), "{} of 100,000 sums changed on the way through JSON, the first {:?}", changed.len(), changed.first());
+    }
+}

@@ -11,7 +11,9 @@ use weir_tests::services::weir_binary;
 
 // Readings of `keys` devices, 10 ms apart, keys drawn from a fixed
 // pseudo-random sequence; every 997th line is not JSON and every 1,009th
-// has no device, so both workers see bad records.
+// has no device, so both workers see bad records. Batches are small (50
+// records), so a window's accumulator goes through the fold many times,
+// at other batch boundaries on each number of workers.
 fn input(path: &Path, lines: usize, keys: u64) {
     let mut text = String::new();
     let mut state = 7u64;
@@ -24,7 +26,9 @@ fn input(path: &Path, lines: usize, keys: u64) {
         } else if i % 1009 == 600 {
             writeln!(text, r#"{{"temp":{}.5,"ts":{ts:.2}}}"#, i % 40).unwrap();
         } else {
-            writeln!(text, r#"{{"device":"dev-{key:05}","temp":{}.25,"ts":{ts:.2}}}"#, i % 40).unwrap();
+            // Three decimals, as sensors send: sums that binary floats
+            // cannot hold exactly.
+            writeln!(text, r#"{{"device":"dev-{key:05}","temp":{}.{:03},"ts":{ts:.2}}}"#, i % 40, (state >> 20) % 1000).unwrap();
         }
     }
     std::fs::write(path, text).unwrap();
@@ -59,6 +63,8 @@ path = "{out}"
 [dead_letter]
 kind = "file"
 path = "{dead}"
+[limits]
+batch_size = 50
 "#,
         plugin = plugin("window_stats").display(),
         out = dir.join(format!("{name}.jsonl")).display(),

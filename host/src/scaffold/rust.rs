@@ -44,7 +44,9 @@ publish = false
 
 [dependencies]
 serde = {{ version = "1", features = ["derive"] }}
-serde_json = {{ version = "1", features = ["raw_value"] }}
+# float_roundtrip: accumulators go through JSON between batches, and a
+# float must come back bit for bit.
+serde_json = {{ version = "1", features = ["raw_value", "float_roundtrip"] }}
 postcard = {{ version = "1", default-features = false, features = ["alloc"] }}
 wit-bindgen = {{ version = "0.61", default-features = false, features = ["macros", "realloc"] }}
 "#,
