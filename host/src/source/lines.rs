@@ -11,7 +11,7 @@ use crate::Timestamp;
 pub type LineFilter = Box<dyn FnMut(&[u8]) -> bool + Send>;
 
 /// How much a reader asks the input for at a time.
-const READ_SIZE: usize = 1 << 20;
+const READ_SIZE: usize = 1 << 17;
 
 /// One record per line (JSON lines, or any text on stdin). Blank lines are
 /// skipped; a trailing `\r` is dropped. Lines are found with `memchr` in a
