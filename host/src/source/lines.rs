@@ -25,9 +25,11 @@ pub struct LinesReader {
     path: PathBuf,
     name: Arc<str>,
     line: u64,
-    /// Bytes read and not yet split: `buf[start..]`.
+    /// Zeroed once when it grows; the bytes read and not yet split are
+    /// `buf[start..end]`.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     ended: bool,
     keep: Option<LineFilter>,
 }
@@ -46,7 +48,7 @@ impl LinesReader {
 
     fn new(input: Box<dyn Read + Send>, path: PathBuf, streaming: bool) -> Self {
         let name = Arc::from(path.display().to_string());
-        LinesReader { input, streaming, path, name, line: 0, buf: Vec::new(), start: 0, ended: false, keep: None }
+        LinesReader { input, streaming, path, name, line: 0, buf: Vec::new(), start: 0, end: 0, ended: false, keep: None }
     }
 
     /// Keeps only the lines `keep` accepts (a worker reading the whole
@@ -56,27 +58,27 @@ impl LinesReader {
         self
     }
 
-    // Moves what is left to the front and reads more after it; false at
-    // the end of the input.
+    // Moves what is left to the front and reads more after it (the
+    // buffer doubles when one line fills it); false at the end of the input.
     fn fill(&mut self) -> Result<bool, SourceError> {
         if self.ended {
             return Ok(false);
         }
-        self.buf.drain(..self.start);
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
         self.start = 0;
-        let filled = self.buf.len();
-        self.buf.resize(filled + READ_SIZE, 0);
+        if self.buf.len() - self.end < READ_SIZE / 2 {
+            let len = (self.buf.len() * 2).max(READ_SIZE);
+            self.buf.resize(len, 0);
+        }
         let read = loop {
-            match self.input.read(&mut self.buf[filled..]) {
+            match self.input.read(&mut self.buf[self.end..]) {
                 Ok(n) => break n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    self.buf.truncate(filled);
-                    return Err(SourceError::Io { path: self.path.clone(), source });
-                }
+                Err(source) => return Err(SourceError::Io { path: self.path.clone(), source }),
             }
         };
-        self.buf.truncate(filled + read);
+        self.end += read;
         if read == 0 {
             self.ended = true;
         }
@@ -89,15 +91,15 @@ impl Source for LinesReader {
         let mut batch = Vec::with_capacity(max.min(4096));
         let now = Timestamp::now();
         while batch.len() < max {
-            let (from, to, next) = match memchr::memchr(b'\n', &self.buf[self.start..]) {
+            let (from, to, next) = match memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
                 Some(at) => (self.start, self.start + at, self.start + at + 1),
                 // No whole line waiting: a stream's batch ends here rather
                 // than wait for more; otherwise read on (the last line of
                 // the input needs no newline).
                 None if self.streaming && !batch.is_empty() => break,
                 None if self.fill()? => continue,
-                None if self.start == self.buf.len() => break,
-                None => (self.start, self.buf.len(), self.buf.len()),
+                None if self.start == self.end => break,
+                None => (self.start, self.end, self.end),
             };
             let mut line = &self.buf[from..to];
             self.line += 1;
@@ -165,6 +167,16 @@ mod tests {
         assert_eq!(lines(&r.next_batch(100).unwrap()), [(1, "1"), (2, "2")], "the partial line waits for the next read");
         assert_eq!(lines(&r.next_batch(100).unwrap()), [(3, "3"), (4, "4")]);
         assert!(r.next_batch(100).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_line_longer_than_the_buffer_comes_whole() {
+        let long = "x".repeat(3 * READ_SIZE + 17);
+        let text = format!("a\n{long}\nb\n");
+        let chunks: Vec<&str> = text.as_bytes().chunks(READ_SIZE / 3).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        let mut r = reader(&chunks, false);
+        let batch = r.next_batch(10).unwrap();
+        assert_eq!(lines(&batch), [(1, "a"), (2, long.as_str()), (3, "b")]);
     }
 
     #[test]
