@@ -7,7 +7,9 @@
 # same topic (confluent-kafka from PyPI, in the cached peers virtualenv:
 # poll and count, nothing else), the ratio of the two, and the window
 # close → item latency (p50, p99, max) weir's DynamoDB writer measured for
-# every item it wrote.
+# every item it wrote. weir runs twice, with --workers 1 and --workers 2
+# (each worker owning some of the partitions), each in its own group and
+# table.
 #   bash scripts/bench-kafka-dynamodb.sh [REPEAT]   (default 100: 99,900 records)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,12 +39,13 @@ with open(out, "w") as f:
 PY
 topic="bench-$$"
 "$weir" produce --topic "$topic" --partitions 3 --replay "$work/telemetry.jsonl" --key-field device
-cat > "$work/pipeline.toml" <<TOML
+for workers in 1 2; do
+cat > "$work/pipeline-$workers.toml" <<TOML
 [source]
 kind = "kafka"
 brokers = "\${WEIR_KAFKA_BROKERS}"
 topics = ["$topic"]
-group_id = "bench-$$"
+group_id = "bench-$$-$workers"
 exit_when_idle = "3s"
 [stages]
 plugin = "$root/plugins/dist/window_stats.wasm"
@@ -61,17 +64,19 @@ length = "1h"
 align_to = "2020-01-01T00:00:00Z"
 [sink]
 kind = "dynamodb"
-table = "bench-$$"
+table = "bench-$$-$workers"
 partition_key = "key"
 create_table = true
 endpoint = "\${WEIR_DYNAMODB_ENDPOINT}"
 region = "us-east-1"
 [checkpoint]
-dir = "$work/checkpoints"
+dir = "$work/checkpoints-$workers"
 interval = "5s"
 TOML
-"$weir" run "$work/pipeline.toml" >"$work/weir.log" 2>&1 || { cat "$work/weir.log" >&2; exit 1; }
-grep -E "caught up|windows written|window close" "$work/weir.log"
+"$weir" run --workers "$workers" "$work/pipeline-$workers.toml" >"$work/weir-$workers.log" 2>&1 || { cat "$work/weir-$workers.log" >&2; exit 1; }
+echo "weir --workers $workers:"
+grep -E "caught up|windows written|window close" "$work/weir-$workers.log"
+done
 
 peers=${WEIR_TOOLS_DIR:-$HOME/.cache/weir/tools}/peers
 if ! "$peers/bin/python" -c "import confluent_kafka" 2>/dev/null; then
@@ -80,7 +85,7 @@ if ! "$peers/bin/python" -c "import confluent_kafka" 2>/dev/null; then
     "$peers/bin/pip" install --quiet confluent-kafka
 fi
 records=$(wc -l <"$work/telemetry.jsonl")
-"$peers/bin/python" - "$WEIR_KAFKA_BROKERS" "$topic" "$records" "$work/weir.log" <<'PY'
+"$peers/bin/python" - "$WEIR_KAFKA_BROKERS" "$topic" "$records" "$work/weir-1.log" "$work/weir-2.log" <<'PY'
 import re
 import sys, time
 from confluent_kafka import Consumer
@@ -98,10 +103,11 @@ last = time.time()
 c.close()
 bare = n / (last - first)
 print(f"bare librdkafka consumer (baseline): {n} records in {last - first:.2f}s from the first, {bare:,.0f}/s")
-log = open(sys.argv[4]).read()
-weir = float(re.search(r"caught up: .*\(([0-9.]+) records/s\)", log).group(1))
-latency = re.search(r"window close → item written: (.*)", log)
-print(f"weir / bare consumer: {weir:,.0f} / {bare:,.0f} = {100 * weir / bare:.1f}%")
-print(f"window close → item in DynamoDB: {latency.group(1) if latency else 'not reported'}")
+for workers, path in ((1, sys.argv[4]), (2, sys.argv[5])):
+    log = open(path).read()
+    weir = float(re.search(r"caught up: .*\(([0-9.]+) records/s\)", log).group(1))
+    latency = re.search(r"window close → item written: (.*)", log)
+    print(f"weir --workers {workers} / bare consumer: {weir:,.0f} / {bare:,.0f} = {100 * weir / bare:.1f}%")
+    print(f"  window close → item in DynamoDB: {latency.group(1) if latency else 'not reported'}")
 PY
 rm -rf "$work"

@@ -484,7 +484,7 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>,
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let workers_asked = workers;
     let asked = workers.unwrap_or(cores);
-    let (workers, why) = crate::driver::files::workers_for(&manifest, asked, manifest.control.is_some() || watch);
+    let (workers, why) = crate::driver::workers_for(&manifest, asked, manifest.control.is_some() || watch);
     if let Some(why) = why {
         // Said plainly when the user asked for workers; otherwise only in
         // the debug log (every CSV or Kafka run would say it).
@@ -501,13 +501,31 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>,
         _ if workers > 1 => None,
         other => Some(crate::source::open(other)?),
     };
-    if workers > 1 {
+    let kafka = matches!(manifest.source, crate::manifest::SourceSpec::Kafka(_));
+    if workers > 1 && !kafka {
         let stats = crate::driver::files::run(&manifest, engine, workers)?;
         drop(progress);
         report(&manifest, &stats, started.elapsed());
         return Ok(());
     }
-    let mut pipeline = Pipeline::load(&manifest, &engine)?.with_engine(engine.clone());
+    // Several Kafka workers share one sink and one dead-letter output.
+    let shared = if workers > 1 {
+        let sink = std::sync::Arc::new(std::sync::Mutex::new(crate::sink::open(&manifest.sink)?));
+        let dead = std::sync::Arc::new(std::sync::Mutex::new(crate::sink::DeadLetters::open(&manifest.dead_letter)?));
+        Some((sink, dead))
+    } else {
+        None
+    };
+    let load = || -> Result<Pipeline> {
+        let pipeline = match &shared {
+            Some((sink, dead)) => {
+                Pipeline::load_onto(&manifest, &engine, Box::new(crate::sink::SharedSink(sink.clone())), crate::sink::DeadLetters::shared(dead.clone()))?
+            }
+            None => Pipeline::load(&manifest, &engine)?,
+        };
+        Ok(pipeline.with_engine(engine.clone()))
+    };
+    let mut pipeline = load()?;
     // Kept alive for the run; dropping it removes the endpoint file.
     let _control = if manifest.control.is_some() || watch {
         let (requests, taken) = std::sync::mpsc::channel();
@@ -532,7 +550,11 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>,
                 }
             }
             let every = manifest.checkpoint.as_ref().map_or(std::time::Duration::from_secs(5), |c| c.interval);
-            crate::driver::kafka::run(pipeline, spec, manifest.limits.batch_size, every, stop)?
+            let mut pipelines = vec![pipeline];
+            for _ in 1..workers {
+                pipelines.push(load()?);
+            }
+            crate::driver::kafka::run(pipelines, spec, manifest.limits.batch_size, every, stop)?
         }
         _ => pipeline.run_source(source.expect("opened above for every source but Kafka"))?,
     };

@@ -2,7 +2,8 @@
 //! stopped with SIGTERM or killed with SIGKILL, and new ones take over,
 //! against the real broker (tansu) and DynamoDB Local. Every window must
 //! come out exactly as a plain file run of the same data computes it:
-//! nothing lost, nothing counted twice.
+//! nothing lost, nothing counted twice. Members run one worker thread or
+//! two (each owning some of the member's partitions).
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,8 @@ struct Churn {
     sigterm_too: bool,
     /// Checkpoints in a DynamoDB table instead of a shared folder.
     dynamodb_checkpoints: bool,
+    /// Worker threads per member (each owning some of its partitions).
+    workers: usize,
 }
 
 fn churn(name: &str, c: Churn) {
@@ -50,13 +53,15 @@ fn churn(name: &str, c: Churn) {
     std::fs::create_dir_all(&drain_dir).unwrap();
     let drain_manifest = write_manifest(&drain_dir, &text.replace("exit_when_idle = \"600s\"", "exit_when_idle = \"30s\""));
     let started = Instant::now();
+    let workers = c.workers.to_string();
+    let member = || Running::start(&["run", "--workers", &workers, &manifest]);
 
-    let mut members = vec![Running::start(&["run", &manifest])];
+    let mut members = vec![member()];
     members[0].wait_until("an assignment", Duration::from_secs(60), |log| log.contains("partitions assigned"));
     let producer = produce_in_background(&topic, None, &data, c.rate);
     // A second member joins while data flows.
     std::thread::sleep(Duration::from_secs(2));
-    members.push(Running::start(&["run", &manifest]));
+    members.push(member());
     let mut logs = Vec::new();
     let (mut terms, mut kills) = (0, 0);
     // tansu 0.6 can leave a group stuck when a member that is still joining
@@ -86,7 +91,7 @@ fn churn(name: &str, c: Churn) {
             kills += 1;
         }
         logs.push(log);
-        members.push(Running::start(&["run", &manifest]));
+        members.push(member());
     }
     producer.join().unwrap();
     // Let the members catch up, stop them, and let one drain what is left
@@ -101,8 +106,14 @@ fn churn(name: &str, c: Churn) {
         assert!(clean, "{log}");
         logs.push(log);
     }
-    let drain = Running::start(&["run", &drain_manifest]);
+    let drain = Running::start(&["run", "--workers", &workers, &drain_manifest]);
     let (drained, drain) = drain.finish(Duration::from_secs(180));
+    let several = format!("{workers} workers, each owning some of the partitions");
+    assert_eq!(
+        logs.iter().chain([&drain]).filter(|l| l.contains(&several)).count(),
+        if c.workers > 1 { logs.len() + 1 } else { 0 },
+        "members say how many workers share their partitions"
+    );
     let all_logs = || logs.iter().enumerate().map(|(i, l)| format!("--- member {i}:\n{}", tail(l, 40))).collect::<Vec<_>>().join("\n");
     assert!(drained, "the drain failed:\n{drain}\n{}", all_logs());
     assert_eq!(checkpoints.exists(), !c.dynamodb_checkpoints, "checkpoints went where the manifest said");
@@ -152,9 +163,10 @@ fn churn(name: &str, c: Churn) {
         all_logs()
     );
     println!(
-        "{name}: {} records over 4 partitions, {kills} SIGKILLs and {terms} SIGTERMs of members while data flowed: all {} windows exact \
+        "{name}: {} records over 4 partitions, {} workers a member, {kills} SIGKILLs and {terms} SIGTERMs of members while data flowed: all {} windows exact \
          ({fenced} fenced checkpoint writes, {dropped} members dropped records of revoked partitions, {} log lines about offset gaps) in {:.0?}",
         c.records,
+        c.workers,
         want.len(),
         gaps.len(),
         started.elapsed()
@@ -170,7 +182,7 @@ fn tail(log: &str, lines: usize) -> String {
 fn a_rebalance_while_data_flows_loses_and_doubles_nothing() {
     churn(
         "rebalance",
-        Churn { records: 40_000, sensors: 8, rate: 4000, stops: 3, every: Duration::from_secs(3), sigterm_too: true, dynamodb_checkpoints: false },
+        Churn { records: 40_000, sensors: 8, rate: 4000, stops: 3, every: Duration::from_secs(3), sigterm_too: true, dynamodb_checkpoints: false, workers: 2 },
     );
 }
 
@@ -183,20 +195,32 @@ fn a_rebalance_while_data_flows_loses_and_doubles_nothing() {
 fn a_rebalance_at_25000_msgs_while_data_flows_loses_nothing() {
     churn(
         "rebalance25k",
-        Churn { records: 300_000, sensors: 8, rate: 25_000, stops: 3, every: Duration::from_secs(3), sigterm_too: true, dynamodb_checkpoints: false },
+        Churn {
+            records: 300_000,
+            sensors: 8,
+            rate: 25_000,
+            stops: 3,
+            every: Duration::from_secs(3),
+            sigterm_too: true,
+            dynamodb_checkpoints: false,
+            workers: 1,
+        },
     );
 }
 
 #[test]
 fn a_rebalance_with_checkpoints_in_dynamodb_loses_nothing() {
-    churn("ddbckpt", Churn { records: 8000, sensors: 8, rate: 1000, stops: 3, every: Duration::from_secs(3), sigterm_too: true, dynamodb_checkpoints: true });
+    churn(
+        "ddbckpt",
+        Churn { records: 8000, sensors: 8, rate: 1000, stops: 3, every: Duration::from_secs(3), sigterm_too: true, dynamodb_checkpoints: true, workers: 2 },
+    );
 }
 
 #[test]
 fn twenty_sigkills_under_load_lose_nothing() {
     churn(
         "kill20",
-        Churn { records: 24_000, sensors: 8, rate: 400, stops: 20, every: Duration::from_secs(3), sigterm_too: false, dynamodb_checkpoints: false },
+        Churn { records: 24_000, sensors: 8, rate: 400, stops: 20, every: Duration::from_secs(3), sigterm_too: false, dynamodb_checkpoints: false, workers: 2 },
     );
 }
 

@@ -26,31 +26,8 @@ use crate::source::{self, Delivery, LinesReader, Source};
 /// How often the router logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-/// How many workers the file job of `manifest` can use when `asked` for,
-/// and, when that is fewer, why. `control`: the run has a control endpoint
-/// or watches its plugin files.
-pub fn workers_for(manifest: &Manifest, asked: usize, control: bool) -> (usize, Option<&'static str>) {
-    if asked <= 1 {
-        return (1, None);
-    }
-    let why = match &manifest.source {
-        SourceSpec::Kafka(_) => Some("a Kafka source runs on one worker in this version"),
-        SourceSpec::Csv(_) => Some("a CSV source runs on one worker in this version"),
-        SourceSpec::Jsonl(_) | SourceSpec::Stdin if !manifest.events.builtin_json || manifest.events.key_field.is_none() => {
-            Some("records are shared out by the key field; with a deserialize or key plugin the job runs on one worker")
-        }
-        _ if manifest.checkpoint.is_some() => Some("a file job with checkpoints runs on one worker"),
-        _ if control => Some("swaps through the control endpoint or --watch apply to one worker"),
-        _ => None,
-    };
-    match why {
-        Some(why) => (1, Some(why)),
-        None => (asked, None),
-    }
-}
-
 /// Runs the file job of `manifest` on `workers` worker threads (see the
-/// module docs; [`workers_for`] says when that is allowed).
+/// module docs; [`workers_for`](super::workers_for) says when that is allowed).
 pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Result<Stats> {
     let field = manifest.events.key_field.clone().ok_or_else(|| anyhow!("several workers need `[stages.key] field`"))?;
     // Each worker loads its own plugin instances before any record is read,
@@ -166,7 +143,7 @@ fn join(handles: Vec<std::thread::JoinHandle<Result<Stats>>>, failed: Option<sou
     let mut first_error = None;
     for handle in handles {
         match handle.join() {
-            Ok(Ok(stats)) => add(&mut total, &stats),
+            Ok(Ok(stats)) => total.add(&stats),
             Ok(Err(err)) => first_error = first_error.or(Some(err)),
             Err(_) => first_error = first_error.or(Some(anyhow!("a worker panicked"))),
         }
@@ -178,16 +155,4 @@ fn join(handles: Vec<std::thread::JoinHandle<Result<Stats>>>, failed: Option<sou
         Some(err) => Err(err),
         None => Ok(total),
     }
-}
-
-fn add(total: &mut Stats, one: &Stats) {
-    total.records += one.records;
-    total.events += one.events;
-    total.windows += one.windows;
-    total.late += one.late;
-    total.failed += one.failed;
-    total.skipped += one.skipped;
-    total.key_partition_conflicts += one.key_partition_conflicts;
-    total.open_windows_peak += one.open_windows_peak;
-    total.sessions_merged += one.sessions_merged;
 }

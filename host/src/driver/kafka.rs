@@ -1,6 +1,8 @@
 //! The Kafka driver: a member of a consumer group that owns the loop of a
 //! Kafka run — polling, partition assignment and handover (claim, restore,
-//! checkpoint, commit), idle ticks — around one pipeline. Auto-commit off:
+//! checkpoint, commit), idle ticks — around its workers' pipelines (one per
+//! worker thread, each owning some of the partitions: see
+//! [`Workers`](super::workers::Workers)). Auto-commit off:
 //! offsets are committed only after a checkpoint has made durable every window result
 //! and every window state that absorbed the records below them.
 
@@ -16,10 +18,11 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::source::{Origin, SourceRecord};
+use super::workers::Workers;
 use crate::Timestamp;
 use crate::manifest::KafkaSourceSpec;
 use crate::pipeline::{Pipeline, PipelineError, Stats};
+use crate::source::{Origin, SourceRecord};
 use crate::state::checkpoint::{Owner, PartitionId, process_name};
 
 /// Why the Kafka source stopped.
@@ -36,9 +39,12 @@ pub enum KafkaSourceError {
     /// The pipeline failed.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// A worker thread could not be started.
+    #[error("cannot start a worker thread: {0}")]
+    Worker(std::io::Error),
 }
 
-type Shared = Arc<Mutex<Pipeline>>;
+type Shared = Arc<Mutex<Workers>>;
 
 /// How many records before a checkpoint's offset a restored partition is
 /// fetched from (see `Handover::assign`).
@@ -53,7 +59,7 @@ const REREAD_BEFORE_CHECKPOINT: i64 = 10_000;
 /// back afresh) are dropped, never processed into new state: the
 /// partition's owner reads them again from its checkpoint.
 struct Handover {
-    pipeline: Shared,
+    workers: Shared,
     failure: Arc<Mutex<Option<PipelineError>>>,
     /// Each partition owned, with the rebalance count when it was assigned.
     owned: Mutex<HashMap<PartitionId, u64>>,
@@ -90,18 +96,20 @@ impl Handover {
     fn assign(&self, consumer: &BaseConsumer<Self>, list: &mut TopicPartitionList, count: u64) {
         let ids = partitions(list);
         let owner = owner_of(consumer);
-        let mut pipeline = self.pipeline.lock().expect("pipeline lock");
-        pipeline.set_owner(owner.clone());
+        let mut workers = self.workers.lock().expect("workers lock");
         let mut resumed = Vec::new();
         for id in &ids {
             // Where reading resumes: the checkpoint's offset, or for a
             // partition never checkpointed the group's committed offset.
-            let next = match pipeline.take_partition(id, Timestamp::now()) {
+            let next = match workers.take_partition(id, &owner, Timestamp::now()) {
                 Ok(Some(next)) => Some((next, "")),
-                Ok(None) => committed(consumer, id).map(|next| {
-                    pipeline.skip_below(id, next);
-                    (next, " (committed)")
-                }),
+                Ok(None) => match committed(consumer, id).map(|next| workers.skip_below(id, next).map(|()| (next, " (committed)"))).transpose() {
+                    Ok(next) => next,
+                    Err(err) => {
+                        self.fail(err);
+                        return;
+                    }
+                },
                 Err(err) => {
                     tracing::error!("cannot take partition {id}: {err}");
                     self.fail(err);
@@ -127,7 +135,7 @@ impl Handover {
             self.started.lock().expect("started lock").push((id.clone(), next.map(|(n, _)| n)));
             self.owned.lock().expect("owned lock").insert(id.clone(), count);
         }
-        drop(pipeline);
+        drop(workers);
         if !ids.is_empty() {
             tracing::info!("partitions assigned to {owner}: {}", resumed.join(", "));
         }
@@ -145,10 +153,10 @@ impl Handover {
             return;
         }
         let lost = consumer.assignment_lost();
-        let mut pipeline = self.pipeline.lock().expect("pipeline lock");
-        match pipeline.release_partitions(&ids, Timestamp::now()) {
+        let mut workers = self.workers.lock().expect("workers lock");
+        match workers.release_partitions(&ids, Timestamp::now()) {
             Ok(offsets) => {
-                drop(pipeline);
+                drop(workers);
                 commit(consumer, &offsets);
                 tracing::info!("partitions revoked{}: {}", if lost { " (assignment lost)" } else { "" }, names(&ids));
             }
@@ -251,17 +259,21 @@ fn names(ids: &[PartitionId]) -> String {
     ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
-/// Reads Kafka into `pipeline` until `stop` is set, checkpointing every
-/// `checkpoint_every` and once more at the end. Open windows stay open (in
-/// the checkpoint) for the next run.
+/// Reads Kafka into `pipelines`, one worker thread each, until `stop` is
+/// set, checkpointing every `checkpoint_every` and once more at the end.
+/// Open windows stay open (in the checkpoint) for the next run.
 pub fn run(
-    pipeline: Pipeline,
+    pipelines: Vec<Pipeline>,
     spec: &KafkaSourceSpec,
     batch_size: usize,
     checkpoint_every: Duration,
     stop: Arc<AtomicBool>,
 ) -> Result<Stats, KafkaSourceError> {
-    let pipeline: Shared = Arc::new(Mutex::new(pipeline));
+    let count = pipelines.len();
+    let workers: Shared = Arc::new(Mutex::new(Workers::start(pipelines).map_err(KafkaSourceError::Worker)?));
+    if count > 1 {
+        tracing::info!("{count} workers, each owning some of the partitions");
+    }
     let failure = Arc::new(Mutex::new(None));
     let mut config = ClientConfig::new();
     config
@@ -280,7 +292,7 @@ pub fn run(
     }
     let client_err = |source| KafkaSourceError::Client { brokers: spec.brokers.clone(), source };
     let handover = Handover {
-        pipeline: pipeline.clone(),
+        workers: workers.clone(),
         failure: failure.clone(),
         owned: Mutex::new(HashMap::new()),
         started: Mutex::new(Vec::new()),
@@ -322,7 +334,7 @@ pub fn run(
                     polled_at.push(consumer.context().rebalances.load(Ordering::SeqCst));
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    pipeline.lock().expect("pipeline lock").caught_up(partition, Timestamp::now());
+                    workers.lock().expect("workers lock").caught_up(partition, Timestamp::now())?;
                 }
                 Some(Err(err)) => {
                     // Broker trouble: librdkafka reconnects by itself; say so
@@ -380,21 +392,24 @@ pub fn run(
         }
         let got_messages = !batch.is_empty();
         idle_for = if got_messages { Duration::ZERO } else { idle_for + polling.elapsed() };
-        let mut p = pipeline.lock().expect("pipeline lock");
-        p.process(batch, Timestamp::now())?;
+        let w = workers.lock().expect("workers lock");
+        w.process(batch, Timestamp::now())?;
+        if let Some(err) = w.failure() {
+            return Err(err.into());
+        }
         if got_messages {
             last_message = Instant::now();
         }
         if last_checkpoint.elapsed() >= checkpoint_every {
-            let offsets = p.checkpoint(None, Timestamp::now())?;
-            drop(p);
+            let offsets = w.checkpoint(Timestamp::now())?;
+            drop(w);
             commit(&consumer, &offsets);
             last_checkpoint = Instant::now();
         } else {
-            drop(p);
+            drop(w);
         }
         if last_report.elapsed() >= Duration::from_secs(5) {
-            let s = pipeline.lock().expect("pipeline lock").stats();
+            let s = workers.lock().expect("workers lock").stats();
             tracing::info!(
                 "{} records ({:.0}/s), {} windows written, {} late, {} failed, {} skipped as already checkpointed",
                 s.records,
@@ -407,18 +422,17 @@ pub fn run(
             last_report = Instant::now();
         }
     }
-    let mut p = pipeline.lock().expect("pipeline lock");
+    let w = workers.lock().expect("workers lock");
     if idle_exit {
-        p.finish()?;
+        let records = w.finish()?.records;
         if let Some(first) = first_message {
             let span = last_message.saturating_duration_since(first).as_secs_f64().max(1e-3);
-            let records = p.stats().records;
             tracing::info!("caught up: {records} records processed in {span:.2}s from the first message to the last ({:.0} records/s)", records as f64 / span);
         }
     }
     tracing::info!("stopping: writing a last checkpoint");
-    let offsets = p.checkpoint(None, Timestamp::now())?;
-    drop(p);
+    let offsets = w.checkpoint(Timestamp::now())?;
+    drop(w);
     commit(&consumer, &offsets);
     if gaps.skipped > 0 || gaps.recovered > 0 {
         tracing::warn!(
@@ -431,7 +445,7 @@ pub fn run(
     if unowned > 0 {
         tracing::info!("{unowned} records polled before a rebalance took their partition were dropped (their new owner reads them)");
     }
-    let stats = pipeline.lock().expect("pipeline lock").stats();
+    let stats = workers.lock().expect("workers lock").stats();
     Ok(stats)
 }
 

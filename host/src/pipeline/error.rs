@@ -68,6 +68,12 @@ pub enum PipelineError {
         /// What went wrong loading it.
         detail: String,
     },
+    /// A worker thread stopped (after an error it reported, or a panic).
+    #[error("worker {worker} stopped")]
+    WorkerStopped {
+        /// Its number.
+        worker: usize,
+    },
 }
 
 /// Why a hot swap was refused; the old component keeps running.
@@ -95,4 +101,3 @@ pub enum SwapError {
     #[error("swap refused: {0}")]
     Unavailable(String),
 }
-

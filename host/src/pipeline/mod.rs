@@ -69,6 +69,22 @@ pub struct Stats {
     pub sessions_merged: u64,
 }
 
+impl Stats {
+    /// Adds another worker's counts to these (peaks add up too: each
+    /// worker holds its own windows).
+    pub fn add(&mut self, one: &Stats) {
+        self.records += one.records;
+        self.events += one.events;
+        self.windows += one.windows;
+        self.late += one.late;
+        self.failed += one.failed;
+        self.skipped += one.skipped;
+        self.key_partition_conflicts += one.key_partition_conflicts;
+        self.open_windows_peak += one.open_windows_peak;
+        self.sessions_merged += one.sessions_merged;
+    }
+}
+
 /// A running pipeline.
 pub struct Pipeline {
     stages: Stages,
@@ -106,9 +122,15 @@ impl Pipeline {
     /// Loads the stages and opens the sink and dead-letter output the
     /// manifest names.
     pub fn load(manifest: &Manifest, engine: &PluginEngine) -> Result<Self, PipelineError> {
-        let stages = Stages::load(manifest, engine)?;
         let sink = sink::open(&manifest.sink)?;
         let dead = DeadLetters::open(&manifest.dead_letter)?;
+        Self::load_onto(manifest, engine, sink, dead)
+    }
+
+    /// Loads the stages and the checkpoint store the manifest names, and
+    /// writes to `sink` and `dead` (several workers share one of each).
+    pub fn load_onto(manifest: &Manifest, engine: &PluginEngine, sink: Box<dyn Sink>, dead: DeadLetters) -> Result<Self, PipelineError> {
+        let stages = Stages::load(manifest, engine)?;
         let pipeline = Self::new(manifest, stages, sink, dead);
         Ok(match &manifest.checkpoint {
             Some(spec) => match &spec.store {
