@@ -36,8 +36,6 @@ enum Job {
 struct Worker {
     jobs: SyncSender<Job>,
     thread: Option<JoinHandle<()>>,
-    /// Partitions it owns.
-    owns: usize,
 }
 
 // What the workers tell the driver without being asked.
@@ -68,19 +66,9 @@ impl Workers {
             let (jobs, queue) = sync_channel(QUEUE);
             let board = board.clone();
             let thread = std::thread::Builder::new().name(format!("weir-worker-{index}")).spawn(move || work(index, pipeline, queue, &board))?;
-            workers.push(Worker { jobs, thread: Some(thread), owns: 0 });
+            workers.push(Worker { jobs, thread: Some(thread) });
         }
         Ok(Workers { workers, homes: Vec::new(), board })
-    }
-
-    /// How many workers there are.
-    pub fn len(&self) -> usize {
-        self.workers.len()
-    }
-
-    /// Whether there are none (never, once started with a pipeline).
-    pub fn is_empty(&self) -> bool {
-        self.workers.is_empty()
     }
 
     /// The first error a worker met processing records, once.
@@ -122,9 +110,9 @@ impl Workers {
         let worker = match self.home(&id.topic, id.partition) {
             Some(worker) => worker,
             None => {
-                let (worker, _) = self.workers.iter().enumerate().min_by_key(|(i, w)| (w.owns, *i)).expect("at least one worker");
+                let owns = |worker: usize| self.homes.iter().filter(|(_, _, w)| *w == worker).count();
+                let worker = (0..self.workers.len()).min_by_key(|&w| (owns(w), w)).expect("at least one worker");
                 self.homes.push((id.partition, Arc::from(id.topic.as_str()), worker));
-                self.workers[worker].owns += 1;
                 worker
             }
         };
@@ -206,7 +194,6 @@ impl Workers {
         self.homes.retain(|(p, t, _)| !which.iter().any(|id| id.partition == *p && *id.topic == **t));
         let mut answers = Vec::new();
         for (worker, ids) in by_worker {
-            self.workers[worker].owns -= ids.len();
             let (reply, answer) = channel();
             self.send(worker, Job::Release(ids, now, reply))?;
             answers.push((worker, answer));
