@@ -6,11 +6,15 @@
 //! Cost follows the work done, not the state held: a batch re-sets the
 //! timers of the keys it touched, closing pops due timers off a heap, and a
 //! key left with no open window is retired from the clock (see
-//! [`EventClock::retire`](crate::clock::EventClock::retire)).
+//! [`EventClock::retire`](crate::clock::EventClock::retire)) and loses its
+//! id. Keys are looked up once per event ([`place`](WindowOperator::place)
+//! gives the key's id); the clock and the store hold their per-key state
+//! by id.
 
 use crate::Timestamp;
 use crate::clock::{Arrival, Clock};
 use crate::event::Identity;
+use crate::keys::{KeyId, KeyIds};
 use crate::manifest::{ClockSpec, WindowSpec};
 use crate::state::checkpoint::{Claim, CollectSnapshot, ComponentRecord, FORMAT_VERSION, PartitionSnapshot, WindowSnapshot};
 use crate::state::{OpenWindow, WindowId, WindowStore};
@@ -32,6 +36,7 @@ pub struct Held {
 /// The state of one input partition's windows.
 #[derive(Debug)]
 pub struct WindowOperator {
+    keys: KeyIds,
     clock: Clock,
     windower: Windower,
     store: WindowStore,
@@ -50,6 +55,7 @@ impl WindowOperator {
     /// An empty operator with the manifest's clock and windows.
     pub fn new(clock: ClockSpec, window: WindowSpec) -> Self {
         WindowOperator {
+            keys: KeyIds::default(),
             clock: Clock::from_spec(clock),
             windower: Windower::from_spec(window),
             store: WindowStore::new(),
@@ -74,14 +80,16 @@ impl WindowOperator {
 
     /// Places an event of `key` with time `time` (system time for a system
     /// clock) arriving at system time `now`: pushes the windows it goes to
-    /// onto `out` (one, or several sliding windows), or says why it is late.
-    pub fn place(&mut self, key: &str, time: Timestamp, now: Timestamp, out: &mut Vec<Assignment>) -> Result<(), String> {
+    /// onto `out` (one, or several sliding windows) and gives the key's id
+    /// (for the other calls), or says why it is late.
+    pub fn place(&mut self, key: &str, time: Timestamp, now: Timestamp, out: &mut Vec<Assignment>) -> Result<KeyId, String> {
+        let id = self.keys.intern(key);
         if let Windower::Collect(w) = &mut self.windower {
             // Collect windows count and time out in system time.
             out.push(w.assign(key, now));
-            return Ok(());
+            return Ok(id);
         }
-        let time = match self.clock.arrive(key, time, now) {
+        let time = match self.clock.arrive(id, key, time, now) {
             Arrival::OnTime(time) => time,
             Arrival::Late { time, watermark } => return Err(format!("late: event time {time} is before the watermark {watermark} of key `{key}`")),
         };
@@ -91,7 +99,7 @@ impl WindowOperator {
             Windower::Session(w) => out.push(w.assign(key, time)),
             Windower::Collect(_) => unreachable!("handled above"),
         }
-        Ok(())
+        Ok(id)
     }
 
     /// Sessions that became one since the last call (session windows),
@@ -110,11 +118,12 @@ impl WindowOperator {
     /// returned with the reason (for the dead-letter output).
     pub fn merge(&mut self, merge: &Merge, combine: impl FnOnce(&[u8], &[u8]) -> Result<Vec<u8>, String>) -> Result<(), (WindowId, OpenWindow, String)> {
         let Windower::Session(sessions) = &self.windower else { return Ok(()) };
+        let Some(id) = self.keys.get(&merge.key) else { return Ok(()) };
         let bounds = sessions.bounds(&merge.key, merge.into);
-        let Some(from) = self.store.remove(&merge.key, merge.from) else { return Ok(()) };
+        let Some(from) = self.store.remove(id, merge.from) else { return Ok(()) };
         let Some(from_acc) = from.acc.as_deref() else { return Ok(()) };
         let (start, end) = bounds.unwrap_or((from.start, from.end));
-        let merged = match self.store.get(&merge.key, merge.into).and_then(|w| w.acc.as_deref()) {
+        let merged = match self.store.get(id, merge.into).and_then(|w| w.acc.as_deref()) {
             None => from_acc.to_vec(),
             Some(into_acc) => match combine(into_acc, from_acc) {
                 Ok(merged) => merged,
@@ -122,60 +131,63 @@ impl WindowOperator {
             },
         };
         let window = Assignment { index: merge.into, start, end };
-        self.absorb(&merge.key, window, merged, from.count);
+        self.absorb(id, window, merged, from.count);
         Ok(())
     }
 
     /// A window that got no event folded in (all failed) and is not open:
     /// a session opened for it is forgotten.
-    pub fn forget(&mut self, key: &str, index: WindowIndex) {
+    pub fn forget(&mut self, key: KeyId, index: WindowIndex) {
         if let Windower::Session(w) = &mut self.windower
             && self.store.get(key, index).is_none()
         {
-            w.closed(key, index);
+            w.closed(self.keys.name(key), index);
         }
     }
 
     /// The accumulator of an open window.
-    pub fn acc(&self, key: &str, index: WindowIndex) -> Option<&Vec<u8>> {
+    pub fn acc(&self, key: KeyId, index: WindowIndex) -> Option<&Vec<u8>> {
         self.store.get(key, index)?.acc.as_ref()
     }
 
     /// Whether the window is open.
-    pub fn is_open(&self, key: &str, index: WindowIndex) -> bool {
+    pub fn is_open(&self, key: KeyId, index: WindowIndex) -> bool {
         self.store.get(key, index).is_some()
     }
 
     /// Stores the accumulator a fold of `folded` events returned, and
     /// re-sets the timers of the key's windows (its clock has moved).
-    pub fn absorb(&mut self, key: &str, window: Assignment, acc: Vec<u8>, folded: u64) {
-        let (clock, windower) = (&self.clock, &self.windower);
+    pub fn absorb(&mut self, key: KeyId, window: Assignment, acc: Vec<u8>, folded: u64) {
+        let (keys, clock, windower) = (&self.keys, &self.clock, &self.windower);
         // A session's bounds move as events join it: take them as they are now.
         let (start, end) = match windower {
-            Windower::Session(w) => w.bounds(key, window.index).unwrap_or((window.start, window.end)),
+            Windower::Session(w) => w.bounds(keys.name(key), window.index).unwrap_or((window.start, window.end)),
             _ => (window.start, window.end),
         };
-        self.store.absorb(key, window.index, start, end, acc, folded, |index, window| due(clock, windower, key, index, window));
+        self.store.absorb(key, window.index, start, end, acc, folded, |index, window| due(keys, clock, windower, key, index, window));
     }
 
     /// Re-sets the timers of `key`'s open windows: after its events were
     /// placed, as its clock (or its collect window's size) has moved.
     /// [`WindowOperator::absorb`] does it; call it for a key whose events
     /// were placed but none folded.
-    pub fn reschedule(&mut self, key: &str) {
-        let (clock, windower) = (&self.clock, &self.windower);
-        self.store.schedule(key, |index, window| due(clock, windower, key, index, window));
+    pub fn reschedule(&mut self, key: KeyId) {
+        let (keys, clock, windower) = (&self.keys, &self.clock, &self.windower);
+        self.store.schedule(key, |index, window| due(keys, clock, windower, key, index, window));
     }
 
     /// Closes the windows due at system time `now` (in no particular
     /// order: the pipeline orders what all partitions closed).
     pub fn close_due(&mut self, now: Timestamp) -> Vec<(WindowId, OpenWindow)> {
         let now = self.clock_now(now);
-        let (clock, windower) = (&self.clock, &self.windower);
-        let (closed, emptied) = self.store.close_due(now.0, |key, index, window| due(clock, windower, key, index, window));
+        let (keys, clock, windower) = (&self.keys, &self.clock, &self.windower);
+        let (closed, emptied) = self.store.close_due(now.0, |key, index, window| due(keys, clock, windower, key, index, window));
+        let closed = self.named(closed);
         self.note_closed(&closed);
         for key in emptied {
-            self.clock.retire(&key, now);
+            // The key's name and id go; the clock keeps its watermark.
+            self.clock.retire(key, self.keys.name(key), now);
+            self.keys.release(key);
         }
         closed
     }
@@ -183,8 +195,14 @@ impl WindowOperator {
     /// Closes every open window (the input has ended), in no particular order.
     pub fn close_all(&mut self) -> Vec<(WindowId, OpenWindow)> {
         let closed = self.store.close_all();
+        let closed = self.named(closed);
         self.note_closed(&closed);
         closed
+    }
+
+    // Closed windows under their keys' names.
+    fn named(&self, closed: Vec<(KeyId, WindowIndex, OpenWindow)>) -> Vec<(WindowId, OpenWindow)> {
+        closed.into_iter().map(|(key, index, window)| (WindowId { key: self.keys.name(key).to_owned(), index }, window)).collect()
     }
 
     /// How much it holds.
@@ -208,7 +226,7 @@ impl WindowOperator {
         let mut windows: Vec<WindowSnapshot> = self
             .store
             .iter()
-            .map(|(key, index, w)| WindowSnapshot { key: key.to_owned(), index, start: w.start.0, end: w.end.0, count: w.count, acc: w.acc.clone() })
+            .map(|(key, index, w)| WindowSnapshot { key: self.keys.name(key).to_owned(), index, start: w.start.0, end: w.end.0, count: w.count, acc: w.acc.clone() })
             .collect();
         windows.sort_by(|a, b| (&a.key, a.index).cmp(&(&b.key, b.index)));
         let collect = match &self.windower {
@@ -225,7 +243,7 @@ impl WindowOperator {
             accumulator,
             next_offset: self.next_offset,
             windows,
-            watermarks: self.clock.snapshot(clock_now),
+            watermarks: self.clock.snapshot(clock_now).into_iter().map(|(key, watermark)| (self.keys.name(key).to_owned(), watermark)).collect(),
             retired: self.clock.snapshot_retired(clock_now),
             collect,
         }
@@ -235,7 +253,8 @@ impl WindowOperator {
     /// pauses until the partition's records flow (see `paused_since`).
     pub fn restore(&mut self, snapshot: PartitionSnapshot, now: Timestamp) {
         self.next_offset = snapshot.next_offset;
-        self.clock.restore(&snapshot.watermarks, &snapshot.retired, now);
+        let watermarks: Vec<(KeyId, i64)> = snapshot.watermarks.iter().map(|(key, watermark)| (self.keys.intern(key), *watermark)).collect();
+        self.clock.restore(&watermarks, &snapshot.retired, now);
         let mut windows = snapshot.windows;
         windows.sort_by(|a, b| (&a.key, a.index).cmp(&(&b.key, b.index)));
         for w in windows {
@@ -243,7 +262,8 @@ impl WindowOperator {
                 s.restore_session(&w.key, w.index, Timestamp(w.start), Timestamp(w.end));
             }
             let window = OpenWindow { start: Timestamp(w.start), end: Timestamp(w.end), count: w.count, acc: w.acc };
-            self.store.restore(&w.key, w.index, window);
+            let id = self.keys.intern(&w.key);
+            self.store.restore(id, w.index, window);
         }
         if self.clock.waits_for_events() {
             self.paused_since = Some(now);
@@ -262,7 +282,7 @@ impl WindowOperator {
             Windower::Tumbling(_) | Windower::Sliding(_) => {}
         }
         for key in self.store.keys() {
-            self.reschedule(&key);
+            self.reschedule(key);
         }
     }
 
@@ -284,13 +304,13 @@ impl WindowOperator {
 }
 
 // The system time at which a window is due to close as things stand.
-fn due(clock: &Clock, windower: &Windower, key: &str, index: WindowIndex, window: &OpenWindow) -> i64 {
+fn due(keys: &KeyIds, clock: &Clock, windower: &Windower, key: KeyId, index: WindowIndex, window: &OpenWindow) -> i64 {
     match windower {
         Windower::Tumbling(_) | Windower::Sliding(_) => clock.reaches(key, window.end),
         // Bytewax closes a session once the watermark is past its last
         // event by more than the gap.
         Windower::Session(s) => clock.reaches(key, window.end.plus(s.gap().saturating_add(1))),
-        Windower::Collect(c) => c.due(key, index, window.start),
+        Windower::Collect(c) => c.due(keys.name(key), index, window.start),
     }
 }
 
@@ -306,9 +326,9 @@ mod tests {
 
     fn put(op: &mut WindowOperator, key: &str, time: i64, now: i64) -> Result<Assignment, String> {
         let mut placed = Vec::new();
-        op.place(key, Timestamp(time * S), Timestamp(now * S), &mut placed)?;
+        let id = op.place(key, Timestamp(time * S), Timestamp(now * S), &mut placed)?;
         for &window in &placed {
-            op.absorb(key, window, vec![1], 1);
+            op.absorb(id, window, vec![1], 1);
         }
         Ok(placed[0])
     }
@@ -337,6 +357,24 @@ mod tests {
         assert!(late.contains("before the watermark"), "{late}");
         assert_eq!(put(&mut op, "a", 10, 5).unwrap().index, 1);
         assert_eq!(op.held().keys, 1);
+    }
+
+    #[test]
+    fn a_released_key_id_serves_another_key_without_mixing_their_state() {
+        let mut op = tumbling(0);
+        put(&mut op, "a", 5, 0).unwrap();
+        // a's watermark reaches 10 s at 5 s: its window closes, its id is freed.
+        assert_eq!(op.close_due(Timestamp(5 * S)).len(), 1);
+        // b takes a's old id; its window is due by its own clock, not a's.
+        put(&mut op, "b", 3, 5).unwrap();
+        assert!(op.close_due(Timestamp(5 * S)).is_empty());
+        let late = put(&mut op, "a", 9, 5).unwrap_err();
+        assert!(late.contains("watermark 1970-01-01T00:00:10Z of key `a`"), "{late}");
+        let held = op.held();
+        assert_eq!((held.windows, held.keys, held.retired), (1, 2, 0));
+        assert!(op.close_due(Timestamp(11 * S)).is_empty());
+        let closed = op.close_due(Timestamp(12 * S));
+        assert_eq!(closed.iter().map(|(id, w)| (id.key.as_str(), w.count)).collect::<Vec<_>>(), [("b", 1)]);
     }
 
     #[test]

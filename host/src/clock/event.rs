@@ -1,21 +1,26 @@
 use super::Arrival;
 use crate::Timestamp;
-use crate::fast::{FastMap, Key, stable_hash};
+use crate::fast::{FastMap, stable_hash};
+use crate::keys::KeyId;
 
 /// Bytewax's event clock, per key: the watermark is the largest event time
 /// seen minus `wait_for_system_duration`, plus the system time elapsed since
 /// that event was seen. So a key that goes quiet still sees its watermark
 /// advance and its windows close. The watermark never goes backwards.
 ///
-/// A key with nothing open can be *retired* ([`EventClock::retire`]): its
-/// name is dropped and only its watermark's offset from system time stays,
-/// under a 64-bit hash of the key (16 bytes a key). When the key comes back
-/// its watermark is exactly what it would have been, so an event behind it
-/// is still late, and a window already written is never opened again.
+/// Keys are named by their operator's [`KeyId`]s (their names are only
+/// needed for retired keys). A key with nothing open can be *retired*
+/// ([`EventClock::retire`]): its entry is dropped and only its watermark's
+/// offset from system time stays, under a 64-bit hash of the key (16 bytes
+/// a key). When the key comes back, under whatever id, its watermark is
+/// exactly what it would have been, so an event behind it is still late,
+/// and a window already written is never opened again.
 #[derive(Debug, Clone)]
 pub struct EventClock {
     wait: i64,
-    keys: FastMap<Key, KeyTime>,
+    /// By key id; `None` for an id with no entry (new, or retired).
+    keys: Vec<Option<KeyTime>>,
+    live: usize,
     /// Retired keys: watermark minus system time, by [`stable_hash`] of the key.
     retired: FastMap<u64, i64>,
 }
@@ -41,24 +46,28 @@ impl KeyTime {
 impl EventClock {
     /// A clock that waits `wait_micros` of system time for late events.
     pub fn new(wait_micros: i64) -> Self {
-        EventClock { wait: wait_micros, keys: FastMap::default(), retired: FastMap::default() }
+        EventClock { wait: wait_micros, keys: Vec::new(), live: 0, retired: FastMap::default() }
     }
 
-    /// Places an event; it is late when its time is below its key's
-    /// watermark, and late events do not move the watermark.
-    pub fn arrive(&mut self, key: &str, time: Timestamp, now: Timestamp) -> Arrival {
+    /// Places an event of key `name` (id `key`); it is late when its time
+    /// is below the key's watermark, and late events do not move the
+    /// watermark.
+    pub fn arrive(&mut self, key: KeyId, name: &str, time: Timestamp, now: Timestamp) -> Arrival {
         let candidate = time.0.saturating_sub(self.wait);
-        let k = match self.keys.get_mut(key) {
+        if self.keys.len() <= key.index() {
+            self.keys.resize(key.index() + 1, None);
+        }
+        let k = match &mut self.keys[key.index()] {
             Some(k) => k,
-            None => {
+            entry @ None => {
                 // New, or retired: a retired key comes back where its
                 // watermark has got to.
-                let back = if self.retired.is_empty() { None } else { self.retired.remove(&stable_hash(key)) };
-                let start = match back {
+                let back = if self.retired.is_empty() { None } else { self.retired.remove(&stable_hash(name)) };
+                self.live += 1;
+                entry.insert(match back {
                     Some(offset) => KeyTime { base: now.0.saturating_add(offset), seen_at: now.0 },
                     None => KeyTime { base: candidate, seen_at: now.0 },
-                };
-                self.keys.entry(Key::new(key)).or_insert(start)
+                })
             }
         };
         let watermark = k.watermark(now);
@@ -69,37 +78,45 @@ impl EventClock {
         Arrival::OnTime(time)
     }
 
-    /// The watermark of `key` at system time `now`.
-    pub fn watermark(&self, key: &str, now: Timestamp) -> Option<Timestamp> {
-        match self.keys.get(key) {
+    fn entry(&self, key: KeyId) -> Option<KeyTime> {
+        self.keys.get(key.index()).copied().flatten()
+    }
+
+    /// The watermark of key `name` (id `key`, whether it holds one or is
+    /// retired) at system time `now`.
+    pub fn watermark(&self, key: KeyId, name: &str, now: Timestamp) -> Option<Timestamp> {
+        match self.entry(key) {
             Some(k) => Some(k.watermark(now)),
-            None => self.retired.get(&stable_hash(key)).map(|offset| Timestamp(now.0.saturating_add(*offset))),
+            None => self.retired.get(&stable_hash(name)).map(|offset| Timestamp(now.0.saturating_add(*offset))),
         }
     }
 
     /// The system time at which `key`'s watermark reaches `time` (`None`
-    /// for a key never seen): a timer for a window ending at `time`. Only
-    /// an event of the key can bring it earlier.
-    pub fn reaches(&self, key: &str, time: Timestamp) -> Option<i64> {
-        self.keys.get(key).map(|k| k.reaches(time))
+    /// for a key with no entry): a timer for a window ending at `time`.
+    /// Only an event of the key can bring it earlier.
+    pub fn reaches(&self, key: KeyId, time: Timestamp) -> Option<i64> {
+        self.entry(key).map(|k| k.reaches(time))
     }
 
-    /// Drops `key`'s entry, keeping only its watermark's offset from system
-    /// time (see the type's docs). `now` is the clock's system time.
-    pub fn retire(&mut self, key: &str, now: Timestamp) {
-        if let Some(k) = self.keys.remove(key) {
-            self.retired.insert(stable_hash(key), k.watermark(now).0.saturating_sub(now.0));
+    /// Drops the entry of key `name` (id `key`), keeping only its
+    /// watermark's offset from system time (see the type's docs). `now` is
+    /// the clock's system time.
+    pub fn retire(&mut self, key: KeyId, name: &str, now: Timestamp) {
+        if let Some(k) = self.keys.get_mut(key.index()).and_then(Option::take) {
+            self.live -= 1;
+            self.retired.insert(stable_hash(name), k.watermark(now).0.saturating_sub(now.0));
         }
     }
 
     /// Keys with an entry, and keys retired.
     pub fn key_counts(&self) -> (usize, usize) {
-        (self.keys.len(), self.retired.len())
+        (self.live, self.retired.len())
     }
 
-    /// Every key's watermark at `now`, for a checkpoint.
-    pub fn snapshot(&self, now: Timestamp) -> Vec<(String, i64)> {
-        self.keys.iter().map(|(key, k)| (key.to_string(), k.watermark(now).0)).collect()
+    /// Every key's watermark at `now`, by key id, for a checkpoint.
+    pub fn snapshot(&self, now: Timestamp) -> Vec<(KeyId, i64)> {
+        let ids = (0..).map(KeyId);
+        ids.zip(&self.keys).filter_map(|(id, k)| k.map(|k| (id, k.watermark(now).0))).collect()
     }
 
     /// Every retired key's watermark at `now`, by key hash, for a checkpoint.
@@ -110,7 +127,7 @@ impl EventClock {
     /// Resumes after a pause that began at system time `paused_at`: each
     /// key's watermark is where it was then, and advances from `now`.
     pub fn resume(&mut self, paused_at: Timestamp, now: Timestamp) {
-        for k in self.keys.values_mut() {
+        for k in self.keys.iter_mut().flatten() {
             *k = KeyTime { base: k.watermark(paused_at).0, seen_at: now.0 };
         }
         let paused = now.0.saturating_sub(paused_at.0);
@@ -119,12 +136,18 @@ impl EventClock {
         }
     }
 
-    /// Restores watermarks from a checkpoint. Time the process was down does
-    /// not count as elapsed: the watermark resumes where it was, so replayed
-    /// records find the windows they belong to still open.
-    pub fn restore(&mut self, watermarks: &[(String, i64)], retired: &[(u64, i64)], now: Timestamp) {
-        for (key, watermark) in watermarks {
-            self.keys.insert(Key::new(key), KeyTime { base: *watermark, seen_at: now.0 });
+    /// Restores watermarks from a checkpoint (live keys by the ids their
+    /// operator gave them). Time the process was down does not count as
+    /// elapsed: the watermark resumes where it was, so replayed records
+    /// find the windows they belong to still open.
+    pub fn restore(&mut self, watermarks: &[(KeyId, i64)], retired: &[(u64, i64)], now: Timestamp) {
+        for &(key, watermark) in watermarks {
+            if self.keys.len() <= key.index() {
+                self.keys.resize(key.index() + 1, None);
+            }
+            if self.keys[key.index()].replace(KeyTime { base: watermark, seen_at: now.0 }).is_none() {
+                self.live += 1;
+            }
         }
         for (hash, watermark) in retired {
             self.retired.insert(*hash, watermark.saturating_sub(now.0));
@@ -137,110 +160,112 @@ mod tests {
     use super::*;
 
     const S: i64 = 1_000_000;
+    const A: KeyId = KeyId(0);
+    const B: KeyId = KeyId(1);
 
     #[test]
     fn watermark_trails_the_largest_event_by_the_wait() {
         let mut clock = EventClock::new(10 * S);
-        assert_eq!(clock.watermark("a", Timestamp(0)), None);
-        clock.arrive("a", Timestamp(100 * S), Timestamp(0));
-        assert_eq!(clock.watermark("a", Timestamp(0)), Some(Timestamp(90 * S)));
+        assert_eq!(clock.watermark(A, "a", Timestamp(0)), None);
+        clock.arrive(A, "a", Timestamp(100 * S), Timestamp(0));
+        assert_eq!(clock.watermark(A, "a", Timestamp(0)), Some(Timestamp(90 * S)));
         // An older event within the wait is on time and moves nothing.
-        assert_eq!(clock.arrive("a", Timestamp(95 * S), Timestamp(0)), Arrival::OnTime(Timestamp(95 * S)));
-        assert_eq!(clock.watermark("a", Timestamp(0)), Some(Timestamp(90 * S)));
+        assert_eq!(clock.arrive(A, "a", Timestamp(95 * S), Timestamp(0)), Arrival::OnTime(Timestamp(95 * S)));
+        assert_eq!(clock.watermark(A, "a", Timestamp(0)), Some(Timestamp(90 * S)));
     }
 
     #[test]
     fn watermark_advances_with_system_time_without_new_data() {
         let mut clock = EventClock::new(10 * S);
-        clock.arrive("a", Timestamp(100 * S), Timestamp(1_000 * S));
-        assert_eq!(clock.watermark("a", Timestamp(1_004 * S)), Some(Timestamp(94 * S)));
-        assert_eq!(clock.watermark("a", Timestamp(1_030 * S)), Some(Timestamp(120 * S)));
+        clock.arrive(A, "a", Timestamp(100 * S), Timestamp(1_000 * S));
+        assert_eq!(clock.watermark(A, "a", Timestamp(1_004 * S)), Some(Timestamp(94 * S)));
+        assert_eq!(clock.watermark(A, "a", Timestamp(1_030 * S)), Some(Timestamp(120 * S)));
     }
 
     #[test]
     fn watermark_with_new_data_never_goes_back() {
         let mut clock = EventClock::new(10 * S);
-        clock.arrive("a", Timestamp(100 * S), Timestamp(0));
+        clock.arrive(A, "a", Timestamp(100 * S), Timestamp(0));
         // 50 s of system time pass: watermark 140 s. A new maximum of 120 s
         // would put it at 110 s; it stays at 140 s.
-        clock.arrive("a", Timestamp(145 * S), Timestamp(50 * S));
-        assert_eq!(clock.watermark("a", Timestamp(50 * S)), Some(Timestamp(140 * S)));
-        clock.arrive("a", Timestamp(200 * S), Timestamp(50 * S));
-        assert_eq!(clock.watermark("a", Timestamp(50 * S)), Some(Timestamp(190 * S)));
+        clock.arrive(A, "a", Timestamp(145 * S), Timestamp(50 * S));
+        assert_eq!(clock.watermark(A, "a", Timestamp(50 * S)), Some(Timestamp(140 * S)));
+        clock.arrive(A, "a", Timestamp(200 * S), Timestamp(50 * S));
+        assert_eq!(clock.watermark(A, "a", Timestamp(50 * S)), Some(Timestamp(190 * S)));
     }
 
     #[test]
     fn late_items_are_named_and_do_not_move_the_watermark() {
         let mut clock = EventClock::new(0);
-        clock.arrive("a", Timestamp(100 * S), Timestamp(0));
-        let late = clock.arrive("a", Timestamp(99 * S), Timestamp(0));
+        clock.arrive(A, "a", Timestamp(100 * S), Timestamp(0));
+        let late = clock.arrive(A, "a", Timestamp(99 * S), Timestamp(0));
         assert_eq!(late, Arrival::Late { time: Timestamp(99 * S), watermark: Timestamp(100 * S) });
-        assert_eq!(clock.watermark("a", Timestamp(0)), Some(Timestamp(100 * S)));
+        assert_eq!(clock.watermark(A, "a", Timestamp(0)), Some(Timestamp(100 * S)));
     }
 
     #[test]
     fn keys_keep_their_own_time() {
         let mut clock = EventClock::new(0);
-        clock.arrive("a", Timestamp(100 * S), Timestamp(0));
-        assert_eq!(clock.arrive("b", Timestamp(5 * S), Timestamp(0)), Arrival::OnTime(Timestamp(5 * S)));
-        assert_eq!(clock.watermark("b", Timestamp(0)), Some(Timestamp(5 * S)));
+        clock.arrive(A, "a", Timestamp(100 * S), Timestamp(0));
+        assert_eq!(clock.arrive(B, "b", Timestamp(5 * S), Timestamp(0)), Arrival::OnTime(Timestamp(5 * S)));
+        assert_eq!(clock.watermark(B, "b", Timestamp(0)), Some(Timestamp(5 * S)));
     }
 
     #[test]
     fn a_restored_watermark_resumes_without_the_downtime() {
         let mut clock = EventClock::new(10 * S);
-        clock.arrive("a", Timestamp(100 * S), Timestamp(0));
+        clock.arrive(A, "a", Timestamp(100 * S), Timestamp(0));
         let saved = clock.snapshot(Timestamp(5 * S));
         let mut restored = EventClock::new(10 * S);
         restored.restore(&saved, &[], Timestamp(3_600 * S));
-        assert_eq!(restored.watermark("a", Timestamp(3_600 * S)), Some(Timestamp(95 * S)));
-        assert_eq!(restored.watermark("a", Timestamp(3_601 * S)), Some(Timestamp(96 * S)));
+        assert_eq!(restored.watermark(A, "a", Timestamp(3_600 * S)), Some(Timestamp(95 * S)));
+        assert_eq!(restored.watermark(A, "a", Timestamp(3_601 * S)), Some(Timestamp(96 * S)));
     }
 
     #[test]
     fn a_retired_key_comes_back_with_its_watermark() {
         let mut clock = EventClock::new(10 * S);
-        clock.arrive("a", Timestamp(100 * S), Timestamp(0));
-        clock.retire("a", Timestamp(5 * S));
+        clock.arrive(A, "a", Timestamp(100 * S), Timestamp(0));
+        clock.retire(A, "a", Timestamp(5 * S));
         assert_eq!(clock.key_counts(), (0, 1));
         // Its watermark goes on with system time while it is retired.
-        assert_eq!(clock.watermark("a", Timestamp(20 * S)), Some(Timestamp(110 * S)));
+        assert_eq!(clock.watermark(A, "a", Timestamp(20 * S)), Some(Timestamp(110 * S)));
         // Behind it: late, as if it had never been retired.
-        assert_eq!(clock.arrive("a", Timestamp(105 * S), Timestamp(20 * S)), Arrival::Late { time: Timestamp(105 * S), watermark: Timestamp(110 * S) });
+        assert_eq!(clock.arrive(A, "a", Timestamp(105 * S), Timestamp(20 * S)), Arrival::Late { time: Timestamp(105 * S), watermark: Timestamp(110 * S) });
         assert_eq!(clock.key_counts(), (1, 0));
-        assert_eq!(clock.arrive("a", Timestamp(130 * S), Timestamp(20 * S)), Arrival::OnTime(Timestamp(130 * S)));
-        assert_eq!(clock.watermark("a", Timestamp(20 * S)), Some(Timestamp(120 * S)));
+        assert_eq!(clock.arrive(A, "a", Timestamp(130 * S), Timestamp(20 * S)), Arrival::OnTime(Timestamp(130 * S)));
+        assert_eq!(clock.watermark(A, "a", Timestamp(20 * S)), Some(Timestamp(120 * S)));
     }
 
     #[test]
     fn retired_keys_survive_a_checkpoint_and_a_pause() {
         let mut clock = EventClock::new(0);
-        clock.arrive("a", Timestamp(100 * S), Timestamp(0));
-        clock.retire("a", Timestamp(0));
+        clock.arrive(A, "a", Timestamp(100 * S), Timestamp(0));
+        clock.retire(A, "a", Timestamp(0));
         let (live, retired) = (clock.snapshot(Timestamp(10 * S)), clock.snapshot_retired(Timestamp(10 * S)));
         let mut restored = EventClock::new(0);
         restored.restore(&live, &retired, Timestamp(1_000 * S));
-        assert_eq!(restored.watermark("a", Timestamp(1_000 * S)), Some(Timestamp(110 * S)));
+        assert_eq!(restored.watermark(A, "a", Timestamp(1_000 * S)), Some(Timestamp(110 * S)));
         restored.resume(Timestamp(1_001 * S), Timestamp(2_000 * S));
-        assert_eq!(restored.watermark("a", Timestamp(2_000 * S)), Some(Timestamp(111 * S)));
-        assert!(matches!(restored.arrive("a", Timestamp(105 * S), Timestamp(2_000 * S)), Arrival::Late { .. }));
+        assert_eq!(restored.watermark(A, "a", Timestamp(2_000 * S)), Some(Timestamp(111 * S)));
+        assert!(matches!(restored.arrive(A, "a", Timestamp(105 * S), Timestamp(2_000 * S)), Arrival::Late { .. }));
     }
 
     #[test]
     fn reaches_says_when_a_window_end_is_passed() {
         let mut clock = EventClock::new(10 * S);
-        clock.arrive("a", Timestamp(100 * S), Timestamp(1_000 * S));
+        clock.arrive(A, "a", Timestamp(100 * S), Timestamp(1_000 * S));
         // Watermark 90 s at 1,000 s: it reaches 120 s at 1,030 s.
-        assert_eq!(clock.reaches("a", Timestamp(120 * S)), Some(1_030 * S));
-        assert_eq!(clock.reaches("a", Timestamp(80 * S)), Some(i64::MIN));
-        assert_eq!(clock.reaches("b", Timestamp(80 * S)), None);
+        assert_eq!(clock.reaches(A, Timestamp(120 * S)), Some(1_030 * S));
+        assert_eq!(clock.reaches(A, Timestamp(80 * S)), Some(i64::MIN));
+        assert_eq!(clock.reaches(B, Timestamp(80 * S)), None);
     }
 
     #[test]
     fn times_before_1970_work() {
         let mut clock = EventClock::new(S);
-        clock.arrive("a", Timestamp(-100 * S), Timestamp(0));
-        assert_eq!(clock.watermark("a", Timestamp(0)), Some(Timestamp(-101 * S)));
-        assert!(matches!(clock.arrive("a", Timestamp(-102 * S), Timestamp(0)), Arrival::Late { .. }));
+        clock.arrive(A, "a", Timestamp(-100 * S), Timestamp(0));
+        assert_eq!(clock.watermark(A, "a", Timestamp(0)), Some(Timestamp(-101 * S)));
+        assert!(matches!(clock.arrive(A, "a", Timestamp(-102 * S), Timestamp(0)), Arrival::Late { .. }));
     }
 }

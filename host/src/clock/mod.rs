@@ -8,6 +8,7 @@ pub use event::EventClock;
 pub use system::SystemClock;
 
 use crate::Timestamp;
+use crate::keys::KeyId;
 use crate::manifest::ClockSpec;
 
 /// What the clock says of an arriving event.
@@ -42,17 +43,17 @@ impl Clock {
         }
     }
 
-    /// Places an event of `key` with event time `time`, arriving at system
-    /// time `now`.
-    pub fn arrive(&mut self, key: &str, time: Timestamp, now: Timestamp) -> Arrival {
+    /// Places an event of key `name` (id `key`) with event time `time`,
+    /// arriving at system time `now`.
+    pub fn arrive(&mut self, key: KeyId, name: &str, time: Timestamp, now: Timestamp) -> Arrival {
         match self {
-            Clock::Event(c) => c.arrive(key, time, now),
+            Clock::Event(c) => c.arrive(key, name, time, now),
             Clock::System(c) => c.arrive(now),
         }
     }
 
-    /// Watermarks for a checkpoint (none for the system clock).
-    pub fn snapshot(&self, now: Timestamp) -> Vec<(String, i64)> {
+    /// Watermarks by key id, for a checkpoint (none for the system clock).
+    pub fn snapshot(&self, now: Timestamp) -> Vec<(KeyId, i64)> {
         match self {
             Clock::Event(c) => c.snapshot(now),
             Clock::System(_) => Vec::new(),
@@ -68,7 +69,7 @@ impl Clock {
     }
 
     /// Restores watermarks (live and retired keys) from a checkpoint.
-    pub fn restore(&mut self, watermarks: &[(String, i64)], retired: &[(u64, i64)], now: Timestamp) {
+    pub fn restore(&mut self, watermarks: &[(KeyId, i64)], retired: &[(u64, i64)], now: Timestamp) {
         if let Clock::Event(c) = self {
             c.restore(watermarks, retired, now);
         }
@@ -76,17 +77,18 @@ impl Clock {
 
     /// The system time at which `key`'s watermark reaches `time`
     /// (`i64::MAX`: not until an event of the key says so).
-    pub fn reaches(&self, key: &str, time: Timestamp) -> i64 {
+    pub fn reaches(&self, key: KeyId, time: Timestamp) -> i64 {
         match self {
             Clock::Event(c) => c.reaches(key, time).unwrap_or(i64::MAX),
             Clock::System(_) => time.0,
         }
     }
 
-    /// Forgets `key` but for its watermark (see [`EventClock::retire`]).
-    pub fn retire(&mut self, key: &str, now: Timestamp) {
+    /// Forgets key `name` (id `key`) but for its watermark (see
+    /// [`EventClock::retire`]).
+    pub fn retire(&mut self, key: KeyId, name: &str, now: Timestamp) {
         if let Clock::Event(c) = self {
-            c.retire(key, now);
+            c.retire(key, name, now);
         }
     }
 
@@ -112,11 +114,11 @@ impl Clock {
         matches!(self, Clock::Event(_))
     }
 
-    /// The watermark of `key` at system time `now`; `None` before the key's
-    /// first event.
-    pub fn watermark(&self, key: &str, now: Timestamp) -> Option<Timestamp> {
+    /// The watermark of key `name` (id `key`) at system time `now`; `None`
+    /// before the key's first event.
+    pub fn watermark(&self, key: KeyId, name: &str, now: Timestamp) -> Option<Timestamp> {
         match self {
-            Clock::Event(c) => c.watermark(key, now),
+            Clock::Event(c) => c.watermark(key, name, now),
             Clock::System(_) => Some(now),
         }
     }

@@ -4,6 +4,7 @@
 
 use super::{Pipeline, PipelineError};
 use crate::fast::FastSet;
+use crate::keys::KeyId;
 use crate::manifest::StageKind;
 use crate::plugin::FoldGroup;
 use crate::sink::DeadLetterKind;
@@ -12,10 +13,11 @@ use crate::state::checkpoint::PartitionId;
 use crate::window::Assignment;
 
 // The events of one batch that go to one window.
-pub(super) struct Group<'k> {
+pub(super) struct Group {
     /// Index into the batch's partitions.
     pub(super) partition: usize,
-    pub(super) key: &'k str,
+    /// The key's id in its partition's operator.
+    pub(super) key: KeyId,
     pub(super) assignment: Assignment,
     pub(super) members: u32,
 }

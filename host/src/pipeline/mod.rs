@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crate::Timestamp;
 use crate::emitter::Emitter;
 use crate::fast::FastMap;
+use crate::keys::KeyId;
 use crate::manifest::{CheckpointStoreSpec, ClockSpec, Manifest, StageKind};
 use crate::operator::WindowOperator;
 use crate::plugin::PluginEngine;
@@ -289,7 +290,7 @@ impl Pipeline {
         let mut groups: Vec<Group> = Vec::new();
         // (group, event) for each event placed.
         let mut placed: Vec<(u32, u32)> = Vec::with_capacity(origins.len());
-        let mut group_of: FastMap<(usize, &str, WindowIndex), usize> = FastMap::default();
+        let mut group_of: FastMap<(usize, KeyId, WindowIndex), usize> = FastMap::default();
         let mut dead: Vec<(usize, DeadLetterKind, &str, String, &str)> = Vec::new();
         // The batch's partitions, built once each rather than once per event.
         let mut batch_partitions: Vec<PartitionId> = Vec::new();
@@ -330,16 +331,19 @@ impl Pipeline {
             note_home(&mut self.key_home, &mut self.stats, key, &batch_partitions[slot]);
             let operator = &mut current.as_mut().expect("set above").1;
             assigned.clear();
-            if let Err(reason) = operator.place(key, time, now, &mut assigned) {
-                dead.push((origin, DeadLetterKind::Late, "clock", reason, key));
-                continue;
-            }
+            let id = match operator.place(key, time, now, &mut assigned) {
+                Ok(id) => id,
+                Err(reason) => {
+                    dead.push((origin, DeadLetterKind::Late, "clock", reason, key));
+                    continue;
+                }
+            };
             // One window, or several sliding ones: the event is folded into each.
             for &assignment in &assigned {
-                let group = match group_of.entry((slot, key, assignment.index)) {
+                let group = match group_of.entry((slot, id, assignment.index)) {
                     Entry::Occupied(e) => *e.get(),
                     Entry::Vacant(e) => {
-                        groups.push(Group { partition: slot, key, assignment, members: 0 });
+                        groups.push(Group { partition: slot, key: id, assignment, members: 0 });
                         *e.insert(groups.len() - 1)
                     }
                 };
