@@ -4,12 +4,11 @@
 //! survives a swap or a restart.
 
 pub mod checkpoint;
-
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+mod timers;
 
 use crate::Timestamp;
 use crate::keys::KeyId;
+use timers::Timers;
 use crate::window::WindowIndex;
 
 /// Names one window: its key and index.
@@ -40,26 +39,19 @@ struct Slot {
     index: WindowIndex,
     window: OpenWindow,
     due: i64,
-    /// The sequence number of its live timer (see [`Timer`]).
+    /// The sequence number of its live timer: a timer is live only while
+    /// its window's slot holds its number. One whose window has closed or
+    /// been rescheduled (or whose key id now names another key) is skipped
+    /// when it comes up.
     timer: u64,
 }
 
-// A timer: (due, sequence, key, index). The sequence number is unique, so
-// timers due at the same instant (many are due at once) are ordered
-// without comparing further, and a timer is live only while its window's
-// slot holds its number: timers are never removed from the heap, and one
-// whose window has closed or been rescheduled (or whose key id now names
-// another key) is skipped when it comes up.
-type Timer = Reverse<(i64, u64, KeyId, WindowIndex)>;
-
 // Sets timers of `key`'s `slots` that `due` brings earlier.
-fn set_timers(timers: &mut BinaryHeap<Timer>, sequence: &mut u64, key: KeyId, slots: &mut [Slot], mut due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
+fn set_timers(timers: &mut Timers, key: KeyId, slots: &mut [Slot], mut due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
     for slot in slots {
         let at = due(slot.index, &slot.window);
         if at < slot.due {
-            *sequence += 1;
-            (slot.due, slot.timer) = (at, *sequence);
-            timers.push(Reverse((at, *sequence, key, slot.index)));
+            (slot.due, slot.timer) = (at, timers.push(at, key, slot.index));
         }
     }
 }
@@ -71,8 +63,7 @@ fn set_timers(timers: &mut BinaryHeap<Timer>, sequence: &mut u64, key: KeyId, sl
 pub struct WindowStore {
     /// Each key's open windows, by key id.
     keys: Vec<Vec<Slot>>,
-    timers: BinaryHeap<Timer>,
-    sequence: u64,
+    timers: Timers,
     open: usize,
 }
 
@@ -111,7 +102,7 @@ impl WindowStore {
         (slot.window.start, slot.window.end) = (start, end);
         slot.window.acc = Some(acc);
         slot.window.count += folded;
-        set_timers(&mut self.timers, &mut self.sequence, key, slots, due);
+        set_timers(&mut self.timers, key, slots, due);
         self.compact();
     }
 
@@ -119,7 +110,7 @@ impl WindowStore {
     /// time, microseconds) where that is earlier than they are set to.
     pub fn schedule(&mut self, key: KeyId, due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
         let Some(slots) = self.keys.get_mut(key.index()) else { return };
-        set_timers(&mut self.timers, &mut self.sequence, key, slots, due);
+        set_timers(&mut self.timers, key, slots, due);
         self.compact();
     }
 
@@ -130,19 +121,12 @@ impl WindowStore {
     /// window left.
     pub fn close_due(&mut self, now: i64, mut due: impl FnMut(KeyId, WindowIndex, &OpenWindow) -> i64) -> (Vec<(KeyId, WindowIndex, OpenWindow)>, Vec<KeyId>) {
         let (mut closed, mut emptied) = (Vec::new(), Vec::new());
-        let mut later = Vec::new();
-        while let Some(Reverse((at, _, _, _))) = self.timers.peek() {
-            if *at > now {
-                break;
-            }
-            let Reverse((_, sequence, key, index)) = self.timers.pop().expect("peeked");
+        for (_, sequence, key, index) in self.timers.take_due(now) {
             let Some(slots) = self.keys.get_mut(key.index()) else { continue };
             let Some(i) = slots.iter().position(|s| s.index == index && s.timer == sequence) else { continue };
             let truly = due(key, index, &slots[i].window);
             if truly > now {
-                self.sequence += 1;
-                (slots[i].due, slots[i].timer) = (truly, self.sequence);
-                later.push(Reverse((truly, self.sequence, key, index)));
+                (slots[i].due, slots[i].timer) = (truly, self.timers.push(truly, key, index));
                 continue;
             }
             let slot = slots.swap_remove(i);
@@ -152,7 +136,6 @@ impl WindowStore {
             }
             closed.push((key, index, slot.window));
         }
-        self.timers.extend(later);
         (closed, emptied)
     }
 
@@ -169,7 +152,7 @@ impl WindowStore {
     pub fn close_all(&mut self) -> Vec<(KeyId, WindowIndex, OpenWindow)> {
         let ids = (0..).map(KeyId);
         let closed: Vec<_> = ids.zip(self.keys.iter_mut()).flat_map(|(key, slots)| slots.drain(..).map(move |s| (key, s.index, s.window))).collect();
-        self.timers.clear();
+        self.timers = Timers::default();
         self.open = 0;
         closed
     }
@@ -231,16 +214,13 @@ impl WindowStore {
         if self.timers.len() <= 4 * self.open + 1024 {
             return;
         }
-        let mut timers = Vec::with_capacity(self.open);
         let ids = (0..).map(KeyId);
-        for (key, slots) in ids.zip(self.keys.iter_mut()) {
-            for slot in slots.iter_mut().filter(|s| s.due != i64::MAX) {
-                self.sequence += 1;
-                slot.timer = self.sequence;
-                timers.push(Reverse((slot.due, self.sequence, key, slot.index)));
-            }
+        let scheduled = || ids.clone().zip(&self.keys).flat_map(|(key, slots)| slots.iter().filter(|s| s.due != i64::MAX).map(move |s| (s.due, key, s.index)));
+        let sequences = self.timers.reset(scheduled());
+        let slots = self.keys.iter_mut().flat_map(|slots| slots.iter_mut().filter(|s| s.due != i64::MAX));
+        for (slot, sequence) in slots.zip(sequences) {
+            slot.timer = sequence;
         }
-        self.timers = BinaryHeap::from(timers);
     }
 }
 

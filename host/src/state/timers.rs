@@ -1,0 +1,140 @@
+//! The timers of a window store, earliest first: when each open window is
+//! due to close (system time). Timers are never removed early; the store
+//! skips one that is no longer its window's (see [`Timer`]).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::keys::KeyId;
+use crate::window::WindowIndex;
+
+/// (due, sequence, key, index). The sequence number is unique, so timers
+/// due at the same instant (many are due at once) are ordered without
+/// comparing further, and a window's slot knows its live timer by it.
+pub(super) type Timer = (i64, u64, KeyId, WindowIndex);
+
+/// A heap ordered by due time, and the timers set earlier than all of it.
+///
+/// A replayed file moves event time far faster than system time, so each
+/// event makes its key's due time earlier than every other: pushed onto the
+/// heap, such a timer would climb from a leaf to the root, a cache miss a
+/// level once the heap outgrows the cache. Those wait unsorted in `early`
+/// (looked through only when one of them is due) and go into the heap in
+/// bulk, a linear rebuild, once there are half as many as in the heap.
+#[derive(Debug)]
+pub(super) struct Timers {
+    heap: BinaryHeap<Reverse<Timer>>,
+    early: Vec<Timer>,
+    /// The earliest due time in `early` (`i64::MAX` when empty).
+    early_first: i64,
+    sequence: u64,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers { heap: BinaryHeap::new(), early: Vec::new(), early_first: i64::MAX, sequence: 0 }
+    }
+}
+
+impl Timers {
+    /// Sets a timer for window `index` of `key` at `at`; gives its
+    /// sequence number.
+    pub(super) fn push(&mut self, at: i64, key: KeyId, index: WindowIndex) -> u64 {
+        self.sequence += 1;
+        let timer = (at, self.sequence, key, index);
+        match self.heap.peek() {
+            Some(Reverse(first)) if at < first.0 => {
+                self.early_first = self.early_first.min(at);
+                self.early.push(timer);
+                if self.early.len() > 1024 + self.heap.len() / 2 {
+                    self.merge();
+                }
+            }
+            _ => self.heap.push(Reverse(timer)),
+        }
+        self.sequence
+    }
+
+    /// Removes and gives every timer due at or before `now` (in no
+    /// particular order), live or not.
+    pub(super) fn take_due(&mut self, now: i64) -> Vec<Timer> {
+        let mut due = Vec::new();
+        if self.early_first <= now {
+            let mut first = i64::MAX;
+            self.early.retain(|&timer| {
+                if timer.0 <= now {
+                    due.push(timer);
+                    return false;
+                }
+                first = first.min(timer.0);
+                true
+            });
+            self.early_first = first;
+        }
+        while self.heap.peek().is_some_and(|Reverse(timer)| timer.0 <= now) {
+            due.push(self.heap.pop().expect("peeked").0);
+        }
+        due
+    }
+
+    /// Replaces every timer by timers at the given due times (the live
+    /// ones, when too many stale ones have piled up); gives each its
+    /// sequence number, in order.
+    pub(super) fn reset(&mut self, live: impl Iterator<Item = (i64, KeyId, WindowIndex)>) -> Vec<u64> {
+        let mut sequences = Vec::new();
+        let mut heap = Vec::new();
+        for (at, key, index) in live {
+            self.sequence += 1;
+            sequences.push(self.sequence);
+            heap.push(Reverse((at, self.sequence, key, index)));
+        }
+        (self.heap, self.early, self.early_first) = (BinaryHeap::from(heap), Vec::new(), i64::MAX);
+        sequences
+    }
+
+    /// Timers held, live and stale.
+    pub(super) fn len(&self) -> usize {
+        self.heap.len() + self.early.len()
+    }
+
+    fn merge(&mut self) {
+        let mut all = std::mem::take(&mut self.heap).into_vec();
+        all.extend(self.early.drain(..).map(Reverse));
+        self.heap = BinaryHeap::from(all);
+        self.early_first = i64::MAX;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_due_timer_comes_out_whether_early_or_in_the_heap() {
+        let mut timers = Timers::default();
+        timers.push(1_000, KeyId(0), 0);
+        // Each earlier than all before it: these wait in `early`, then go
+        // into the heap in bulk.
+        for at in (0..3_000).rev() {
+            timers.push(at, KeyId(1), at);
+        }
+        assert_eq!(timers.len(), 3_001);
+        let mut due: Vec<i64> = timers.take_due(499).iter().map(|t| t.0).collect();
+        due.sort();
+        assert_eq!(due, (0..500).collect::<Vec<_>>());
+        let due = timers.take_due(1_000);
+        assert_eq!(due.len(), 502, "500..=1,000 and the first timer, also at 1,000");
+        assert_eq!(timers.take_due(i64::MAX).len(), 1_999);
+        assert_eq!(timers.len(), 0);
+    }
+
+    #[test]
+    fn a_reset_keeps_only_the_timers_given() {
+        let mut timers = Timers::default();
+        let first = timers.push(5, KeyId(0), 0);
+        timers.push(3, KeyId(0), 0);
+        let sequences = timers.reset([(3, KeyId(0), 0)].into_iter());
+        assert!(sequences[0] > first);
+        assert_eq!(timers.take_due(10), [(3, sequences[0], KeyId(0), 0)]);
+    }
+}
