@@ -104,7 +104,7 @@ fn two_workers_write_the_windows_one_worker_writes() {
         let out = Command::new(weir_binary()).args(["--log", "info", "run", "--workers", workers]).arg(manifest(dir.path(), name)).stdin(stdin).output().unwrap();
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{log}");
-        let how = if name.ends_with("-stdin") { "records shared out by `device`" } else { "each reading the file and keeping its own keys of `device`" };
+        let how = if name.ends_with("-stdin") { "records shared out by `device`" } else { "reading the file together, each keeping its own keys of `device`" };
         if workers != "1" {
             assert!(log.contains(&format!("{workers} workers, {how}")), "{log}");
         }

@@ -2,9 +2,10 @@
 //! worker or on several. With several, each worker owns a share of the
 //! keys (of the key field, read from the raw JSON: see
 //! [`Assigner`](super::route::Assigner)), with their clocks, windows and
-//! plugin instances. A file is read by every worker on its own thread,
-//! each keeping only its own keys' lines (a line is copied only by the
-//! worker that keeps it, and no thread hands records over); standard
+//! plugin instances. A file is read by the workers together (see
+//! [`SharedFile`]): each segment is split into lines and its keys read
+//! once, by whichever worker gets to it first, and every worker copies only
+//! its own keys' lines from it (no thread hands records over); standard
 //! input can be read once only, so a router sends each record to its
 //! worker. Every record of a key reaches one worker in the order it was
 //! read, so the windows written are the ones one worker would write; only
@@ -16,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 
-use super::route::Assigner;
+use super::route::{Assigner, key_hash};
 use crate::manifest::{Manifest, SourceSpec};
 use crate::pipeline::{Pipeline, Stages, Stats};
 use crate::plugin::PluginEngine;
 use crate::sink::{self, DeadLetters, SharedSink};
-use crate::source::{self, Delivery, LinesReader, Source};
+use crate::source::{self, Delivery, SharedFile, SharedLinesReader, Source};
 
 /// How often the router logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -35,16 +36,19 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
     let mut queues: Vec<SyncSender<Delivery>> = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-    // A file: each worker reads it, keeping its own keys (opened here, so a
-    // missing file stops the run before any worker starts).
-    let mut readers: Vec<Option<LinesReader>> = match &manifest.source {
-        SourceSpec::Jsonl(path) => (0..workers)
-            .map(|worker| {
-                let mut assigner = Assigner::new(&field, workers);
-                let keep = move |line: &[u8]| assigner.worker(line) == worker;
-                Ok(Some(LinesReader::open(path)?.keeping(Box::new(keep))))
-            })
-            .collect::<Result<_, source::SourceError>>()?,
+    // A file: the workers read it together, each keeping its own keys
+    // (opened here, so a missing file stops the run before any worker starts).
+    let mut readers: Vec<Option<SharedLinesReader>> = match &manifest.source {
+        SourceSpec::Jsonl(path) => {
+            let key_field = field.clone();
+            let file = SharedFile::open(path, workers, Arc::new(move |line: &[u8]| key_hash(line, &key_field)))?;
+            (0..workers)
+                .map(|worker| {
+                    let mut assigner = Assigner::new(&field, workers);
+                    Some(file.reader(worker, Box::new(move |hash| assigner.assign(hash) == worker)))
+                })
+                .collect()
+        }
         _ => (0..workers).map(|_| None).collect(),
     };
     let reads_itself = readers.iter().all(Option::is_some);
@@ -93,7 +97,7 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
         }
     }
     if reads_itself {
-        tracing::info!("{workers} workers, each reading the file and keeping its own keys of `{field}`");
+        tracing::info!("{workers} workers, reading the file together, each keeping its own keys of `{field}`");
         return join(handles, None);
     }
     tracing::info!("{workers} workers, records shared out by `{field}`");

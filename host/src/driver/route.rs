@@ -35,8 +35,13 @@ impl Assigner {
 
     /// The worker of the next record, `value`.
     pub fn worker(&mut self, value: &[u8]) -> usize {
+        self.assign(key_hash(value, &self.field))
+    }
+
+    /// The worker of the next record, by its [`key_hash`] (read already).
+    pub fn assign(&mut self, hash: Option<u64>) -> usize {
         let workers = self.load.len();
-        let worker = match key_hash(value, &self.field) {
+        let worker = match hash {
             None => 0,
             Some(hash) => match self.owner.get(&hash) {
                 Some(&worker) => worker as usize,

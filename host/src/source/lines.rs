@@ -6,17 +6,12 @@ use std::sync::Arc;
 use super::{Origin, Source, SourceError, SourceRecord};
 use crate::Timestamp;
 
-/// Which lines a reader keeps (the others are counted and skipped before
-/// any copy is made).
-pub type LineFilter = Box<dyn FnMut(&[u8]) -> bool + Send>;
-
 /// How much a reader asks the input for at a time.
 const READ_SIZE: usize = 1 << 17;
 
 /// One record per line (JSON lines, or any text on stdin). Blank lines are
 /// skipped; a trailing `\r` is dropped. Lines are found with `memchr` in a
-/// large buffer and only a kept line is copied (a skipped one costs its
-/// scan). Standard input is a stream: a batch ends when no whole line is
+/// large buffer. Standard input is a stream: a batch ends when no whole line is
 /// waiting, so a slow writer's lines are processed as they come, not when
 /// a batch fills.
 pub struct LinesReader {
@@ -31,7 +26,6 @@ pub struct LinesReader {
     start: usize,
     end: usize,
     ended: bool,
-    keep: Option<LineFilter>,
 }
 
 impl LinesReader {
@@ -48,14 +42,7 @@ impl LinesReader {
 
     fn new(input: Box<dyn Read + Send>, path: PathBuf, streaming: bool) -> Self {
         let name = Arc::from(path.display().to_string());
-        LinesReader { input, streaming, path, name, line: 0, buf: Vec::new(), start: 0, end: 0, ended: false, keep: None }
-    }
-
-    /// Keeps only the lines `keep` accepts (a worker reading the whole
-    /// file for its own keys); the others still count for line numbers.
-    pub fn keeping(mut self, keep: LineFilter) -> Self {
-        self.keep = Some(keep);
-        self
+        LinesReader { input, streaming, path, name, line: 0, buf: Vec::new(), start: 0, end: 0, ended: false }
     }
 
     // Moves what is left to the front and reads more after it (the
@@ -106,7 +93,7 @@ impl Source for LinesReader {
             while let [rest @ .., b'\r'] = line {
                 line = rest;
             }
-            let skip = line.iter().all(u8::is_ascii_whitespace) || self.keep.as_mut().is_some_and(|keep| !keep(line));
+            let skip = line.iter().all(u8::is_ascii_whitespace);
             if !skip {
                 batch.push(SourceRecord {
                     value: line.to_vec(),
@@ -177,11 +164,5 @@ mod tests {
         let mut r = reader(&chunks, false);
         let batch = r.next_batch(10).unwrap();
         assert_eq!(lines(&batch), [(1, "a"), (2, long.as_str()), (3, "b")]);
-    }
-
-    #[test]
-    fn a_filter_drops_lines_but_not_their_numbers() {
-        let mut r = reader(&["keep 1\nskip 2\nkeep 3\n"], false).keeping(Box::new(|line| line.starts_with(b"keep")));
-        assert_eq!(lines(&r.next_batch(10).unwrap()), [(1, "keep 1"), (3, "keep 3")]);
     }
 }

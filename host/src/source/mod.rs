@@ -3,6 +3,7 @@
 
 mod csv;
 mod lines;
+mod shared_file;
 
 use std::io;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::thread;
 
 pub use self::csv::CsvReader;
 pub use lines::LinesReader;
+pub use shared_file::{LineTag, SharedFile, SharedLinesReader, TagFilter};
 
 use crate::Timestamp;
 use crate::manifest::SourceSpec;
