@@ -41,13 +41,9 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
     let mut readers: Vec<Option<SharedLinesReader>> = match &manifest.source {
         SourceSpec::Jsonl(path) => {
             let key_field = field.clone();
-            let file = SharedFile::open(path, workers, Arc::new(move |line: &[u8]| key_hash(line, &key_field)))?;
-            (0..workers)
-                .map(|worker| {
-                    let mut assigner = Assigner::new(&field, workers);
-                    Some(file.reader(worker, Box::new(move |hash| assigner.assign(hash) == worker)))
-                })
-                .collect()
+            let mut assigner = Assigner::new(&field, workers);
+            let file = SharedFile::open(path, workers, Arc::new(move |line: &[u8]| key_hash(line, &key_field)), Box::new(move |hash| assigner.assign(hash)))?;
+            (0..workers).map(|worker| Some(file.reader(worker))).collect()
         }
         _ => (0..workers).map(|_| None).collect(),
     };

@@ -13,7 +13,7 @@ use std::thread;
 
 pub use self::csv::CsvReader;
 pub use lines::LinesReader;
-pub use shared_file::{LineTag, SharedFile, SharedLinesReader, TagFilter};
+pub use shared_file::{LineRoute, LineTag, SharedFile, SharedLinesReader};
 
 use crate::Timestamp;
 use crate::manifest::SourceSpec;

@@ -1,9 +1,11 @@
 //! A file of lines read once by several workers together. The file is cut
 //! into segments (1 MiB); whichever worker needs a segment that nobody has
 //! read yet reads it, splits it into lines and tags each line (the driver's
-//! `tag`: the hash of its key), and every worker then takes its own lines
-//! from each segment, in file order. So the line split and the key scan are
-//! done once for all workers rather than once by each, and no worker hands
+//! `tag`: the hash of its key). Segments are then routed in file order,
+//! each line to one worker (the driver's `route`, which may depend on the
+//! lines before), and every worker copies its own lines from each segment,
+//! in file order. So the line split, the key scan and the routing are done
+//! once for all workers rather than once by each, and no worker hands
 //! records to another.
 //!
 //! Reading never waits for anything; a worker waits only for a segment
@@ -28,8 +30,9 @@ const LOOKAHEAD: usize = 8;
 /// What a line is tagged with, from its bytes (blank lines are not tagged).
 pub type LineTag = Arc<dyn Fn(&[u8]) -> Option<u64> + Send + Sync>;
 
-/// Which lines a worker keeps, from their tags, in file order.
-pub type TagFilter = Box<dyn FnMut(Option<u64>) -> bool + Send>;
+/// Which reader a line goes to, from its tag; called once a line, in file
+/// order.
+pub type LineRoute = Box<dyn FnMut(Option<u64>) -> usize + Send>;
 
 /// A file opened for several [`SharedLinesReader`]s.
 pub struct SharedFile {
@@ -47,22 +50,36 @@ struct Shared {
     ready: Condvar,
 }
 
-#[derive(Default)]
 struct Table {
-    /// Segments `first..`, `None` while being read.
-    segments: VecDeque<Option<Arc<Segment>>>,
+    /// Segments `first..`.
+    segments: VecDeque<Slot>,
     first: usize,
     /// The next segment nobody has started to read.
     next: usize,
+    /// The next segment to route (the ones before are ready).
+    routed: usize,
+    /// Lines in the segments routed.
+    lines_routed: u64,
+    route: LineRoute,
     /// Per reader, the next segment it needs (`usize::MAX` once dropped).
     needs: Vec<usize>,
     failed: Option<String>,
+}
+
+enum Slot {
+    Reading,
+    Read(Segment),
+    Ready(Arc<Segment>),
 }
 
 // The lines that start in one segment.
 struct Segment {
     bytes: Vec<u8>,
     lines: Vec<Line>,
+    /// The number in the file of the line before its first (from 0).
+    line_before: u64,
+    /// Per reader, the indices of its lines, once routed.
+    mine: Vec<Vec<u32>>,
 }
 
 struct Line {
@@ -75,25 +92,25 @@ struct Line {
 
 impl SharedFile {
     /// Opens the file at `path`, to be read by `readers` readers, each line
-    /// tagged by `tag`.
-    pub fn open(path: &Path, readers: usize, tag: LineTag) -> Result<Self, SourceError> {
-        Self::with_segment(path, readers, tag, SEGMENT)
+    /// tagged by `tag` and sent to the reader `route` says.
+    pub fn open(path: &Path, readers: usize, tag: LineTag, route: LineRoute) -> Result<Self, SourceError> {
+        Self::with_segment(path, readers, tag, route, SEGMENT)
     }
 
-    fn with_segment(path: &Path, readers: usize, tag: LineTag, segment: u64) -> Result<Self, SourceError> {
+    fn with_segment(path: &Path, readers: usize, tag: LineTag, route: LineRoute, segment: u64) -> Result<Self, SourceError> {
         let io = |source| SourceError::Io { path: path.to_owned(), source };
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
-        let table = Table { needs: vec![0; readers], ..Table::default() };
+        let table = Table { segments: VecDeque::new(), first: 0, next: 0, routed: 0, lines_routed: 0, route, needs: vec![0; readers], failed: None };
         let name = Arc::from(path.display().to_string());
         Ok(SharedFile { shared: Arc::new(Shared { file, path: path.to_owned(), name, len, segment, tag, table: Mutex::new(table), ready: Condvar::new() }) })
     }
 
     /// Reader number `reader` (below the number given to
-    /// [`SharedFile::open`]), keeping the lines `keep` accepts. Every
-    /// reader must read to the end or be dropped.
-    pub fn reader(&self, reader: usize, keep: TagFilter) -> SharedLinesReader {
-        SharedLinesReader { shared: self.shared.clone(), reader, keep, segment: None, index: 0, cursor: 0, line: 0 }
+    /// [`SharedFile::open`]). Every reader must read to the end or be
+    /// dropped.
+    pub fn reader(&self, reader: usize) -> SharedLinesReader {
+        SharedLinesReader { shared: self.shared.clone(), reader, segment: None, index: 0, cursor: 0 }
     }
 }
 
@@ -102,12 +119,11 @@ impl SharedFile {
 pub struct SharedLinesReader {
     shared: Arc<Shared>,
     reader: usize,
-    keep: TagFilter,
     segment: Option<Arc<Segment>>,
     /// The index of `segment` (or of the next one to take).
     index: usize,
+    /// Into the segment's lines for this reader.
     cursor: usize,
-    line: u64,
 }
 
 impl Shared {
@@ -126,7 +142,7 @@ impl Shared {
             if let Some(message) = &table.failed {
                 return Err(SourceError::Io { path: self.path.clone(), source: std::io::Error::other(message.clone()) });
             }
-            if let Some(Some(segment)) = table.segments.get(index - table.first) {
+            if let Some(Slot::Ready(segment)) = table.segments.get(index - table.first) {
                 return Ok(Some(segment.clone()));
             }
             // Read the one needed, or one ahead while the slowest is near.
@@ -138,14 +154,15 @@ impl Shared {
             }
             let claimed = table.next;
             table.next += 1;
-            table.segments.push_back(None);
+            table.segments.push_back(Slot::Reading);
             drop(table);
             let read = self.read(claimed);
             table = self.table.lock().expect("the segment table is never left half-changed");
             match read {
                 Ok(segment) => {
                     let at = claimed - table.first;
-                    table.segments[at] = Some(Arc::new(segment));
+                    table.segments[at] = Slot::Read(segment);
+                    route_ready(&mut table);
                 }
                 Err(err) => table.failed = Some(err.to_string()),
             }
@@ -158,7 +175,7 @@ impl Shared {
         let mut table = self.table.lock().expect("the segment table is never left half-changed");
         table.needs[reader] = next;
         let slowest = table.needs.iter().copied().min().unwrap_or(usize::MAX);
-        while table.first < slowest && table.segments.front().is_some_and(Option::is_some) {
+        while table.first < slowest && matches!(table.segments.front(), Some(Slot::Ready(_))) {
             table.segments.pop_front();
             table.first += 1;
         }
@@ -181,6 +198,7 @@ impl Shared {
         };
         let owned = bytes.len();
         let mut lines = Vec::new();
+        let mine = Vec::new();
         while start < owned {
             let end = loop {
                 if let Some(at) = memchr::memchr(b'\n', &bytes[start..]) {
@@ -208,7 +226,28 @@ impl Shared {
             lines.push(Line { start: line_start, end: line_end, tag });
             start = end + 1;
         }
-        Ok(Segment { bytes, lines })
+        Ok(Segment { bytes, lines, line_before: 0, mine })
+    }
+}
+
+// Routes the segments read, in file order, as far as the next one not read
+// yet: each line to its reader.
+fn route_ready(table: &mut Table) {
+    let readers = table.needs.len();
+    while let Some(slot) = table.segments.get_mut(table.routed - table.first) {
+        let Slot::Read(segment) = slot else { break };
+        let mut mine = vec![Vec::new(); readers];
+        for (index, line) in segment.lines.iter().enumerate() {
+            if let Some(tag) = line.tag {
+                mine[(table.route)(tag).min(readers - 1)].push(index as u32);
+            }
+        }
+        segment.mine = mine;
+        segment.line_before = table.lines_routed;
+        table.lines_routed += segment.lines.len() as u64;
+        let Slot::Read(segment) = std::mem::replace(slot, Slot::Reading) else { unreachable!("matched above") };
+        *slot = Slot::Ready(Arc::new(segment));
+        table.routed += 1;
     }
 }
 
@@ -227,22 +266,20 @@ impl Source for SharedLinesReader {
                     None => break,
                 },
             };
-            while batch.len() < max && self.cursor < segment.lines.len() {
-                let line = &segment.lines[self.cursor];
-                self.cursor += 1;
-                self.line += 1;
-                let Some(tag) = line.tag else { continue };
-                if (self.keep)(tag) {
-                    batch.push(SourceRecord {
-                        value: segment.bytes[line.start as usize..line.end as usize].to_vec(),
-                        key: None,
-                        timestamp: now,
-                        headers: Vec::new(),
-                        origin: Origin { source: self.shared.name.clone(), partition: None, position: self.line },
-                    });
-                }
+            let mine = &segment.mine[self.reader];
+            let take = (mine.len() - self.cursor).min(max - batch.len());
+            for &index in &mine[self.cursor..self.cursor + take] {
+                let line = &segment.lines[index as usize];
+                batch.push(SourceRecord {
+                    value: segment.bytes[line.start as usize..line.end as usize].to_vec(),
+                    key: None,
+                    timestamp: now,
+                    headers: Vec::new(),
+                    origin: Origin { source: self.shared.name.clone(), partition: None, position: segment.line_before + u64::from(index) + 1 },
+                });
             }
-            if self.cursor == segment.lines.len() {
+            self.cursor += take;
+            if self.cursor == mine.len() {
                 (self.segment, self.cursor) = (None, 0);
                 self.index += 1;
                 self.shared.advance(self.reader, self.index);
@@ -284,20 +321,22 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let expected = all(&mut LinesReader::open(&path).unwrap());
         assert_eq!(expected.len(), 9);
-        // Tag by first letter; reader r keeps tags that are r mod 3.
+        // Tag by first letter; a letter goes to reader (its number mod 3).
         let tag: LineTag = Arc::new(|line: &[u8]| Some(u64::from(line[0])));
+        let route = || -> LineRoute { Box::new(|tag| (tag.unwrap() % 3) as usize) };
         for segment in [1, 2, 3, 7, 64, 1 << 20] {
-            let file = SharedFile::with_segment(&path, 3, tag.clone(), segment).unwrap();
+            let file = SharedFile::with_segment(&path, 3, tag.clone(), route(), segment).unwrap();
             let threads: Vec<_> = (0..3)
                 .map(|r| {
-                    let mut reader = file.reader(r, Box::new(move |tag| tag.unwrap() % 3 == r as u64));
-                    std::thread::spawn(move || all(&mut reader))
+                    let mut reader = file.reader(r);
+                    std::thread::spawn(move || (r, all(&mut reader)))
                 })
                 .collect();
             let mut got: Vec<(u64, String)> = Vec::new();
             for thread in threads {
-                let lines = thread.join().unwrap();
+                let (r, lines) = thread.join().unwrap();
                 assert!(lines.windows(2).all(|w| w[0].0 < w[1].0), "each reader's lines in file order");
+                assert!(lines.iter().all(|(_, line)| usize::from(line.as_bytes()[0]) % 3 == r), "reader {r} got another's line");
                 got.extend(lines);
             }
             got.sort();
@@ -310,9 +349,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.jsonl");
         std::fs::write(&path, "x\n".repeat(1_000)).unwrap();
-        let file = SharedFile::with_segment(&path, 2, Arc::new(|_: &[u8]| None), 4).unwrap();
-        drop(file.reader(1, Box::new(|_| true)));
-        let mut reader = file.reader(0, Box::new(|_| true));
+        let file = SharedFile::with_segment(&path, 2, Arc::new(|_: &[u8]| None), Box::new(|_| 0), 4).unwrap();
+        drop(file.reader(1));
+        let mut reader = file.reader(0);
         assert_eq!(all(&mut reader).len(), 1_000);
         assert_eq!(file.shared.table.lock().unwrap().segments.len(), 0, "every segment read is let go");
     }
