@@ -1,5 +1,5 @@
 //! A file of lines read once by several workers together. The file is cut
-//! into segments (1 MiB); whichever worker needs a segment that nobody has
+//! into segments (256 KiB); whichever worker needs a segment that nobody has
 //! read yet reads it, splits it into lines and tags each line (the driver's
 //! `tag`: the hash of its key). Segments are then routed in file order,
 //! each line to one worker (the driver's `route`, which may depend on the
@@ -22,8 +22,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use super::{Origin, Source, SourceError, SourceRecord};
 use crate::Timestamp;
 
-/// Bytes in a segment (a line belongs to the segment it starts in).
-const SEGMENT: u64 = 1 << 20;
+/// Bytes in a segment (a line belongs to the segment it starts in): small
+/// enough to stay in cache between its reading and its readers.
+const SEGMENT: u64 = 1 << 18;
 /// How many segments past the slowest worker a worker may read ahead.
 const LOOKAHEAD: usize = 8;
 
@@ -64,6 +65,10 @@ struct Table {
     /// Per reader, the next segment it needs (`usize::MAX` once dropped).
     needs: Vec<usize>,
     failed: Option<String>,
+    /// Segments every reader is done with, to read into again: fresh
+    /// buffers would cost the kernel a zeroed page for every 4 KiB read,
+    /// and the thread that allocated them would free them only later.
+    spare: Vec<Segment>,
 }
 
 enum Slot {
@@ -73,6 +78,7 @@ enum Slot {
 }
 
 // The lines that start in one segment.
+#[derive(Default)]
 struct Segment {
     bytes: Vec<u8>,
     lines: Vec<Line>,
@@ -101,7 +107,7 @@ impl SharedFile {
         let io = |source| SourceError::Io { path: path.to_owned(), source };
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
-        let table = Table { segments: VecDeque::new(), first: 0, next: 0, routed: 0, lines_routed: 0, route, needs: vec![0; readers], failed: None };
+        let table = Table { segments: VecDeque::new(), first: 0, next: 0, routed: 0, lines_routed: 0, route, needs: vec![0; readers], failed: None, spare: Vec::new() };
         let name = Arc::from(path.display().to_string());
         Ok(SharedFile { shared: Arc::new(Shared { file, path: path.to_owned(), name, len, segment, tag, table: Mutex::new(table), ready: Condvar::new() }) })
     }
@@ -155,8 +161,9 @@ impl Shared {
             let claimed = table.next;
             table.next += 1;
             table.segments.push_back(Slot::Reading);
+            let spare = table.spare.pop().unwrap_or_default();
             drop(table);
-            let read = self.read(claimed);
+            let read = self.read(claimed, spare);
             table = self.table.lock().expect("the segment table is never left half-changed");
             match read {
                 Ok(segment) => {
@@ -176,18 +183,26 @@ impl Shared {
         table.needs[reader] = next;
         let slowest = table.needs.iter().copied().min().unwrap_or(usize::MAX);
         while table.first < slowest && matches!(table.segments.front(), Some(Slot::Ready(_))) {
-            table.segments.pop_front();
+            if let Some(Slot::Ready(segment)) = table.segments.pop_front()
+                && let Ok(segment) = Arc::try_unwrap(segment)
+                && table.spare.len() < LOOKAHEAD
+            {
+                table.spare.push(segment);
+            }
             table.first += 1;
         }
         self.ready.notify_all();
     }
 
     // Reads and splits segment `index`: the lines that start in it.
-    fn read(&self, index: usize) -> std::io::Result<Segment> {
+    fn read(&self, index: usize, spare: Segment) -> std::io::Result<Segment> {
+        let Segment { mut bytes, mut lines, mine, .. } = spare;
+        lines.clear();
         let (lo, hi) = (index as u64 * self.segment, ((index as u64 + 1) * self.segment).min(self.len));
         // From the byte before, to see whether a line starts at `lo`.
         let from = lo.saturating_sub(1);
-        let mut bytes = vec![0; (hi - from) as usize];
+        // Overwritten by the read: a reused buffer is not zeroed again.
+        bytes.resize((hi - from) as usize, 0);
         self.file.read_exact_at(&mut bytes, from)?;
         let mut start = match index {
             0 => 0,
@@ -197,8 +212,7 @@ impl Shared {
             },
         };
         let owned = bytes.len();
-        let mut lines = Vec::new();
-        let mine = Vec::new();
+
         while start < owned {
             let end = loop {
                 if let Some(at) = memchr::memchr(b'\n', &bytes[start..]) {
@@ -236,13 +250,13 @@ fn route_ready(table: &mut Table) {
     let readers = table.needs.len();
     while let Some(slot) = table.segments.get_mut(table.routed - table.first) {
         let Slot::Read(segment) = slot else { break };
-        let mut mine = vec![Vec::new(); readers];
+        segment.mine.resize_with(readers, Vec::new);
+        segment.mine.iter_mut().for_each(Vec::clear);
         for (index, line) in segment.lines.iter().enumerate() {
             if let Some(tag) = line.tag {
-                mine[(table.route)(tag).min(readers - 1)].push(index as u32);
+                segment.mine[(table.route)(tag).min(readers - 1)].push(index as u32);
             }
         }
-        segment.mine = mine;
         segment.line_before = table.lines_routed;
         table.lines_routed += segment.lines.len() as u64;
         let Slot::Read(segment) = std::mem::replace(slot, Slot::Reading) else { unreachable!("matched above") };
@@ -280,6 +294,8 @@ impl Source for SharedLinesReader {
             }
             self.cursor += take;
             if self.cursor == mine.len() {
+                // Let go of it first, so the last reader done can reuse its buffer.
+                drop(segment);
                 (self.segment, self.cursor) = (None, 0);
                 self.index += 1;
                 self.shared.advance(self.reader, self.index);
@@ -353,6 +369,8 @@ mod tests {
         drop(file.reader(1));
         let mut reader = file.reader(0);
         assert_eq!(all(&mut reader).len(), 1_000);
-        assert_eq!(file.shared.table.lock().unwrap().segments.len(), 0, "every segment read is let go");
+        let table = file.shared.table.lock().unwrap();
+        assert_eq!(table.segments.len(), 0, "every segment read is let go");
+        assert!(!table.spare.is_empty(), "and its buffer kept to read into again");
     }
 }
