@@ -17,8 +17,9 @@ const BALANCED_KEYS: usize = 16_384;
 /// first time goes to the worker with the fewest records so far and stays
 /// there; a record whose key cannot be read cheaply goes to worker 0
 /// (which decodes it and dead-letters it if it must). The choice depends
-/// only on the records read so far, in order, so every worker reading the
-/// same file makes the same choices without a word between them. Past
+/// only on the records read so far, in order (one assigner routes a file's
+/// segments in file order, or stdin's records as read), so a run makes the
+/// same choices however its threads are timed. Past
 /// [`BALANCED_KEYS`] keys, a new key goes by the hash of the key.
 #[derive(Debug)]
 pub struct Assigner {
