@@ -516,10 +516,12 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>,
     } else {
         None
     };
+    let homes = crate::pipeline::KeyHomes::default();
     let load = || -> Result<Pipeline> {
         let pipeline = match &shared {
             Some((sink, dead)) => {
                 Pipeline::load_onto(&manifest, &engine, Box::new(crate::sink::SharedSink(sink.clone())), crate::sink::DeadLetters::shared(dead.clone()))?
+                    .with_key_homes(homes.clone())
             }
             None => Pipeline::load(&manifest, &engine)?,
         };

@@ -412,15 +412,19 @@ fn two_processes_in_one_group_split_the_partitions() {
 }
 
 #[test]
-fn a_key_in_two_partitions_is_reported() {
+fn a_key_in_two_partitions_is_reported_even_when_two_workers_own_them() {
     let (topic, table) = (unique("unkeyed"), unique("unkeyed"));
     let dir = tempfile::tempdir().unwrap();
     let data = restart_data(dir.path(), 400, 2);
     // No message key: librdkafka spreads the messages over the partitions,
-    // so each sensor turns up in several.
-    produce(&topic, 4, &data, None, 0);
+    // so each sensor turns up in both. With two workers each owns one
+    // partition: only the workers' shared key homes can see it.
+    produce(&topic, 2, &data, None, 0);
     let manifest = write_manifest(dir.path(), &restart_pipeline(&kafka_source(&topic, &unique("g")), &dynamodb_sink(&table, "id"), &dir.path().join("c")));
-    let stderr = run_to_end(&manifest);
+    let out = weir(&["run", "--workers", "2", &manifest], RUN_LIMIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "weir run failed:\n{stderr}");
+    assert!(stderr.contains("2 workers, each owning some of the partitions"), "{stderr}");
     assert!(stderr.contains("key seen in more than one partition"), "{stderr}");
 }
 

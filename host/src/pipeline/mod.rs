@@ -93,6 +93,8 @@ pub struct Pipeline {
     window_spec: crate::manifest::WindowSpec,
     partitions: FastMap<PartitionId, WindowOperator>,
     key_home: FastMap<String, PartitionId>,
+    /// The same for every worker of the process (see [`KeyHomes`]).
+    shared_homes: Option<KeyHomes>,
     checkpoints: Option<Box<dyn CheckpointStore>>,
     owner: Owner,
     /// SHA-256 of each stage's component as the manifest named it (empty
@@ -157,6 +159,7 @@ impl Pipeline {
             window_spec: manifest.window,
             partitions: FastMap::default(),
             key_home: FastMap::default(),
+            shared_homes: None,
             checkpoints: None,
             owner: Owner::local(),
             declared,
@@ -170,6 +173,12 @@ impl Pipeline {
             control: None,
             reported: Reported::default(),
         }
+    }
+
+    /// Checks keys against the partitions other workers saw them in too.
+    pub fn with_key_homes(mut self, homes: KeyHomes) -> Self {
+        self.shared_homes = Some(homes);
+        self
     }
 
     /// Counts so far.
@@ -328,7 +337,7 @@ impl Pipeline {
                     slot
                 }
             };
-            note_home(&mut self.key_home, &mut self.stats, key, &batch_partitions[slot]);
+            note_home(&mut self.key_home, self.shared_homes.as_ref(), &mut self.stats, key, &batch_partitions[slot]);
             let operator = &mut current.as_mut().expect("set above").1;
             assigned.clear();
             let id = match operator.place(key, time, now, &mut assigned) {
@@ -422,28 +431,44 @@ impl Pipeline {
 
 }
 
+/// The partition each key was last seen in, shared by the workers of one
+/// process so that a key in two partitions owned by different workers is
+/// noticed too. A worker consults it when it first sees a key; after that,
+/// its own copy.
+pub type KeyHomes = std::sync::Arc<std::sync::Mutex<FastMap<String, PartitionId>>>;
+
 // Windows must follow the input's partitioning: a key whose records
 // arrive in two partitions gets two sets of windows, and in a keyed sink
-// the later overwrites the earlier. Say so, once per key.
-fn note_home(key_home: &mut FastMap<String, PartitionId>, stats: &mut Stats, key: &str, pid: &PartitionId) {
+// the later overwrites the earlier. Say so.
+fn note_home(key_home: &mut FastMap<String, PartitionId>, shared: Option<&KeyHomes>, stats: &mut Stats, key: &str, pid: &PartitionId) {
     if pid.partition < 0 {
         return;
     }
+    let conflict = |stats: &mut Stats, home: &PartitionId| {
+        stats.key_partition_conflicts += 1;
+        if stats.key_partition_conflicts <= 10 {
+            tracing::warn!(
+                key, first = %format!("{}[{}]", home.topic, home.partition), now = %format!("{}[{}]", pid.topic, pid.partition),
+                "key seen in more than one partition: its windows are split; key the Kafka messages the way the key stage keys events"
+            );
+        }
+    };
     match key_home.get(key) {
-        Some(home) if home != pid => {
-            stats.key_partition_conflicts += 1;
-            if stats.key_partition_conflicts <= 10 {
-                tracing::warn!(
-                    key, first = %format!("{}[{}]", home.topic, home.partition), now = %format!("{}[{}]", pid.topic, pid.partition),
-                    "key seen in more than one partition: its windows are split; key the Kafka messages the way the key stage keys events"
-                );
-            }
-            key_home.insert(key.to_owned(), pid.clone());
-        }
-        Some(_) => {}
+        Some(home) if home == pid => return,
+        Some(home) => conflict(stats, home),
+        // First seen by this worker: another may have seen it elsewhere.
         None => {
-            key_home.insert(key.to_owned(), pid.clone());
+            if let Some(shared) = shared {
+                let homes = shared.lock().expect("the key homes are never left half-changed");
+                if let Some(home) = homes.get(key).filter(|home| *home != pid) {
+                    conflict(stats, home);
+                }
+            }
         }
+    }
+    key_home.insert(key.to_owned(), pid.clone());
+    if let Some(shared) = shared {
+        shared.lock().expect("the key homes are never left half-changed").insert(key.to_owned(), pid.clone());
     }
 }
 
@@ -472,5 +497,28 @@ impl Progress {
         let rate = s.records as f64 / self.started.elapsed().as_secs_f64();
         tracing::info!("{} records ({rate:.0}/s), {} windows written, {} open, {} late, {} failed", s.records, s.windows, pipeline.open_windows(), s.late, s.failed);
         self.last = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_in_partitions_of_two_workers_is_noticed_through_the_shared_homes() {
+        let pid = |partition| PartitionId { topic: "t".into(), partition };
+        let (mut a, mut b, mut stats) = (FastMap::default(), FastMap::default(), Stats::default());
+        // Alone, each worker sees the key in one partition only.
+        note_home(&mut a, None, &mut stats, "k", &pid(0));
+        note_home(&mut b, None, &mut stats, "k", &pid(1));
+        assert_eq!(stats.key_partition_conflicts, 0);
+        let homes = KeyHomes::default();
+        let (mut a, mut b) = (FastMap::default(), FastMap::default());
+        note_home(&mut a, Some(&homes), &mut stats, "k", &pid(0));
+        note_home(&mut a, Some(&homes), &mut stats, "k", &pid(0));
+        note_home(&mut b, Some(&homes), &mut stats, "j", &pid(1));
+        assert_eq!(stats.key_partition_conflicts, 0);
+        note_home(&mut b, Some(&homes), &mut stats, "k", &pid(1));
+        assert_eq!(stats.key_partition_conflicts, 1);
     }
 }

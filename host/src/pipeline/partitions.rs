@@ -173,7 +173,7 @@ impl Pipeline {
                         // stale, and so are its offsets.
                         tracing::error!("{err}; dropping the partition's state here");
                         self.partitions.remove(&id);
-                        self.key_home.retain(|_, home| *home != id);
+                        self.forget_homes(|home| *home == id);
                         continue;
                     }
                     Err(err) => return Err(err.into()),
@@ -212,7 +212,15 @@ impl Pipeline {
         for id in which {
             self.partitions.remove(id);
         }
-        self.key_home.retain(|_, home| !which.contains(home));
+        self.forget_homes(|home| which.contains(home));
         Ok(offsets)
+    }
+
+    // Forgets where keys were seen, for partitions no longer owned here.
+    fn forget_homes(&mut self, gone: impl Fn(&PartitionId) -> bool) {
+        self.key_home.retain(|_, home| !gone(home));
+        if let Some(shared) = &self.shared_homes {
+            shared.lock().expect("the key homes are never left half-changed").retain(|_, home| !gone(home));
+        }
     }
 }
