@@ -20,7 +20,6 @@ pub struct EventClock {
     wait: i64,
     /// By key id; `None` for an id with no entry (new, or retired).
     keys: Vec<Option<KeyTime>>,
-    live: usize,
     /// Retired keys: watermark minus system time, by [`stable_hash`] of the key.
     retired: FastMap<u64, i64>,
 }
@@ -46,7 +45,7 @@ impl KeyTime {
 impl EventClock {
     /// A clock that waits `wait_micros` of system time for late events.
     pub fn new(wait_micros: i64) -> Self {
-        EventClock { wait: wait_micros, keys: Vec::new(), live: 0, retired: FastMap::default() }
+        EventClock { wait: wait_micros, keys: Vec::new(), retired: FastMap::default() }
     }
 
     /// Places an event of key `name` (id `key`); it is late when its time
@@ -63,7 +62,6 @@ impl EventClock {
                 // New, or retired: a retired key comes back where its
                 // watermark has got to.
                 let back = if self.retired.is_empty() { None } else { self.retired.remove(&stable_hash(name)) };
-                self.live += 1;
                 entry.insert(match back {
                     Some(offset) => KeyTime { base: now.0.saturating_add(offset), seen_at: now.0 },
                     None => KeyTime { base: candidate, seen_at: now.0 },
@@ -103,14 +101,13 @@ impl EventClock {
     /// the clock's system time.
     pub fn retire(&mut self, key: KeyId, name: &str, now: Timestamp) {
         if let Some(k) = self.keys.get_mut(key.index()).and_then(Option::take) {
-            self.live -= 1;
             self.retired.insert(stable_hash(name), k.watermark(now).0.saturating_sub(now.0));
         }
     }
 
     /// Keys with an entry, and keys retired.
     pub fn key_counts(&self) -> (usize, usize) {
-        (self.live, self.retired.len())
+        (self.keys.iter().flatten().count(), self.retired.len())
     }
 
     /// Every key's watermark at `now`, by key id, for a checkpoint.
@@ -145,9 +142,7 @@ impl EventClock {
             if self.keys.len() <= key.index() {
                 self.keys.resize(key.index() + 1, None);
             }
-            if self.keys[key.index()].replace(KeyTime { base: watermark, seen_at: now.0 }).is_none() {
-                self.live += 1;
-            }
+            self.keys[key.index()] = Some(KeyTime { base: watermark, seen_at: now.0 });
         }
         for (hash, watermark) in retired {
             self.retired.insert(*hash, watermark.saturating_sub(now.0));

@@ -453,22 +453,22 @@ fn note_home(key_home: &mut FastMap<String, PartitionId>, shared: Option<&KeyHom
             );
         }
     };
-    match key_home.get(key) {
+    let first_here = match key_home.get(key) {
         Some(home) if home == pid => return,
-        Some(home) => conflict(stats, home),
-        // First seen by this worker: another may have seen it elsewhere.
-        None => {
-            if let Some(shared) = shared {
-                let homes = shared.lock().expect("the key homes are never left half-changed");
-                if let Some(home) = homes.get(key).filter(|home| *home != pid) {
-                    conflict(stats, home);
-                }
-            }
+        Some(home) => {
+            conflict(stats, home);
+            false
         }
-    }
+        None => true,
+    };
     key_home.insert(key.to_owned(), pid.clone());
     if let Some(shared) = shared {
-        shared.lock().expect("the key homes are never left half-changed").insert(key.to_owned(), pid.clone());
+        let mut homes = shared.lock().expect("the key homes are never left half-changed");
+        // First seen by this worker: another may have seen it elsewhere.
+        if first_here && let Some(home) = homes.get(key).filter(|home| *home != pid) {
+            conflict(stats, home);
+        }
+        homes.insert(key.to_owned(), pid.clone());
     }
 }
 

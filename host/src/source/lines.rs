@@ -73,6 +73,16 @@ impl LinesReader {
     }
 }
 
+/// A line's record: the line without any trailing `\r`; `None` for a
+/// blank line (skipped, but counted for line numbers).
+pub(super) fn record_text(line: &[u8]) -> Option<&[u8]> {
+    let mut line = line;
+    while let [rest @ .., b'\r'] = line {
+        line = rest;
+    }
+    (!line.iter().all(u8::is_ascii_whitespace)).then_some(line)
+}
+
 impl Source for LinesReader {
     fn next_batch(&mut self, max: usize) -> Result<Vec<SourceRecord>, SourceError> {
         let mut batch = Vec::with_capacity(max.min(4096));
@@ -88,13 +98,8 @@ impl Source for LinesReader {
                 None if self.start == self.end => break,
                 None => (self.start, self.end, self.end),
             };
-            let mut line = &self.buf[from..to];
             self.line += 1;
-            while let [rest @ .., b'\r'] = line {
-                line = rest;
-            }
-            let skip = line.iter().all(u8::is_ascii_whitespace);
-            if !skip {
+            if let Some(line) = record_text(&self.buf[from..to]) {
                 batch.push(SourceRecord {
                     value: line.to_vec(),
                     key: None,

@@ -19,6 +19,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
+use super::lines::record_text;
 use super::{Origin, Source, SourceError, SourceRecord};
 use crate::Timestamp;
 
@@ -228,12 +229,9 @@ impl Shared {
                 bytes.resize(old + more, 0);
                 self.file.read_exact_at(&mut bytes[old..], read_at)?;
             };
-            let mut line = &bytes[start..end];
-            while let [rest @ .., b'\r'] = line {
-                line = rest;
-            }
-            let tag = (!line.iter().all(u8::is_ascii_whitespace)).then(|| (self.tag)(line));
-            let (line_start, line_end) = (u32::try_from(start), u32::try_from(start + line.len()));
+            let text = record_text(&bytes[start..end]);
+            let tag = text.map(|line| (self.tag)(line));
+            let (line_start, line_end) = (u32::try_from(start), u32::try_from(start + text.map_or(0, <[u8]>::len)));
             let (Ok(line_start), Ok(line_end)) = (line_start, line_end) else {
                 return Err(std::io::Error::other(format!("a line of {} is longer than 4 GiB", self.path.display())));
             };
