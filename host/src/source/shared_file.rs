@@ -195,6 +195,14 @@ impl Shared {
         self.ready.notify_all();
     }
 
+    // Fills `out` from `at`; the file may not shrink under its readers.
+    fn read_at(&self, out: &mut [u8], at: u64) -> std::io::Result<()> {
+        self.file.read_exact_at(out, at).map_err(|err| match err.kind() {
+            std::io::ErrorKind::UnexpectedEof => std::io::Error::other(format!("the file got shorter while it was read (it had {} bytes when opened)", self.len)),
+            _ => err,
+        })
+    }
+
     // Reads and splits segment `index`: the lines that start in it.
     fn read(&self, index: usize, spare: Segment) -> std::io::Result<Segment> {
         let Segment { mut bytes, mut lines, mine, .. } = spare;
@@ -204,7 +212,7 @@ impl Shared {
         let from = lo.saturating_sub(1);
         // Overwritten by the read: a reused buffer is not zeroed again.
         bytes.resize((hi - from) as usize, 0);
-        self.file.read_exact_at(&mut bytes, from)?;
+        self.read_at(&mut bytes, from)?;
         let mut start = match index {
             0 => 0,
             _ => match memchr::memchr(b'\n', &bytes) {
@@ -227,7 +235,7 @@ impl Shared {
                 let more = (self.len - read_at).min(1 << 16) as usize;
                 let old = bytes.len();
                 bytes.resize(old + more, 0);
-                self.file.read_exact_at(&mut bytes[old..], read_at)?;
+                self.read_at(&mut bytes[old..], read_at)?;
             };
             let text = record_text(&bytes[start..end]);
             let tag = text.map(|line| (self.tag)(line));
@@ -356,6 +364,17 @@ mod tests {
             got.sort();
             assert_eq!(got, expected, "segments of {segment} bytes");
         }
+    }
+
+    #[test]
+    fn a_file_that_shrinks_under_its_readers_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        std::fs::write(&path, "x\n".repeat(100)).unwrap();
+        let file = SharedFile::with_segment(&path, 1, Arc::new(|_: &[u8]| None), Box::new(|_| 0), 16).unwrap();
+        std::fs::write(&path, "x\n").unwrap();
+        let err = file.reader(0).next_batch(1_000).unwrap_err().to_string();
+        assert!(err.contains("in.jsonl") && err.contains("got shorter while it was read (it had 200 bytes"), "{err}");
     }
 
     #[test]
