@@ -326,6 +326,15 @@ mod tests {
     use super::*;
     use crate::source::LinesReader;
 
+    // A file `in.jsonl` holding `text`, in a directory kept while the
+    // returned guard lives.
+    fn input(text: impl AsRef<[u8]>) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
     fn all(source: &mut dyn Source) -> Vec<(u64, String)> {
         let mut out = Vec::new();
         loop {
@@ -341,9 +350,7 @@ mod tests {
     fn readers_on_threads_share_out_every_line_of_tiny_segments_as_one_reader_reads_them() {
         let long = "y".repeat(40);
         let text = format!("a1\r\nb2\n\n  \nc3\n{long}\nd4\nb5\na6\r\n\nc7\nb8");
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("in.jsonl");
-        std::fs::write(&path, &text).unwrap();
+        let (_dir, path) = input(&text);
         let expected = all(&mut LinesReader::open(&path).unwrap());
         assert_eq!(expected.len(), 9);
         // Tag by first letter; a letter goes to reader (its number mod 3).
@@ -371,9 +378,7 @@ mod tests {
 
     #[test]
     fn a_file_that_shrinks_under_its_readers_is_an_error_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("in.jsonl");
-        std::fs::write(&path, "x\n".repeat(100)).unwrap();
+        let (_dir, path) = input("x\n".repeat(100));
         let file = SharedFile::with_segment(&path, 1, Arc::new(|_: &[u8]| None), Box::new(|_| 0), 16).unwrap();
         std::fs::write(&path, "x\n").unwrap();
         let err = file.reader(0).next_batch(1_000).unwrap_err().to_string();
@@ -386,9 +391,7 @@ mod tests {
     // two workers), so each reader has its own.
     #[test]
     fn readers_do_not_share_the_name_their_records_hold() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("in.jsonl");
-        std::fs::write(&path, "a\nb\n").unwrap();
+        let (_dir, path) = input("a\nb\n");
         let file = SharedFile::open(&path, 2, Arc::new(|line: &[u8]| Some(u64::from(line[0]))), Box::new(|tag| (tag.unwrap() % 2) as usize)).unwrap();
         let (mut first, mut second) = (file.reader(0), file.reader(1));
         let (a, b) = (second.next_batch(10).unwrap(), first.next_batch(10).unwrap());
@@ -399,9 +402,7 @@ mod tests {
 
     #[test]
     fn a_dropped_reader_holds_nothing_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("in.jsonl");
-        std::fs::write(&path, "x\n".repeat(1_000)).unwrap();
+        let (_dir, path) = input("x\n".repeat(1_000));
         let file = SharedFile::with_segment(&path, 2, Arc::new(|_: &[u8]| None), Box::new(|_| 0), 4).unwrap();
         drop(file.reader(1));
         let mut reader = file.reader(0);
