@@ -167,6 +167,36 @@ impl WindowOperator {
         self.store.absorb(key, window.index, start, end, acc, folded, |index, window| due(keys, clock, windower, key, index, window));
     }
 
+    /// Opens the window an event was placed in while its fold waits (the
+    /// pipeline folds held events later, many to a window), and re-sets the
+    /// timers of the key's windows, so that it is due when it would be had
+    /// the events been folded at once. Tumbling and sliding windows only:
+    /// their bounds do not move.
+    pub fn hold(&mut self, key: KeyId, window: Assignment) {
+        let (keys, clock, windower) = (&self.keys, &self.clock, &self.windower);
+        self.store.hold(key, window.index, window.start, window.end, |index, window| due(keys, clock, windower, key, index, window));
+    }
+
+    /// Whether a window may be due at system time `now` (`false` means
+    /// none is; `true` may be a timer whose window has closed or moved).
+    pub fn due_by(&self, now: Timestamp) -> bool {
+        self.store.earliest_due() <= self.clock_now(now).0
+    }
+
+    /// Whether the window has an accumulator: a fold has been absorbed
+    /// into it (a window opened by [`WindowOperator::hold`] has none until then).
+    pub fn has_acc(&self, key: KeyId, index: WindowIndex) -> bool {
+        self.acc(key, index).is_some()
+    }
+
+    /// Removes a window that [`WindowOperator::hold`] opened and no fold
+    /// filled (every event of it failed): it never opened.
+    pub fn drop_unfolded(&mut self, key: KeyId, index: WindowIndex) {
+        if self.store.get(key, index).is_some_and(|w| w.acc.is_none()) {
+            self.store.remove(key, index);
+        }
+    }
+
     /// Re-sets the timers of `key`'s open windows: after its events were
     /// placed, as its clock (or its collect window's size) has moved.
     /// [`WindowOperator::absorb`] does it; call it for a key whose events

@@ -349,11 +349,14 @@ pub struct Limits {
     pub call_timeout: Duration,
     /// Records per batch.
     pub batch_size: usize,
+    /// Placed events the pipeline holds back to fold together, window by
+    /// window (tumbling and sliding windows); 0 folds each batch at once.
+    pub fold_buffer: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory: 256 << 20, call_timeout: Duration::from_secs(5), batch_size: 8192 }
+        Limits { memory: 256 << 20, call_timeout: Duration::from_secs(5), batch_size: 8192, fold_buffer: 262_144 }
     }
 }
 
@@ -855,6 +858,7 @@ impl Manifest {
             memory: raw.limits.memory.map_or(defaults.memory, |m| m.0),
             call_timeout: raw.limits.call_timeout.map_or(defaults.call_timeout, |d| d.0),
             batch_size: raw.limits.batch_size.unwrap_or(defaults.batch_size),
+            fold_buffer: raw.limits.fold_buffer.unwrap_or(defaults.fold_buffer),
         };
         if limits.batch_size == 0 {
             problem("limits.batch_size", "must be at least 1".to_owned());

@@ -205,4 +205,5 @@ pub struct RawLimits {
     pub memory: Option<ByteSize>,
     pub call_timeout: Option<HumanDuration>,
     pub batch_size: Option<usize>,
+    pub fold_buffer: Option<usize>,
 }

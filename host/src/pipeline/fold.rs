@@ -13,6 +13,7 @@ use crate::state::checkpoint::PartitionId;
 use crate::window::Assignment;
 
 // The events of one batch that go to one window.
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Group {
     /// Index into the batch's partitions.
     pub(super) partition: usize,
@@ -24,6 +25,7 @@ pub(super) struct Group {
 
 impl Pipeline {
     // Folds each group's events into its window, one call for the batch.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn fold(
         &mut self,
         records: &[SourceRecord],
@@ -32,6 +34,7 @@ impl Pipeline {
         partitions: &[PartitionId],
         groups: Vec<Group>,
         placed: Vec<(u32, u32)>,
+        dead_events: &mut FastSet<u32>,
     ) -> Result<(), PipelineError> {
         if groups.is_empty() {
             return Ok(());
@@ -59,8 +62,8 @@ impl Pipeline {
         self.counters[fold_counters].records += fold_origin.len() as u64;
         let folded = self.stages.fold(fold_groups, &input);
         self.counters[fold_counters].errors += folded.failures.len() as u64;
-        // An event in several (sliding) windows is dead-lettered once.
-        let mut dead_events: FastSet<u32> = FastSet::default();
+        // An event in several (sliding) windows is dead-lettered once
+        // (`dead_events` spans the calls that fold one batch's events).
         for failure in &folded.failures {
             failed[failure.index as usize] = true;
             if dead_events.insert(rows[failure.index as usize]) {
@@ -76,7 +79,10 @@ impl Pipeline {
             let absorbed = failed[start..end].iter().filter(|f| !**f).count() as u64;
             start = end;
             let Some(operator) = self.partitions.get_mut(&partitions[group.partition]) else { continue };
-            if absorbed == 0 && !operator.is_open(group.key, group.assignment.index) {
+            // A window that no fold has filled (every event failed) does
+            // not open; one opened to hold events is dropped.
+            if absorbed == 0 && !operator.has_acc(group.key, group.assignment.index) {
+                operator.drop_unfolded(group.key, group.assignment.index);
                 operator.reschedule(group.key);
                 unfolded.push(group);
                 continue;

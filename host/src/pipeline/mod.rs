@@ -14,6 +14,7 @@
 mod control;
 mod error;
 mod fold;
+mod held;
 mod partitions;
 mod swap;
 
@@ -39,6 +40,7 @@ pub use control::{ControlRequest, PipelineStatus, StageStatus};
 use control::StageCounters;
 pub use error::{PipelineError, SwapError};
 use fold::Group;
+use held::{Held, Placed};
 pub use swap::Swapped;
 
 /// How long the pipeline waits for input before it lets system time close
@@ -106,6 +108,9 @@ pub struct Pipeline {
     emitter: Emitter,
     system_clock: bool,
     batch_size: usize,
+    /// Placements held back from the fold at most (0: none are).
+    fold_buffer: usize,
+    held: Held,
     stats: Stats,
     counters: [StageCounters; 4],
     control: Option<std::sync::mpsc::Receiver<ControlRequest>>,
@@ -168,6 +173,13 @@ impl Pipeline {
             emitter: Emitter::new(sink, dead),
             system_clock: manifest.clock == ClockSpec::System,
             batch_size: manifest.limits.batch_size,
+            // Session windows move their bounds and merge as events arrive;
+            // collect windows count events: both fold each batch.
+            fold_buffer: match manifest.window {
+                crate::manifest::WindowSpec::Tumbling { .. } | crate::manifest::WindowSpec::Sliding { .. } => manifest.limits.fold_buffer,
+                _ => 0,
+            },
+            held: Held::new(manifest.limits.fold_buffer),
             stats: Stats::default(),
             counters: Default::default(),
             control: None,
@@ -364,9 +376,40 @@ impl Pipeline {
         for (origin, kind, stage, reason, key) in dead {
             self.emitter.dead_record(&records[origin], kind, stage, reason, Some(key))?;
         }
-        self.fold(&records, &decoded.events, &origins, &batch_partitions, groups, placed)?;
+        if self.fold_buffer == 0 {
+            self.fold(&records, &decoded.events, &origins, &batch_partitions, groups, placed, &mut Default::default())?;
+        } else {
+            self.hold(records, &decoded.events, &origins, &batch_partitions, &groups, &placed)?;
+        }
         self.stats.open_windows_peak = self.stats.open_windows_peak.max(self.open_windows() as u64);
         self.close_due(now)
+    }
+
+    // Holds a batch's placed events back from the fold (see [`held`]),
+    // opening their windows; folds what is held when it is full.
+    fn hold(&mut self, records: Vec<SourceRecord>, events: &crate::event::Events, origins: &[usize], partitions: &[PartitionId], groups: &[Group], placed: &[(u32, u32)]) -> Result<(), PipelineError> {
+        if placed.is_empty() {
+            return Ok(());
+        }
+        for (slot, pid) in partitions.iter().enumerate() {
+            let Some(operator) = self.partitions.get_mut(pid) else { continue };
+            for group in groups.iter().filter(|g| g.partition == slot) {
+                operator.hold(group.key, group.assignment);
+            }
+        }
+        // The events placed at least once (sliding windows place one in
+        // several), ascending: `placed` is in event order.
+        let mut kept: Vec<u32> = placed.iter().map(|&(_, event)| event).collect();
+        kept.dedup();
+        let input = self.stages.fold_input(events, &kept);
+        if !self.held.takes(&input) {
+            self.fold_held()?;
+        }
+        self.held.add(Placed { records, origins, partitions, groups, placed }, input, &kept);
+        if self.held.len() >= self.fold_buffer {
+            self.fold_held()?;
+        }
+        Ok(())
     }
 
     /// Lets system time `now` pass with no input: answers control requests,
@@ -378,6 +421,9 @@ impl Pipeline {
     }
 
     fn close_due(&mut self, now: Timestamp) -> Result<(), PipelineError> {
+        if !self.held.is_empty() && self.partitions.values().any(|operator| operator.due_by(now)) {
+            self.fold_held()?;
+        }
         let mut closed = Vec::new();
         for operator in self.partitions.values_mut() {
             closed.extend(operator.close_due(now));
@@ -404,6 +450,7 @@ impl Pipeline {
     /// Closes every open window (the input has ended), writes them, and
     /// flushes the sink and the dead-letter output.
     pub fn finish(&mut self) -> Result<Stats, PipelineError> {
+        self.fold_held()?;
         let mut closed = Vec::new();
         for operator in self.partitions.values_mut() {
             closed.extend(operator.close_all());

@@ -104,6 +104,7 @@ impl Pipeline {
     /// Starts owning `id` (a Kafka assignment): restores its checkpoint if
     /// there is one. Returns the checkpoint's next offset.
     pub fn take_partition(&mut self, id: &PartitionId, now: Timestamp) -> Result<Option<i64>, PipelineError> {
+        self.fold_held()?;
         let now = self.clock_time(now);
         let (claim, snapshot) = match &self.checkpoints {
             Some(store) => {
@@ -156,6 +157,7 @@ impl Pipeline {
     /// of each partition in `which` (all when `None`). Returns each
     /// partition's next offset, which is now safe to commit.
     pub fn checkpoint(&mut self, which: Option<&[PartitionId]>, now: Timestamp) -> Result<Vec<(PartitionId, i64)>, PipelineError> {
+        self.fold_held()?;
         self.emitter.flush(self.stages.accumulator())?;
         let now = self.clock_time(now);
         let version = self.stages.accumulator().clone();

@@ -67,6 +67,12 @@ impl Pipeline {
             let kind = new.first().map_or(StageKind::Fold, StagePlugin::kind);
             return Err(self.refused(kind, SwapError::Contract(problems)));
         }
+        // Events placed before the swap are folded by the plugin that was
+        // running when they came.
+        if let Err(err) = self.fold_held() {
+            let kind = new.first().map_or(StageKind::Fold, StagePlugin::kind);
+            return Err(self.refused(kind, SwapError::Unavailable(format!("folding the events held before the swap failed: {err}"))));
+        }
         for plugin in &mut new {
             let kind = plugin.kind();
             if kind != StageKind::Fold {

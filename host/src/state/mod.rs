@@ -86,24 +86,47 @@ impl WindowStore {
     /// then sets the key's timers as [`WindowStore::schedule`] does.
     #[allow(clippy::too_many_arguments)]
     pub fn absorb(&mut self, key: KeyId, index: WindowIndex, start: Timestamp, end: Timestamp, acc: Vec<u8>, folded: u64, due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
+        let i = self.open_slot(key, index, start, end);
+        let slots = &mut self.keys[key.index()];
+        let window = &mut slots[i].window;
+        (window.start, window.end) = (start, end);
+        window.acc = Some(acc);
+        window.count += folded;
+        set_timers(&mut self.timers, key, slots, due);
+        self.compact();
+    }
+
+    /// Opens a window that events were placed in before their fold is
+    /// absorbed (it has no accumulator until then), then sets the key's
+    /// timers as [`WindowStore::schedule`] does: so that it is due on time
+    /// while its events wait to be folded.
+    pub fn hold(&mut self, key: KeyId, index: WindowIndex, start: Timestamp, end: Timestamp, due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
+        self.open_slot(key, index, start, end);
+        set_timers(&mut self.timers, key, &mut self.keys[key.index()], due);
+        self.compact();
+    }
+
+    /// When the earliest timer fires (`i64::MAX` when none is set): no
+    /// window is due before it. A stale timer may make it early.
+    pub fn earliest_due(&self) -> i64 {
+        self.timers.earliest()
+    }
+
+    // The position of window `index` among `key`'s slots, opened (empty,
+    // no timer) when it was not.
+    fn open_slot(&mut self, key: KeyId, index: WindowIndex, start: Timestamp, end: Timestamp) -> usize {
         if self.keys.len() <= key.index() {
             self.keys.resize_with(key.index() + 1, Vec::new);
         }
         let slots = &mut self.keys[key.index()];
-        let slot = match slots.iter().position(|s| s.index == index) {
-            Some(i) => &mut slots[i],
+        match slots.iter().position(|s| s.index == index) {
+            Some(i) => i,
             None => {
                 self.open += 1;
                 slots.push(Slot { index, window: OpenWindow { start, end, count: 0, acc: None }, due: i64::MAX, timer: 0 });
-                slots.last_mut().expect("pushed")
+                slots.len() - 1
             }
-        };
-        // A session's bounds move as events join it; other windows keep theirs.
-        (slot.window.start, slot.window.end) = (start, end);
-        slot.window.acc = Some(acc);
-        slot.window.count += folded;
-        set_timers(&mut self.timers, key, slots, due);
-        self.compact();
+        }
     }
 
     /// Sets the timers of `key`'s open windows to what `due` says (system

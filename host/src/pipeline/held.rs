@@ -1,0 +1,187 @@
+//! Events placed in their windows and held back from the fold, so that a
+//! window's events are folded many at once. Each fold group costs a share
+//! of a plugin call, and a decode and an encode of its accumulator; with
+//! many keys a batch holds one or two events per window, and that cost is
+//! paid per event. (Flink's mini-batch aggregation does the same.)
+//!
+//! The pipeline holds up to `limits.fold_buffer` placements (tumbling and
+//! sliding windows; their bounds do not move) and folds them before
+//! anything reads an accumulator: a window due, a checkpoint, a swap, a
+//! partition taken or released, the end of the input. A held window is
+//! open in its operator ([`crate::operator::WindowOperator::hold`]), so it
+//! falls due on time. Folding groups a window's held events in the order
+//! they arrived, in calls of at most `batch_size` events. The records stay
+//! here until then: a failed event goes to the dead-letter output whole.
+
+use super::fold::Group;
+use super::{Pipeline, PipelineError};
+use crate::event::Events;
+use crate::fast::{FastMap, FastSet};
+use crate::keys::KeyId;
+use crate::source::SourceRecord;
+use crate::state::checkpoint::PartitionId;
+use crate::window::WindowIndex;
+
+/// Placed events whose fold waits, with the records they came from.
+#[derive(Default)]
+pub(super) struct Held {
+    /// Placements it is made to hold: its vectors are reserved for that
+    /// many when first used, and kept from one fold to the next (growing
+    /// them by doubling copied them into fresh pages, a third of the time
+    /// of a 100,000-key run).
+    room: usize,
+    records: Vec<SourceRecord>,
+    /// The fold's input: one row per held event.
+    events: Events,
+    /// The record of each row.
+    origins: Vec<usize>,
+    partitions: Vec<PartitionId>,
+    groups: Vec<Group>,
+    group_of: FastMap<(usize, KeyId, WindowIndex), usize>,
+    /// (group, row) for each placement, in arrival order.
+    placed: Vec<(u32, u32)>,
+}
+
+/// One batch's placed events, as the pipeline hands them to [`Held::add`].
+pub(super) struct Placed<'a> {
+    pub(super) records: Vec<SourceRecord>,
+    pub(super) origins: &'a [usize],
+    pub(super) partitions: &'a [PartitionId],
+    pub(super) groups: &'a [Group],
+    /// (group, event) for each placement.
+    pub(super) placed: &'a [(u32, u32)],
+}
+
+impl Held {
+    /// A buffer for `room` placements.
+    pub(super) fn new(room: usize) -> Self {
+        Held { room, ..Held::default() }
+    }
+
+    /// Placements held.
+    pub(super) fn len(&self) -> usize {
+        self.placed.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.placed.is_empty()
+    }
+
+    // Empties it, keeping its vectors' room.
+    fn clear(&mut self) {
+        self.records.clear();
+        self.events = Events::default();
+        self.origins.clear();
+        self.partitions.clear();
+        self.groups.clear();
+        self.group_of.clear();
+        self.placed.clear();
+    }
+
+    /// Whether a batch's fold input `events` can be appended to the rows
+    /// held: the same fields, of the same types.
+    pub(super) fn takes(&self, events: &Events) -> bool {
+        self.is_empty()
+            || (self.events.fields.len() == events.fields.len()
+                && self.events.fields.iter().zip(&events.fields).all(|(a, b)| a.name == b.name && a.values.field_type() == b.values.field_type()))
+    }
+
+    /// Holds a batch's placed events; `input` is the fold's input for the
+    /// events placed at least once (`kept`, ascending), row by row.
+    pub(super) fn add(&mut self, batch: Placed<'_>, input: Events, kept: &[u32]) {
+        if self.placed.capacity() == 0 {
+            let room = self.room + batch.placed.len();
+            self.records.reserve(room);
+            self.origins.reserve(room);
+            self.groups.reserve(room);
+            self.placed.reserve(room);
+        }
+        let record_base = self.records.len();
+        let row_base = self.events.count;
+        self.records.extend(batch.records);
+        self.events.append(input);
+        self.origins.extend(kept.iter().map(|&event| record_base + batch.origins[event as usize]));
+        let mut row_of = vec![u32::MAX; batch.origins.len()];
+        for (row, &event) in kept.iter().enumerate() {
+            row_of[event as usize] = row_base + row as u32;
+        }
+        let partition: Vec<usize> = batch
+            .partitions
+            .iter()
+            .map(|pid| match self.partitions.iter().position(|p| p == pid) {
+                Some(i) => i,
+                None => {
+                    self.partitions.push(pid.clone());
+                    self.partitions.len() - 1
+                }
+            })
+            .collect();
+        let group: Vec<u32> = batch
+            .groups
+            .iter()
+            .map(|g| {
+                let partition = partition[g.partition];
+                let next = self.groups.len();
+                let at = *self.group_of.entry((partition, g.key, g.assignment.index)).or_insert(next);
+                if at == next {
+                    self.groups.push(Group { partition, members: 0, ..*g });
+                }
+                at as u32
+            })
+            .collect();
+        for &(g, event) in batch.placed {
+            let g = group[g as usize];
+            self.groups[g as usize].members += 1;
+            self.placed.push((g, row_of[event as usize]));
+        }
+    }
+}
+
+impl Pipeline {
+    /// Folds every held event, window by window, in calls of at most
+    /// `batch_size` events (a window with more is folded over several).
+    pub(super) fn fold_held(&mut self) -> Result<(), PipelineError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let mut held = std::mem::take(&mut self.held);
+        // The rows of each group, in arrival order (a counting sort).
+        let mut next = Vec::with_capacity(held.groups.len());
+        let mut end = 0usize;
+        for group in &held.groups {
+            next.push(end);
+            end += group.members as usize;
+        }
+        let mut rows = vec![0u32; held.placed.len()];
+        for &(group, row) in &held.placed {
+            let at = &mut next[group as usize];
+            rows[*at] = row;
+            *at += 1;
+        }
+        let limit = self.batch_size.max(1);
+        let (mut groups, mut placed) = (Vec::new(), Vec::with_capacity(limit.min(rows.len())));
+        // An event in two sliding windows may be folded in two calls.
+        let mut dead_events = FastSet::default();
+        let mut start = 0usize;
+        for group in &held.groups {
+            let mut members = &rows[start..start + group.members as usize];
+            start += group.members as usize;
+            while !members.is_empty() {
+                let take = members.len().min(limit - placed.len());
+                groups.push(Group { members: take as u32, ..*group });
+                let g = (groups.len() - 1) as u32;
+                placed.extend(members[..take].iter().map(|&row| (g, row)));
+                members = &members[take..];
+                if placed.len() == limit {
+                    self.fold(&held.records, &held.events, &held.origins, &held.partitions, std::mem::take(&mut groups), std::mem::take(&mut placed), &mut dead_events)?;
+                }
+            }
+        }
+        if !placed.is_empty() {
+            self.fold(&held.records, &held.events, &held.origins, &held.partitions, groups, placed, &mut dead_events)?;
+        }
+        held.clear();
+        self.held = held;
+        Ok(())
+    }
+}

@@ -1,0 +1,73 @@
+//! Events held back from the fold (`limits.fold_buffer`) and folded many to
+//! a window give the same windows and the same dead letters as folding
+//! each batch at once: whatever the buffer's size, however the held
+//! events are cut into calls, and when the fold fails or traps on some.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use weir::sink::DeadLetter;
+use weir_tests::{manifest_text, plugin, run};
+
+// Readings of four keys over 35 s. Every event of `boom` fails in the
+// fold, so no window of it opens.
+fn input() -> String {
+    let mut text = String::new();
+    for second in 0..35u32 {
+        for (i, key) in ["a", "b", "c", "boom"].iter().enumerate() {
+            if *key == "boom" && !(12..15).contains(&second) && second % 7 != 0 {
+                continue;
+            }
+            let value = (second * 4 + i as u32) % 11;
+            writeln!(text, r#"{{"key":"{key}","value":{value},"time":"2022-01-01T00:00:{second:02}Z"}}"#).unwrap();
+        }
+    }
+    text
+}
+
+// The windows written (in order) and the dead letters of the faulty
+// plugin's fold in `mode` on `boom`, with `window`, `batch_size` records a
+// batch and `fold_buffer` placements held.
+fn outcome(dir: &Path, mode: &str, window: &str, batch_size: usize, fold_buffer: usize) -> (Vec<String>, Vec<DeadLetter>) {
+    std::fs::write(dir.join("input.jsonl"), input()).unwrap();
+    let text = format!(
+        "[source]\nkind = \"jsonl\"\npath = \"input.jsonl\"\n\n[stages]\nplugin = \"{}\"\n[stages.fold]\nconfig = {{ mode = \"{mode}\", when = \"boom\" }}\n\n\
+         [clock]\nkind = \"event\"\nwait_for_system_duration = \"1h\"\n\n[window]\n{window}\nalign_to = \"2022-01-01T00:00:00Z\"\n\n\
+         [sink]\nkind = \"stdout\"\n\n[limits]\nbatch_size = {batch_size}\nfold_buffer = {fold_buffer}\n",
+        plugin("faulty").display()
+    );
+    let out = run(&manifest_text(dir, &text)).unwrap();
+    (out.lines, out.dead)
+}
+
+fn same_as_folding_each_batch(mode: &str, window: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (lines, dead) = outcome(dir.path(), mode, window, 5, 0);
+    assert!(lines.len() >= 9, "{lines:#?}");
+    assert!(lines.iter().all(|l| !l.contains("boom")), "every event of `boom` failed: {lines:#?}");
+    let mut failed: Vec<u64> = dead.iter().map(|d| d.position).collect();
+    failed.sort();
+    // `boom` at 0, 7, 12, 13, 14, 21 and 28 s: each once, though in two
+    // sliding windows.
+    assert_eq!(failed.len(), 7, "{dead:#?}");
+    // Held until full (7), until a window is due or the end (1,000), and
+    // cut into calls shorter than a window's events (batch_size 2).
+    for (batch_size, fold_buffer) in [(5, 7), (5, 1_000), (2, 1_000), (64, 1_000)] {
+        let (held_lines, held_dead) = outcome(dir.path(), mode, window, batch_size, fold_buffer);
+        assert_eq!(held_lines, lines, "batch_size {batch_size}, fold_buffer {fold_buffer}");
+        let mut held_failed: Vec<u64> = held_dead.iter().map(|d| d.position).collect();
+        held_failed.sort();
+        assert_eq!(held_failed, failed, "batch_size {batch_size}, fold_buffer {fold_buffer}: {held_dead:#?}");
+        assert!(held_dead.iter().all(|d| d.stage == "fold" && d.value.contains("\"boom\"") && d.source.ends_with("input.jsonl")), "{held_dead:#?}");
+    }
+}
+
+#[test]
+fn held_events_fold_to_the_same_tumbling_windows_and_dead_letters() {
+    same_as_folding_each_batch("error", "kind = \"tumbling\"\nlength = \"10s\"");
+}
+
+#[test]
+fn held_events_fold_to_the_same_sliding_windows_when_the_fold_traps() {
+    same_as_folding_each_batch("trap", "kind = \"sliding\"\nlength = \"10s\"\noffset = \"5s\"");
+}
