@@ -391,19 +391,21 @@ impl Pipeline {
         if placed.is_empty() {
             return Ok(());
         }
-        for (slot, pid) in partitions.iter().enumerate() {
-            let Some(operator) = self.partitions.get_mut(pid) else { continue };
-            for group in groups.iter().filter(|g| g.partition == slot) {
-                operator.hold(group.key, group.assignment);
-            }
-        }
         // The events placed at least once (sliding windows place one in
         // several), ascending: `placed` is in event order.
         let mut kept: Vec<u32> = placed.iter().map(|&(_, event)| event).collect();
         kept.dedup();
         let input = self.stages.fold_input(events, &kept);
+        // Before this batch's windows are opened: a fold of what is held
+        // drops the windows it leaves empty.
         if !self.held.takes(&input) {
             self.fold_held()?;
+        }
+        for (slot, pid) in partitions.iter().enumerate() {
+            let Some(operator) = self.partitions.get_mut(pid) else { continue };
+            for group in groups.iter().filter(|g| g.partition == slot) {
+                operator.hold(group.key, group.assignment);
+            }
         }
         self.held.add(Placed { records, origins, partitions, groups, placed }, input, &kept);
         if self.held.len() >= self.fold_buffer {
