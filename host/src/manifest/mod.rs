@@ -356,7 +356,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory: 256 << 20, call_timeout: Duration::from_secs(5), batch_size: 8192, fold_buffer: 262_144 }
+        Limits { memory: 256 << 20, call_timeout: Duration::from_secs(5), batch_size: 8192, fold_buffer: 524_288 }
     }
 }
 

@@ -2,13 +2,13 @@
 //! one fold call for the batch, accumulators absorbed, failed events
 //! dead-lettered once, then session merges applied.
 
+use super::kept::Records;
 use super::{Pipeline, PipelineError};
 use crate::fast::FastSet;
 use crate::keys::KeyId;
 use crate::manifest::StageKind;
 use crate::plugin::FoldGroup;
 use crate::sink::DeadLetterKind;
-use crate::source::SourceRecord;
 use crate::state::checkpoint::PartitionId;
 use crate::window::Assignment;
 
@@ -28,7 +28,7 @@ impl Pipeline {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn fold(
         &mut self,
-        records: &[SourceRecord],
+        records: &(impl Records + ?Sized),
         events: &crate::event::Events,
         origins: &[usize],
         partitions: &[PartitionId],
@@ -67,7 +67,7 @@ impl Pipeline {
         for failure in &folded.failures {
             failed[failure.index as usize] = true;
             if dead_events.insert(rows[failure.index as usize]) {
-                self.emitter.dead_record(&records[fold_origin[failure.index as usize]], DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;
+                self.emitter.dead_record(&records.record(fold_origin[failure.index as usize]), DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;
             }
         }
         let mut accs = folded.accs.into_iter();

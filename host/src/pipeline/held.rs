@@ -11,9 +11,11 @@
 //! open in its operator ([`crate::operator::WindowOperator::hold`]), so it
 //! falls due on time. Folding groups a window's held events in the order
 //! they arrived, in calls of at most `batch_size` events. The records stay
-//! here until then: a failed event goes to the dead-letter output whole.
+//! here until then ([`KeptRecords`]): a failed event goes to the
+//! dead-letter output whole.
 
 use super::fold::Group;
+use super::kept::KeptRecords;
 use super::{Pipeline, PipelineError};
 use crate::event::Events;
 use crate::fast::{FastMap, FastSet};
@@ -30,7 +32,7 @@ pub(super) struct Held {
     /// them by doubling copied them into fresh pages, a third of the time
     /// of a 100,000-key run).
     room: usize,
-    records: Vec<SourceRecord>,
+    records: KeptRecords,
     /// The fold's input: one row per held event.
     events: Events,
     /// The record of each row.
@@ -91,14 +93,17 @@ impl Held {
     pub(super) fn add(&mut self, batch: Placed<'_>, input: Events, kept: &[u32]) {
         if self.placed.capacity() == 0 {
             let room = self.room + batch.placed.len();
-            self.records.reserve(room);
+            let bytes = batch.records.iter().map(|r| r.value.len() + r.key.as_ref().map_or(0, Vec::len)).sum::<usize>() / batch.records.len().max(1);
+            self.records.reserve(room, bytes + bytes / 4);
             self.origins.reserve(room);
             self.groups.reserve(room);
             self.placed.reserve(room);
         }
         let record_base = self.records.len();
         let row_base = self.events.count;
-        self.records.extend(batch.records);
+        for record in batch.records {
+            self.records.push(record);
+        }
         self.events.append(input);
         self.origins.extend(kept.iter().map(|&event| record_base + batch.origins[event as usize]));
         let mut row_of = vec![u32::MAX; batch.origins.len()];

@@ -15,6 +15,7 @@ mod control;
 mod error;
 mod fold;
 mod held;
+mod kept;
 mod partitions;
 mod swap;
 
@@ -377,7 +378,7 @@ impl Pipeline {
             self.emitter.dead_record(&records[origin], kind, stage, reason, Some(key))?;
         }
         if self.fold_buffer == 0 {
-            self.fold(&records, &decoded.events, &origins, &batch_partitions, groups, placed, &mut Default::default())?;
+            self.fold(records.as_slice(), &decoded.events, &origins, &batch_partitions, groups, placed, &mut Default::default())?;
         } else {
             self.hold(records, &decoded.events, &origins, &batch_partitions, &groups, &placed)?;
         }

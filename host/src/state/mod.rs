@@ -123,6 +123,11 @@ impl WindowStore {
             Some(i) => i,
             None => {
                 self.open += 1;
+                // Most keys have one or two windows open: a first push would
+                // make room for four (320 bytes a key).
+                if slots.capacity() == 0 {
+                    slots.reserve_exact(1);
+                }
                 slots.push(Slot { index, window: OpenWindow { start, end, count: 0, acc: None }, due: i64::MAX, timer: 0 });
                 slots.len() - 1
             }
