@@ -20,7 +20,9 @@
 # configurations run back to back). Prints the median of RUNS runs,
 # records/s, the ratios, peak RSS and the memory per open window, and
 # checks that 1 and 2 workers write the same windows (with a 1 h wait, so
-# that no record is late in one run and not the other).
+# that no record is late in one run and not the other). Every job holds
+# up to 524,288 events back from the fold (the default `fold_buffer`);
+# memory per open window is also taken with none held.
 #
 #   bash scripts/bench-scale.sh [RECORDS=1000000] [RUNS=3]
 set -euo pipefail
@@ -50,7 +52,7 @@ echo "bench-scale: building weir (release)" >&2
 cargo build --quiet --release --bin weir
 weir=$CARGO_TARGET_DIR/release/weir
 
-manifest() { # keys, window length, output file[, wait]
+manifest() { # keys, window length, output file[, wait[, fold_buffer]]
     cat <<EOF
 name = "bench-scale"
 [source]
@@ -76,6 +78,8 @@ kind = "file"
 path = "$3"
 [dead_letter]
 kind = "log"
+[limits]
+fold_buffer = ${5:-524288}
 EOF
 }
 
@@ -115,6 +119,14 @@ for run in $(seq "$runs"); do
         done
     done
     echo "bench-scale: run $run of $runs done" >&2
+done
+
+# Memory per open window, the windows alone: the same two jobs with no
+# events held back from the fold (what is held is not per window).
+for job in 100:10s 100000:10000s; do
+    IFS=: read -r keys length <<<"$job"
+    manifest "$keys" "$length" "$work/scale-nohold-out-$keys.jsonl" 0s 0 >"$work/scale-nohold-$keys.toml"
+    echo "$keys $length nohold $(measure "$work/scale-nohold-$keys.toml" 1) 1" >>"$results"
 done
 
 # Same windows from 1 and 2 workers. With no wait, system time moves the
@@ -163,6 +175,9 @@ for keys, length in [("100", "60s"), ("100000", "60s"), ("100", "10s"), ("100000
     print(f"  {int(keys):>7,} keys, {length:>6} windows: {rate(keys, length, '2') / rate(keys, length, '1c'):.2f}x  ({rate(keys, length, '2') / rate(keys, length, '1'):.2f}x)  paired {mid:.2f}x ({low:.2f}-{high:.2f})")
 extra_rss = (med("100000", "10000s", "1", 4) - med("100", "10s", "1", 4)) * 1024
 extra_open = med("100000", "10000s", "1", 5) - med("100", "10s", "1", 5)
-print(f"memory per open window (RSS difference / open-window difference, 1 worker): {extra_rss / extra_open:.0f} bytes")
+print(f"memory per open window (RSS difference / open-window difference, 1 worker): {extra_rss / extra_open:.0f} bytes with the events held back from the fold,")
+alone_rss = (med("100000", "10000s", "nohold", 4) - med("100", "10s", "nohold", 4)) * 1024
+alone_open = med("100000", "10000s", "nohold", 5) - med("100", "10s", "nohold", 5)
+print(f"  {alone_rss / alone_open:.0f} bytes with none held (fold_buffer = 0: the windows alone)")
 print("1 and 2 workers wrote the same windows (sorted outputs equal, 100 and 100,000 keys, 1 h wait)")
 PY
