@@ -340,6 +340,9 @@ pub enum DeadLetterSpec {
     },
 }
 
+/// The most events `limits.fold_buffer` may hold back from the fold.
+pub const MAX_FOLD_BUFFER: usize = 1 << 24;
+
 /// Limits each plugin runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -865,6 +868,9 @@ impl Manifest {
         }
         if limits.call_timeout.is_zero() {
             problem("limits.call_timeout", "must be longer than zero".to_owned());
+        }
+        if limits.fold_buffer > MAX_FOLD_BUFFER {
+            problem("limits.fold_buffer", format!("must be at most {MAX_FOLD_BUFFER} events held (each holds its record: ~150 bytes); 0 folds each batch at once"));
         }
         if limits.memory < 1 << 20 {
             problem("limits.memory", "must be at least 1MiB: a component needs memory to start".to_owned());

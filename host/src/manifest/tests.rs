@@ -133,9 +133,9 @@ fn sliding_and_session_windows_are_checked() {
 #[test]
 fn limits_are_checked() {
     let dir = dir_with_plugin();
-    let text = format!("{GOOD}\n[limits]\nmemory = \"512KiB\"\ncall_timeout = \"0s\"\nbatch_size = 0\n");
+    let text = format!("{GOOD}\n[limits]\nmemory = \"512KiB\"\ncall_timeout = \"0s\"\nbatch_size = 0\nfold_buffer = 100000000\n");
     let fields: Vec<String> = problems(dir.path(), &text).into_iter().map(|p| p.field).collect();
-    assert_eq!(fields, ["limits.batch_size", "limits.call_timeout", "limits.memory"]);
+    assert_eq!(fields, ["limits.batch_size", "limits.call_timeout", "limits.fold_buffer", "limits.memory"]);
 }
 
 #[test]

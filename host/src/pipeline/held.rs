@@ -92,7 +92,8 @@ impl Held {
     /// events placed at least once (`kept`, ascending), row by row.
     pub(super) fn add(&mut self, batch: Placed<'_>, input: Events, kept: &[u32]) {
         if self.placed.capacity() == 0 {
-            let room = self.room + batch.placed.len();
+            // Room for what it holds, up to a million at first.
+            let room = self.room.min(1 << 20) + batch.placed.len();
             let bytes = batch.records.iter().map(|r| r.value.len() + r.key.as_ref().map_or(0, Vec::len)).sum::<usize>() / batch.records.len().max(1);
             self.records.reserve(room, bytes + bytes / 4);
             self.origins.reserve(room);
