@@ -113,9 +113,37 @@ impl Timestamp {
     }
 }
 
+// Writes `n` as `width` digits (n < 10^width).
+fn put_digits(out: &mut [u8], mut n: u32) {
+    for byte in out.iter_mut().rev() {
+        *byte = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = self.parts();
+        if (0..=9999).contains(&p.year) {
+            // Digit by digit: a format plugin writes two of these per
+            // window, and `write!` with padding costs several times more in
+            // WebAssembly.
+            let mut text = *b"0000-00-00T00:00:00.000000Z";
+            put_digits(&mut text[0..4], p.year as u32);
+            put_digits(&mut text[5..7], p.month);
+            put_digits(&mut text[8..10], p.day);
+            put_digits(&mut text[11..13], p.hour);
+            put_digits(&mut text[14..16], p.minute);
+            put_digits(&mut text[17..19], p.second);
+            let len = if p.micros == 0 {
+                19
+            } else {
+                put_digits(&mut text[20..26], p.micros);
+                26 - text[20..26].iter().rev().take_while(|&&d| d == b'0').count()
+            };
+            text[len] = b'Z';
+            return f.write_str(std::str::from_utf8(&text[..=len]).expect("ASCII digits"));
+        }
         write!(f, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", p.year, p.month, p.day, p.hour, p.minute, p.second)?;
         if p.micros != 0 {
             let fraction = format!("{:06}", p.micros);
@@ -218,6 +246,30 @@ mod tests {
             let t = Timestamp::parse_rfc3339(text).unwrap();
             assert_eq!(t.to_rfc3339(), text);
         }
+    }
+
+    #[test]
+    fn the_digits_match_the_padded_format() {
+        let padded = |t: Timestamp| {
+            let p = t.parts();
+            let mut text = format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", p.year, p.month, p.day, p.hour, p.minute, p.second);
+            if p.micros != 0 {
+                text.push('.');
+                text.push_str(format!("{:06}", p.micros).trim_end_matches('0'));
+            }
+            text + "Z"
+        };
+        // Years 0 to 9999 and beyond, whole seconds and every fraction length.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..20_000i64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let micros = (x % 400_000_000_000_000_000) as i64 - 62_200_000_000_000_000 + [0, 1, 10, 500_000, 120_000][i as usize % 5];
+            let t = Timestamp(micros - micros.rem_euclid(1_000_000) * (i % 2));
+            assert_eq!(t.to_rfc3339(), padded(t), "{micros}");
+        }
+        assert_eq!(Timestamp::from_parts(DateTimeParts { year: 10_000, month: 1, day: 1, hour: 0, minute: 0, second: 0, micros: 0 }).unwrap().to_rfc3339(), "10000-01-01T00:00:00Z");
     }
 
     #[test]
