@@ -377,7 +377,10 @@ impl Pipeline {
         for (origin, kind, stage, reason, key) in dead {
             self.emitter.dead_record(&records[origin], kind, stage, reason, Some(key))?;
         }
-        if self.fold_buffer == 0 {
+        // A window already due folds what is held at once (see
+        // `close_due`): then there is nothing to gain in holding this batch.
+        let due = self.held.is_empty() && self.partitions.values().any(|operator| operator.due_by(now));
+        if self.fold_buffer == 0 || due {
             self.fold(records.as_slice(), &decoded.events, &origins, &batch_partitions, groups, placed, &mut Default::default())?;
         } else {
             self.hold(records, &decoded.events, &origins, &batch_partitions, &groups, &placed)?;
