@@ -21,7 +21,7 @@
 # records/s, the ratios, peak RSS and the memory per open window, and
 # checks that 1 and 2 workers write the same windows (with a 1 h wait, so
 # that no record is late in one run and not the other). Every job holds
-# up to 524,288 events back from the fold (the default `fold_buffer`);
+# events back from the fold as the default `limits.fold_buffer` says;
 # memory per open window is also taken with none held.
 #
 #   bash scripts/bench-scale.sh [RECORDS=1000000] [RUNS=3]
@@ -78,8 +78,8 @@ kind = "file"
 path = "$3"
 [dead_letter]
 kind = "log"
-[limits]
-fold_buffer = ${5:-524288}
+${5:+[limits]
+fold_buffer = $5}
 EOF
 }
 

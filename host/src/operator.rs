@@ -150,11 +150,6 @@ impl WindowOperator {
         self.store.get(key, index)?.acc.as_ref()
     }
 
-    /// Whether the window is open.
-    pub fn is_open(&self, key: KeyId, index: WindowIndex) -> bool {
-        self.store.get(key, index).is_some()
-    }
-
     /// Stores the accumulator a fold of `folded` events returned, and
     /// re-sets the timers of the key's windows (its clock has moved).
     pub fn absorb(&mut self, key: KeyId, window: Assignment, acc: Vec<u8>, folded: u64) {

@@ -6,8 +6,9 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use weir::manifest::StageKind;
 use weir::sink::DeadLetter;
-use weir_tests::{manifest_text, plugin, run};
+use weir_tests::{engine, manifest_text, plugin, run, sums_manifest};
 
 // Readings of four keys over 35 s. Every event of `boom` fails in the
 // fold, so no window of it opens.
@@ -70,4 +71,26 @@ fn held_events_fold_to_the_same_tumbling_windows_and_dead_letters() {
 #[test]
 fn held_events_fold_to_the_same_sliding_windows_when_the_fold_traps() {
     same_as_folding_each_batch("trap", "kind = \"sliding\"\nlength = \"10s\"\noffset = \"5s\"");
+}
+
+fn reading(key: &str, second: u32, value: f64) -> String {
+    format!(r#"{{"key":"{key}","value":{value},"time":"2022-01-01T00:00:{second:02}Z"}}"#)
+}
+
+#[test]
+fn a_held_window_is_written_when_it_falls_due_not_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = sums_manifest(dir.path(), "faulty", "kind = \"stdin\"", "[stages.deserialize]\nconfig = { when = \"\" }\n\n[limits]\nfold_buffer = 1000");
+    let mut h = weir::harness::Harness::new(&m, engine()).unwrap();
+    h.push([reading("a", 1, 1.0)]).unwrap();
+    h.push([reading("a", 2, 2.0)]).unwrap();
+    assert_eq!(h.pipeline().status()[StageKind::Fold as usize].records, 0, "two batches' events are held, not folded yet");
+    assert!(h.take_objects().is_empty());
+    // The reading at 11 s makes [0, 10) due: its held events are folded
+    // and it is written now, not when the input ends.
+    h.push([reading("a", 11, 5.0)]).unwrap();
+    assert_eq!(h.take_objects(), vec![serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:00Z", "count": 2, "sum": 3.0 })]);
+    h.finish().unwrap();
+    assert_eq!(h.take_objects(), vec![serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:10Z", "count": 1, "sum": 5.0 })]);
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
 }

@@ -60,6 +60,12 @@ impl Held {
         Held { room, ..Held::default() }
     }
 
+    /// Placements it holds at most before they are folded (0: it holds
+    /// none, and each batch is folded at once).
+    pub(super) fn room(&self) -> usize {
+        self.room
+    }
+
     /// Placements held.
     pub(super) fn len(&self) -> usize {
         self.placed.len()

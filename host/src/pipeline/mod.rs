@@ -109,8 +109,7 @@ pub struct Pipeline {
     emitter: Emitter,
     system_clock: bool,
     batch_size: usize,
-    /// Placements held back from the fold at most (0: none are).
-    fold_buffer: usize,
+    /// Placements held back from the fold (see [`held`]).
     held: Held,
     stats: Stats,
     counters: [StageCounters; 4],
@@ -176,11 +175,10 @@ impl Pipeline {
             batch_size: manifest.limits.batch_size,
             // Session windows move their bounds and merge as events arrive;
             // collect windows count events: both fold each batch.
-            fold_buffer: match manifest.window {
+            held: Held::new(match manifest.window {
                 crate::manifest::WindowSpec::Tumbling { .. } | crate::manifest::WindowSpec::Sliding { .. } => manifest.limits.fold_buffer,
                 _ => 0,
-            },
-            held: Held::new(manifest.limits.fold_buffer),
+            }),
             stats: Stats::default(),
             counters: Default::default(),
             control: None,
@@ -379,8 +377,7 @@ impl Pipeline {
         }
         // A window already due folds what is held at once (see
         // `close_due`): then there is nothing to gain in holding this batch.
-        let due = self.held.is_empty() && self.partitions.values().any(|operator| operator.due_by(now));
-        if self.fold_buffer == 0 || due {
+        if self.held.room() == 0 || (self.held.is_empty() && self.any_due(now)) {
             self.fold(records.as_slice(), &decoded.events, &origins, &batch_partitions, groups, placed, &mut Default::default())?;
         } else {
             self.hold(records, &decoded.events, &origins, &batch_partitions, &groups, &placed)?;
@@ -412,7 +409,7 @@ impl Pipeline {
             }
         }
         self.held.add(Placed { records, origins, partitions, groups, placed }, input, &kept);
-        if self.held.len() >= self.fold_buffer {
+        if self.held.len() >= self.held.room() {
             self.fold_held()?;
         }
         Ok(())
@@ -427,7 +424,7 @@ impl Pipeline {
     }
 
     fn close_due(&mut self, now: Timestamp) -> Result<(), PipelineError> {
-        if !self.held.is_empty() && self.partitions.values().any(|operator| operator.due_by(now)) {
+        if !self.held.is_empty() && self.any_due(now) {
             self.fold_held()?;
         }
         let mut closed = Vec::new();
@@ -437,6 +434,11 @@ impl Pipeline {
         self.emit(sorted(closed))?;
         self.report();
         Ok(())
+    }
+
+    // Whether a partition may have a window due at `now`.
+    fn any_due(&self, now: Timestamp) -> bool {
+        self.partitions.values().any(|operator| operator.due_by(now))
     }
 
     // Adds what changed since the last report to the process's metrics.

@@ -89,6 +89,7 @@ impl WindowStore {
         let i = self.open_slot(key, index, start, end);
         let slots = &mut self.keys[key.index()];
         let window = &mut slots[i].window;
+        // A session's bounds move as events join it; other windows keep theirs.
         (window.start, window.end) = (start, end);
         window.acc = Some(acc);
         window.count += folded;

@@ -92,13 +92,13 @@ impl Timers {
         sequences
     }
 
-    /// Timers held, live and stale.
     /// When the earliest timer fires (`i64::MAX` when there is none). It
     /// may be a stale one, whose window has closed or moved.
     pub(super) fn earliest(&self) -> i64 {
         self.heap.peek().map_or(i64::MAX, |Reverse(first)| first.0).min(self.early_first)
     }
 
+    /// Timers held, live and stale.
     pub(super) fn len(&self) -> usize {
         self.heap.len() + self.early.len()
     }
