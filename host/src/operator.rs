@@ -145,9 +145,10 @@ impl WindowOperator {
         }
     }
 
-    /// The accumulator of an open window.
-    pub fn acc(&self, key: KeyId, index: WindowIndex) -> Option<&Vec<u8>> {
-        self.store.get(key, index)?.acc.as_ref()
+    /// Takes an open window's accumulator out, to lend it to a fold call;
+    /// [`WindowOperator::absorb`] puts the one the call returns.
+    pub fn take_acc(&mut self, key: KeyId, index: WindowIndex) -> Option<Vec<u8>> {
+        self.store.take_acc(key, index)
     }
 
     /// Stores the accumulator a fold of `folded` events returned, and
@@ -166,22 +167,17 @@ impl WindowOperator {
     /// pipeline folds held events later, many to a window), and re-sets the
     /// timers of the key's windows, so that it is due when it would be had
     /// the events been folded at once. Tumbling and sliding windows only:
-    /// their bounds do not move.
-    pub fn hold(&mut self, key: KeyId, window: Assignment) {
+    /// their bounds do not move. Gives the window's number in hold round
+    /// `round`, `next` if it had none (see [`WindowStore::hold`]).
+    pub fn hold(&mut self, key: KeyId, window: Assignment, round: u32, next: u32) -> u32 {
         let (keys, clock, windower) = (&self.keys, &self.clock, &self.windower);
-        self.store.hold(key, window.index, window.start, window.end, |index, window| due(keys, clock, windower, key, index, window));
+        self.store.hold(key, window.index, window.start, window.end, round, next, |index, window| due(keys, clock, windower, key, index, window))
     }
 
     /// Whether a window may be due at system time `now` (`false` means
     /// none is; `true` may be a timer whose window has closed or moved).
     pub fn due_by(&self, now: Timestamp) -> bool {
         self.store.earliest_due() <= self.clock_now(now).0
-    }
-
-    /// Whether the window has an accumulator: a fold has been absorbed
-    /// into it (a window opened by [`WindowOperator::hold`] has none until then).
-    pub fn has_acc(&self, key: KeyId, index: WindowIndex) -> bool {
-        self.acc(key, index).is_some()
     }
 
     /// Removes a window that [`WindowOperator::hold`] opened and no fold

@@ -73,6 +73,33 @@ fn held_events_fold_to_the_same_sliding_windows_when_the_fold_traps() {
     same_as_folding_each_batch("trap", "kind = \"sliding\"\nlength = \"10s\"\noffset = \"5s\"");
 }
 
+// Key `a`'s window [0 s, 10 s) gets 2 at 1 s and 3 at 2 s, then events
+// that all fail (their text says `boom`) in later calls: the window keeps
+// what it had and is written with it, whether each record is folded in a
+// call of its own or held and cut into calls of one event.
+#[test]
+fn a_window_keeps_its_accumulator_when_a_later_call_fails_every_event_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = String::new();
+    for (second, value, note) in [(1, 2.0, "fine"), (2, 3.0, "fine"), (3, 100.0, "boom"), (4, 100.0, "boom")] {
+        writeln!(input, r#"{{"key":"a","value":{value},"note":"{note}","time":"2022-01-01T00:00:{second:02}Z"}}"#).unwrap();
+    }
+    std::fs::write(dir.path().join("input.jsonl"), input).unwrap();
+    for fold_buffer in [0, 1_000] {
+        let text = format!(
+            "[source]\nkind = \"jsonl\"\npath = \"input.jsonl\"\n\n[stages]\nplugin = \"{}\"\n[stages.fold]\nconfig = {{ mode = \"error\", when = \"boom\" }}\n\n\
+             [clock]\nkind = \"event\"\nwait_for_system_duration = \"1h\"\n\n[window]\nkind = \"tumbling\"\nlength = \"10s\"\nalign_to = \"2022-01-01T00:00:00Z\"\n\n\
+             [sink]\nkind = \"stdout\"\n\n[limits]\nbatch_size = 1\nfold_buffer = {fold_buffer}\n",
+            plugin("faulty").display()
+        );
+        let out = run(&manifest_text(dir.path(), &text)).unwrap();
+        assert_eq!(out.lines.len(), 1, "fold_buffer {fold_buffer}: {:#?}", out.lines);
+        let window: serde_json::Value = serde_json::from_str(&out.lines[0]).unwrap();
+        assert_eq!((window["key"].as_str(), window["count"].as_u64(), window["sum"].as_f64()), (Some("a"), Some(2), Some(5.0)), "fold_buffer {fold_buffer}: {window}");
+        assert_eq!(out.dead.iter().map(|d| d.position).collect::<Vec<_>>(), [3, 4], "fold_buffer {fold_buffer}: {:#?}", out.dead);
+    }
+}
+
 fn reading(key: &str, second: u32, value: f64) -> String {
     format!(r#"{{"key":"{key}","value":{value},"time":"2022-01-01T00:00:{second:02}Z"}}"#)
 }

@@ -4,9 +4,10 @@
 
 use super::kept::Records;
 use super::{Pipeline, PipelineError};
-use crate::fast::FastSet;
+use crate::fast::{FastMap, FastSet};
 use crate::keys::KeyId;
 use crate::manifest::StageKind;
+use crate::operator::WindowOperator;
 use crate::plugin::FoldGroup;
 use crate::sink::DeadLetterKind;
 use crate::state::checkpoint::PartitionId;
@@ -39,14 +40,20 @@ impl Pipeline {
         if groups.is_empty() {
             return Ok(());
         }
+        let mut operators = operators_of(&mut self.partitions, partitions);
         // The events in group order (a counting sort; stable within a group).
         let mut next = Vec::with_capacity(groups.len());
         let mut fold_groups = Vec::with_capacity(groups.len());
+        let mut had_acc = Vec::with_capacity(groups.len());
         let mut end = 0u32;
         for group in &groups {
             next.push(end);
             end += group.members;
-            let acc = self.partitions.get(&partitions[group.partition]).and_then(|p| p.acc(group.key, group.assignment.index)).cloned();
+            // Lent to the call, not copied: every group's window gets the
+            // accumulator the call gives back for it (its events that
+            // failed left out), or is dropped if it never had one.
+            let acc = operators[group.partition].as_mut().and_then(|op| op.take_acc(group.key, group.assignment.index));
+            had_acc.push(acc.is_some());
             fold_groups.push(FoldGroup { acc, end });
         }
         let mut rows = vec![0u32; placed.len()];
@@ -62,32 +69,35 @@ impl Pipeline {
         self.counters[fold_counters].records += fold_origin.len() as u64;
         let folded = self.stages.fold(fold_groups, &input);
         self.counters[fold_counters].errors += folded.failures.len() as u64;
-        // An event in several (sliding) windows is dead-lettered once
-        // (`dead_events` spans the calls that fold one batch's events).
         for failure in &folded.failures {
             failed[failure.index as usize] = true;
-            if dead_events.insert(rows[failure.index as usize]) {
-                self.emitter.dead_record(&records.record(fold_origin[failure.index as usize]), DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;
-            }
         }
         let mut accs = folded.accs.into_iter();
         let mut start = 0usize;
         let mut unfolded = Vec::new();
-        for group in &groups {
+        for (group, had_acc) in groups.iter().zip(had_acc) {
             let acc = accs.next().unwrap_or_default();
             let end = start + group.members as usize;
             let absorbed = failed[start..end].iter().filter(|f| !**f).count() as u64;
             start = end;
-            let Some(operator) = self.partitions.get_mut(&partitions[group.partition]) else { continue };
+            let Some(operator) = operators[group.partition].as_mut() else { continue };
             // A window that no fold has filled (every event failed) does
             // not open; one opened to hold events is dropped.
-            if absorbed == 0 && !operator.has_acc(group.key, group.assignment.index) {
+            if absorbed == 0 && !had_acc {
                 operator.drop_unfolded(group.key, group.assignment.index);
                 operator.reschedule(group.key);
                 unfolded.push(group);
                 continue;
             }
             operator.absorb(group.key, group.assignment, acc, absorbed);
+        }
+        drop(operators);
+        // An event in several (sliding) windows is dead-lettered once
+        // (`dead_events` spans the calls that fold one batch's events).
+        for failure in &folded.failures {
+            if dead_events.insert(rows[failure.index as usize]) {
+                self.emitter.dead_record(&records.record(fold_origin[failure.index as usize]), DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;
+            }
         }
         self.merge_sessions(partitions)?;
         for group in unfolded {
@@ -115,4 +125,16 @@ impl Pipeline {
         }
         Ok(())
     }
+}
+
+// The operators of `partitions`, by position (`None` for one not held),
+// looked up once for a whole call rather than twice a group.
+fn operators_of<'a>(all: &'a mut FastMap<PartitionId, WindowOperator>, partitions: &[PartitionId]) -> Vec<Option<&'a mut WindowOperator>> {
+    let mut found: Vec<Option<&mut WindowOperator>> = partitions.iter().map(|_| None).collect();
+    for (id, operator) in all.iter_mut() {
+        if let Some(i) = partitions.iter().position(|p| p == id) {
+            found[i] = Some(operator);
+        }
+    }
+    found
 }

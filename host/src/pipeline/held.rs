@@ -17,12 +17,26 @@
 use super::fold::Group;
 use super::kept::KeptRecords;
 use super::{Pipeline, PipelineError};
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use crate::event::Events;
-use crate::fast::{FastMap, FastSet};
-use crate::keys::KeyId;
+use crate::fast::FastSet;
 use crate::source::SourceRecord;
 use crate::state::checkpoint::PartitionId;
-use crate::window::WindowIndex;
+
+/// A hold round never used before in this process (never 0): the windows
+/// number their held groups by round (see
+/// [`WindowStore::hold`](crate::state::WindowStore::hold)), and an
+/// operator may move between pipelines.
+fn next_round() -> u32 {
+    static ROUNDS: AtomicU32 = AtomicU32::new(1);
+    loop {
+        let round = ROUNDS.fetch_add(1, Ordering::Relaxed);
+        if round != 0 {
+            return round;
+        }
+    }
+}
 
 /// Placed events whose fold waits, with the records they came from.
 #[derive(Default)]
@@ -32,6 +46,9 @@ pub(super) struct Held {
     /// doubling, they were copied into fresh pages: `finish_grow` was ~18%
     /// of a 100,000-key run's profile).
     room: usize,
+    /// This filling's round: each window held keeps its group's number
+    /// under it, so no map from windows to groups is needed.
+    round: u32,
     records: KeptRecords,
     /// The fold's input: one row per held event.
     events: Events,
@@ -39,7 +56,6 @@ pub(super) struct Held {
     origins: Vec<usize>,
     partitions: Vec<PartitionId>,
     groups: Vec<Group>,
-    group_of: FastMap<(usize, KeyId, WindowIndex), usize>,
     /// (group, row) for each placement, in arrival order.
     placed: Vec<(u32, u32)>,
 }
@@ -48,16 +64,46 @@ pub(super) struct Held {
 pub(super) struct Placed<'a> {
     pub(super) records: Vec<SourceRecord>,
     pub(super) origins: &'a [usize],
-    pub(super) partitions: &'a [PartitionId],
-    pub(super) groups: &'a [Group],
     /// (group, event) for each placement.
     pub(super) placed: &'a [(u32, u32)],
+    /// The held group of each of the batch's groups (see [`Held::group`]).
+    pub(super) held_groups: &'a [u32],
 }
 
 impl Held {
     /// A buffer for `room` placements.
     pub(super) fn new(room: usize) -> Self {
-        Held { room, ..Held::default() }
+        Held { room, round: next_round(), ..Held::default() }
+    }
+
+    /// The round of this filling (see [`Held::group`]).
+    pub(super) fn round(&self) -> u32 {
+        self.round
+    }
+
+    /// The held group of a batch's group: `number`, the window's number in
+    /// this round (see [`WindowStore::hold`](crate::state::WindowStore::hold)),
+    /// is an existing group, or the next one, opened for it here.
+    pub(super) fn group(&mut self, number: u32, partition: &PartitionId, group: &Group) -> u32 {
+        if number as usize == self.groups.len() {
+            if self.groups.capacity() == 0 {
+                self.groups.reserve(self.room.min(1 << 20) + 1);
+            }
+            let partition = match self.partitions.iter().position(|p| p == partition) {
+                Some(i) => i,
+                None => {
+                    self.partitions.push(partition.clone());
+                    self.partitions.len() - 1
+                }
+            };
+            self.groups.push(Group { partition, members: 0, ..*group });
+        }
+        number
+    }
+
+    /// The number the next new group gets.
+    pub(super) fn next_group(&self) -> u32 {
+        u32::try_from(self.groups.len()).expect("fewer than 2^32 groups held")
     }
 
     /// Placements it holds at most before they are folded (0: it holds
@@ -82,8 +128,8 @@ impl Held {
         self.origins.clear();
         self.partitions.clear();
         self.groups.clear();
-        self.group_of.clear();
         self.placed.clear();
+        self.round = next_round();
     }
 
     /// Whether a batch's fold input `events` can be appended to the rows
@@ -103,7 +149,6 @@ impl Held {
             let bytes = batch.records.iter().map(|r| r.value.len() + r.key.as_ref().map_or(0, Vec::len)).sum::<usize>() / batch.records.len().max(1);
             self.records.reserve(room, bytes + bytes / 4);
             self.origins.reserve(room);
-            self.groups.reserve(room);
             self.placed.reserve(room);
         }
         let record_base = self.records.len();
@@ -117,32 +162,8 @@ impl Held {
         for (row, &event) in kept.iter().enumerate() {
             row_of[event as usize] = row_base + row as u32;
         }
-        let partition: Vec<usize> = batch
-            .partitions
-            .iter()
-            .map(|pid| match self.partitions.iter().position(|p| p == pid) {
-                Some(i) => i,
-                None => {
-                    self.partitions.push(pid.clone());
-                    self.partitions.len() - 1
-                }
-            })
-            .collect();
-        let group: Vec<u32> = batch
-            .groups
-            .iter()
-            .map(|g| {
-                let partition = partition[g.partition];
-                let next = self.groups.len();
-                let at = *self.group_of.entry((partition, g.key, g.assignment.index)).or_insert(next);
-                if at == next {
-                    self.groups.push(Group { partition, members: 0, ..*g });
-                }
-                at as u32
-            })
-            .collect();
         for &(g, event) in batch.placed {
-            let g = group[g as usize];
+            let g = batch.held_groups[g as usize];
             self.groups[g as usize].members += 1;
             self.placed.push((g, row_of[event as usize]));
         }

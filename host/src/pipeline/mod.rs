@@ -402,13 +402,18 @@ impl Pipeline {
         if !self.held.takes(&input) {
             self.fold_held()?;
         }
+        // Each window's held group: its number in this round, kept in the
+        // window itself (one look-up for the window, none for the group).
+        let round = self.held.round();
+        let mut held_groups = vec![0u32; groups.len()];
         for (slot, pid) in partitions.iter().enumerate() {
-            let Some(operator) = self.partitions.get_mut(pid) else { continue };
-            for group in groups.iter().filter(|g| g.partition == slot) {
-                operator.hold(group.key, group.assignment);
+            let operator = self.partitions.get_mut(pid).expect("placing an event opens its partition's operator");
+            for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.partition == slot) {
+                let number = operator.hold(group.key, group.assignment, round, self.held.next_group());
+                held_groups[g] = self.held.group(number, pid, group);
             }
         }
-        self.held.add(Placed { records, origins, partitions, groups, placed }, input, &kept);
+        self.held.add(Placed { records, origins, placed, held_groups: &held_groups }, input, &kept);
         if self.held.len() >= self.held.room() {
             self.fold_held()?;
         }

@@ -44,6 +44,9 @@ struct Slot {
     /// been rescheduled (or whose key id now names another key) is skipped
     /// when it comes up.
     timer: u64,
+    /// While its events are held back from the fold: the hold round and
+    /// the held group they are in (see [`WindowStore::hold`]).
+    held: (u32, u32),
 }
 
 // Sets timers of `key`'s `slots` that `due` brings earlier.
@@ -82,6 +85,13 @@ impl WindowStore {
         self.slots(key).iter().find(|s| s.index == index).map(|s| &s.window)
     }
 
+    /// Takes an open window's accumulator out (it has none until one is
+    /// absorbed again).
+    pub fn take_acc(&mut self, key: KeyId, index: WindowIndex) -> Option<Vec<u8>> {
+        let slots = self.keys.get_mut(key.index())?;
+        slots.iter_mut().find(|s| s.index == index)?.window.acc.take()
+    }
+
     /// Stores a window's new accumulator after a fold of `folded` events,
     /// then sets the key's timers as [`WindowStore::schedule`] does.
     #[allow(clippy::too_many_arguments)]
@@ -101,10 +111,24 @@ impl WindowStore {
     /// absorbed (it has no accumulator until then), then sets the key's
     /// timers as [`WindowStore::schedule`] does: so that it is due on time
     /// while its events wait to be folded.
-    pub fn hold(&mut self, key: KeyId, index: WindowIndex, start: Timestamp, end: Timestamp, due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
-        self.open_slot(key, index, start, end);
-        set_timers(&mut self.timers, key, &mut self.keys[key.index()], due);
+    ///
+    /// The holder numbers the windows it holds events for: `round` names
+    /// one filling of its buffer (never 0, never reused), and the window
+    /// keeps the number it had in that round. Gives the window's number
+    /// in `round`, which is `next` if it had none (so the holder needs no
+    /// map of its own from windows to numbers).
+    #[allow(clippy::too_many_arguments)]
+    pub fn hold(&mut self, key: KeyId, index: WindowIndex, start: Timestamp, end: Timestamp, round: u32, next: u32, due: impl FnMut(WindowIndex, &OpenWindow) -> i64) -> u32 {
+        let i = self.open_slot(key, index, start, end);
+        let slots = &mut self.keys[key.index()];
+        let slot = &mut slots[i];
+        if slot.held.0 != round {
+            slot.held = (round, next);
+        }
+        let number = slot.held.1;
+        set_timers(&mut self.timers, key, slots, due);
         self.compact();
+        number
     }
 
     /// When the earliest timer fires (`i64::MAX` when none is set): no
@@ -129,7 +153,7 @@ impl WindowStore {
                 if slots.capacity() == 0 {
                     slots.reserve_exact(1);
                 }
-                slots.push(Slot { index, window: OpenWindow { start, end, count: 0, acc: None }, due: i64::MAX, timer: 0 });
+                slots.push(Slot { index, window: OpenWindow { start, end, count: 0, acc: None }, due: i64::MAX, timer: 0, held: (0, 0) });
                 slots.len() - 1
             }
         }
@@ -218,7 +242,7 @@ impl WindowStore {
             slots.swap_remove(i);
             self.open -= 1;
         }
-        slots.push(Slot { index, window, due: i64::MAX, timer: 0 });
+        slots.push(Slot { index, window, due: i64::MAX, timer: 0, held: (0, 0) });
         self.open += 1;
     }
 
@@ -280,6 +304,23 @@ mod tests {
         assert_eq!(order, [(A, 0), (B, 0)]);
         assert_eq!(emptied, [B]);
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_held_window_keeps_its_number_for_its_round_only() {
+        let mut store = WindowStore::new();
+        let never = |_: WindowIndex, _: &OpenWindow| i64::MAX;
+        assert_eq!(store.hold(A, 0, Timestamp(0), Timestamp(10), 7, 0, never), 0);
+        assert_eq!(store.hold(B, 0, Timestamp(0), Timestamp(10), 7, 1, never), 1);
+        assert_eq!(store.hold(A, 0, Timestamp(0), Timestamp(10), 7, 2, never), 0, "the same window, the same round");
+        assert_eq!(store.hold(A, 1, Timestamp(10), Timestamp(20), 7, 2, never), 2, "another window of the key");
+        // A fold absorbs what was held; the next round numbers afresh.
+        store.absorb(A, 0, Timestamp(0), Timestamp(10), vec![1], 2, never);
+        assert_eq!(store.hold(A, 0, Timestamp(0), Timestamp(10), 8, 0, never), 0);
+        assert_eq!(store.hold(B, 0, Timestamp(0), Timestamp(10), 8, 1, never), 1);
+        assert_eq!(store.get(A, 0).unwrap().acc, Some(vec![1]), "holding leaves the accumulator");
+        assert_eq!(store.take_acc(A, 0), Some(vec![1]));
+        assert_eq!((store.get(A, 0).unwrap().acc.as_ref(), store.len()), (None, 3), "taken, the window stays open");
     }
 
     #[test]
