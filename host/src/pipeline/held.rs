@@ -81,21 +81,27 @@ impl Held {
         self.round
     }
 
-    /// The held group of a batch's group: `number`, the window's number in
-    /// this round (see [`WindowStore::hold`](crate::state::WindowStore::hold)),
+    /// The position of `partition` among the partitions it holds events
+    /// of (added if new), for [`Held::group`].
+    pub(super) fn partition(&mut self, partition: &PartitionId) -> usize {
+        match self.partitions.iter().position(|p| p == partition) {
+            Some(i) => i,
+            None => {
+                self.partitions.push(partition.clone());
+                self.partitions.len() - 1
+            }
+        }
+    }
+
+    /// The held group of a batch's group of the partition at `partition`
+    /// (see [`Held::partition`]): `number`, the window's number in this
+    /// round (see [`WindowStore::hold`](crate::state::WindowStore::hold)),
     /// is an existing group, or the next one, opened for it here.
-    pub(super) fn group(&mut self, number: u32, partition: &PartitionId, group: &Group) -> u32 {
+    pub(super) fn group(&mut self, number: u32, partition: usize, group: &Group) -> u32 {
         if number as usize == self.groups.len() {
             if self.groups.capacity() == 0 {
                 self.groups.reserve(self.room.min(1 << 20) + 1);
             }
-            let partition = match self.partitions.iter().position(|p| p == partition) {
-                Some(i) => i,
-                None => {
-                    self.partitions.push(partition.clone());
-                    self.partitions.len() - 1
-                }
-            };
             self.groups.push(Group { partition, members: 0, ..*group });
         }
         number

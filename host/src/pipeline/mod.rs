@@ -408,9 +408,10 @@ impl Pipeline {
         let mut held_groups = vec![0u32; groups.len()];
         for (slot, pid) in partitions.iter().enumerate() {
             let operator = self.partitions.get_mut(pid).expect("placing an event opens its partition's operator");
+            let held_partition = self.held.partition(pid);
             for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.partition == slot) {
                 let number = operator.hold(group.key, group.assignment, round, self.held.next_group());
-                held_groups[g] = self.held.group(number, pid, group);
+                held_groups[g] = self.held.group(number, held_partition, group);
             }
         }
         self.held.add(Placed { records, origins, placed, held_groups: &held_groups }, input, &kept);
