@@ -14,7 +14,7 @@
 use crate::Timestamp;
 use crate::clock::{Arrival, Clock};
 use crate::event::Identity;
-use crate::keys::{KeyId, KeyIds};
+use crate::keys::{KeyHash, KeyId, KeyIds};
 use crate::manifest::{ClockSpec, WindowSpec};
 use crate::state::checkpoint::{Claim, CollectSnapshot, ComponentRecord, FORMAT_VERSION, PartitionSnapshot, WindowSnapshot};
 use crate::state::{OpenWindow, WindowId, WindowStore};
@@ -84,10 +84,40 @@ impl WindowOperator {
     /// (for the other calls), or says why it is late.
     pub fn place(&mut self, key: &str, time: Timestamp, now: Timestamp, out: &mut Vec<Assignment>) -> Result<KeyId, String> {
         let id = self.keys.intern(key);
+        self.place_id(id, key, time, now, out).map(|()| id)
+    }
+
+    /// The id of `key` (hash `hash`), given it one if it has none: what
+    /// [`WindowOperator::place`] does first, for a caller that looks ahead.
+    pub fn key_id(&mut self, key: &str, hash: KeyHash) -> KeyId {
+        self.keys.intern_hashed(key, hash)
+    }
+
+    /// Asks the memory for what [`WindowOperator::key_id`] reads for a key
+    /// of hash `hash`. A hint: it changes nothing.
+    pub fn prefetch_key(&self, hash: KeyHash) {
+        self.keys.prefetch(hash);
+    }
+
+    /// Asks the memory for the clock's entry of key `id` and where its
+    /// windows are listed. A hint: it changes nothing.
+    pub fn prefetch_state(&self, id: KeyId) {
+        self.clock.prefetch(id);
+        self.store.prefetch(id);
+    }
+
+    /// Asks the memory for key `id`'s open windows (best a little after
+    /// [`WindowOperator::prefetch_state`]). A hint: it changes nothing.
+    pub fn prefetch_windows(&self, id: KeyId) {
+        self.store.prefetch_windows(id);
+    }
+
+    /// [`WindowOperator::place`] for key `key` whose id is `id`.
+    pub fn place_id(&mut self, id: KeyId, key: &str, time: Timestamp, now: Timestamp, out: &mut Vec<Assignment>) -> Result<(), String> {
         if let Windower::Collect(w) = &mut self.windower {
             // Collect windows count and time out in system time.
             out.push(w.assign(key, now));
-            return Ok(id);
+            return Ok(());
         }
         let time = match self.clock.arrive(id, key, time, now) {
             Arrival::OnTime(time) => time,
@@ -99,7 +129,7 @@ impl WindowOperator {
             Windower::Session(w) => out.push(w.assign(key, time)),
             Windower::Collect(_) => unreachable!("handled above"),
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Sessions that became one since the last call (session windows),

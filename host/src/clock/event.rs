@@ -76,6 +76,13 @@ impl EventClock {
         Arrival::OnTime(time)
     }
 
+    /// Asks the memory for key `key`'s entry, to be read a little later.
+    pub fn prefetch(&self, key: KeyId) {
+        if let Some(entry) = self.keys.get(key.index()) {
+            crate::fast::prefetch(entry);
+        }
+    }
+
     fn entry(&self, key: KeyId) -> Option<KeyTime> {
         self.keys.get(key.index()).copied().flatten()
     }

@@ -52,6 +52,14 @@ impl Clock {
         }
     }
 
+    /// Asks the memory for key `key`'s entry, to be read a little later
+    /// (see [`crate::fast::prefetch`]).
+    pub fn prefetch(&self, key: KeyId) {
+        if let Clock::Event(c) = self {
+            c.prefetch(key);
+        }
+    }
+
     /// Watermarks by key id, for a checkpoint (none for the system clock).
     pub fn snapshot(&self, now: Timestamp) -> Vec<(KeyId, i64)> {
         match self {

@@ -46,7 +46,10 @@ impl Pipeline {
         let mut fold_groups = Vec::with_capacity(groups.len());
         let mut had_acc = Vec::with_capacity(groups.len());
         let mut end = 0u32;
-        for group in &groups {
+        for (g, group) in groups.iter().enumerate() {
+            if let Some(operator) = operators[group.partition].as_deref() {
+                super::prefetch_groups(operator, group.partition, &groups, g);
+            }
             next.push(end);
             end += group.members;
             // Lent to the call, not copied: every group's window gets the
@@ -75,7 +78,10 @@ impl Pipeline {
         let mut accs = folded.accs.into_iter();
         let mut start = 0usize;
         let mut unfolded = Vec::new();
-        for (group, had_acc) in groups.iter().zip(had_acc) {
+        for (g, (group, had_acc)) in groups.iter().zip(had_acc).enumerate() {
+            if let Some(operator) = operators[group.partition].as_deref() {
+                super::prefetch_groups(operator, group.partition, &groups, g);
+            }
             let acc = accs.next().unwrap_or_default();
             let end = start + group.members as usize;
             let absorbed = failed[start..end].iter().filter(|f| !**f).count() as u64;

@@ -168,10 +168,10 @@ impl Held {
         for (row, &event) in kept.iter().enumerate() {
             row_of[event as usize] = row_base + row as u32;
         }
+        // Groups are counted when folded (`fold_held`): a round's groups
+        // (one a window) outgrow the cache, their counts do not.
         for &(g, event) in batch.placed {
-            let g = batch.held_groups[g as usize];
-            self.groups[g as usize].members += 1;
-            self.placed.push((g, row_of[event as usize]));
+            self.placed.push((batch.held_groups[g as usize], row_of[event as usize]));
         }
     }
 }
@@ -185,11 +185,14 @@ impl Pipeline {
         }
         let mut held = std::mem::take(&mut self.held);
         // The rows of each group, in arrival order (a counting sort).
-        let mut next = Vec::with_capacity(held.groups.len());
+        let mut next = vec![0usize; held.groups.len()];
+        for &(group, _) in &held.placed {
+            next[group as usize] += 1;
+        }
         let mut end = 0usize;
-        for group in &held.groups {
-            next.push(end);
-            end += group.members as usize;
+        for (group, at) in held.groups.iter_mut().zip(&mut next) {
+            group.members = *at as u32;
+            (*at, end) = (end, end + *at);
         }
         let mut rows = vec![0u32; held.placed.len()];
         for &(group, row) in &held.placed {

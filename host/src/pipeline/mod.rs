@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crate::Timestamp;
 use crate::emitter::Emitter;
 use crate::fast::FastMap;
-use crate::keys::KeyId;
+use crate::keys::{KeyHash, KeyId};
 use crate::manifest::{CheckpointStoreSpec, ClockSpec, Manifest, StageKind};
 use crate::operator::WindowOperator;
 use crate::plugin::PluginEngine;
@@ -315,8 +315,24 @@ impl Pipeline {
         // The batch's partitions, built once each rather than once per event.
         let mut batch_partitions: Vec<PartitionId> = Vec::new();
         let mut current: Option<(usize, &mut WindowOperator)> = None;
+        let mut current_source: Option<&std::sync::Arc<str>> = None;
         let (clock_spec, window_spec) = (self.clock_spec, self.window_spec);
         let mut assigned: Vec<Assignment> = Vec::with_capacity(4);
+        // Looking ahead: with many keys each event's key entry, clock entry
+        // and windows miss the cache, so they are asked for (prefetched)
+        // while earlier events are placed. Keys are hashed once, here; an
+        // event's key gets its id `AHEAD` events early (in event order, so
+        // ids come out as they would one at a time), and its entry is
+        // asked for twice as early.
+        let hashes: Vec<KeyHash> = (0..origins.len()).map(|event| KeyHash::of(keys.keys.get(event))).collect();
+        let mut ids: Vec<Option<KeyId>> = vec![None; origins.len()];
+        // Events before it have their ids (or need none).
+        let mut next_id = 0;
+        let placeable = |event: usize| !key_failed[event] && !matches!(times.get(event), Some(Err(_)));
+        let same_partition = |a: usize, b: usize| {
+            let (a, b) = (&records[origins[a]].origin, &records[origins[b]].origin);
+            a.partition == b.partition && (std::sync::Arc::ptr_eq(&a.source, &b.source) || *a.source == *b.source)
+        };
         for (event, &origin) in origins.iter().enumerate() {
             if key_failed[event] {
                 continue;
@@ -332,7 +348,9 @@ impl Pipeline {
             };
             let origin_of = &records[origin].origin;
             let partition = origin_of.partition.unwrap_or(-1);
-            let slot = match current.as_ref().map(|(slot, _)| *slot).filter(|&slot| batch_partitions[slot].partition == partition && *batch_partitions[slot].topic == *origin_of.source) {
+            // The same source as the event before is most often the same `Arc`.
+            let same_source = |slot: usize| current_source.is_some_and(|s| std::sync::Arc::ptr_eq(s, &origin_of.source)) || *batch_partitions[slot].topic == *origin_of.source;
+            let slot = match current.as_ref().map(|(slot, _)| *slot).filter(|&slot| batch_partitions[slot].partition == partition && same_source(slot)) {
                 Some(slot) => slot,
                 None => {
                     let slot = match batch_partitions.iter().position(|p| p.partition == partition && *p.topic == *origin_of.source) {
@@ -345,19 +363,35 @@ impl Pipeline {
                     let pid = &batch_partitions[slot];
                     let operator = self.partitions.entry(pid.clone()).or_insert_with(|| WindowOperator::new(clock_spec, window_spec));
                     current = Some((slot, operator));
+                    current_source = Some(&origin_of.source);
                     slot
                 }
             };
             note_home(&mut self.key_home, self.shared_homes.as_ref(), &mut self.stats, key, &batch_partitions[slot]);
             let operator = &mut current.as_mut().expect("set above").1;
-            assigned.clear();
-            let id = match operator.place(key, time, now, &mut assigned) {
-                Ok(id) => id,
-                Err(reason) => {
-                    dead.push((origin, DeadLetterKind::Late, "clock", reason, key));
-                    continue;
-                }
+            let id = match ids[event] {
+                Some(id) => id,
+                None => operator.key_id(key, hashes[event]),
             };
+            // Ids ahead, in this partition only and never past another's
+            // event (its ids are its operator's, given in event order too).
+            next_id = next_id.max(event + 1);
+            while next_id < origins.len() && next_id <= event + AHEAD && same_partition(next_id, event) {
+                if placeable(next_id) {
+                    let ahead = operator.key_id(keys.keys.get(next_id), hashes[next_id]);
+                    operator.prefetch_state(ahead);
+                    ids[next_id] = Some(ahead);
+                }
+                next_id += 1;
+            }
+            if let Some(&hash) = hashes.get(event + 2 * AHEAD) {
+                operator.prefetch_key(hash);
+            }
+            assigned.clear();
+            if let Err(reason) = operator.place_id(id, key, time, now, &mut assigned) {
+                dead.push((origin, DeadLetterKind::Late, "clock", reason, key));
+                continue;
+            }
             // One window, or several sliding ones: the event is folded into each.
             for &assignment in &assigned {
                 let group = match group_of.entry((slot, id, assignment.index)) {
@@ -410,6 +444,7 @@ impl Pipeline {
             let operator = self.partitions.get_mut(pid).expect("placing an event opens its partition's operator");
             let held_partition = self.held.partition(pid);
             for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.partition == slot) {
+                prefetch_groups(operator, slot, groups, g);
                 let number = operator.hold(group.key, group.assignment, round, self.held.next_group());
                 held_groups[g] = self.held.group(number, held_partition, group);
             }
@@ -490,6 +525,23 @@ impl Pipeline {
         Timestamp(self.clock_high)
     }
 
+}
+
+// How many events (or groups) ahead the per-key state is asked for: with
+// many keys, each key's entry, clock entry and windows miss the cache, and
+// a miss asked for early overlaps the work on the ones before it.
+const AHEAD: usize = 8;
+
+// Asks `operator` (partition `partition` of the batch) for the state of
+// the group `2 * AHEAD` on and the windows of the one `AHEAD` on, when
+// they are its own.
+fn prefetch_groups(operator: &WindowOperator, partition: usize, groups: &[Group], g: usize) {
+    if let Some(group) = groups.get(g + 2 * AHEAD).filter(|group| group.partition == partition) {
+        operator.prefetch_state(group.key);
+    }
+    if let Some(group) = groups.get(g + AHEAD).filter(|group| group.partition == partition) {
+        operator.prefetch_windows(group.key);
+    }
 }
 
 /// The partition each key was last seen in, shared by the workers of one

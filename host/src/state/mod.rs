@@ -80,6 +80,22 @@ impl WindowStore {
         self.keys.get(key.index()).map_or(&[], Vec::as_slice)
     }
 
+    /// Asks the memory for where `key`'s windows are listed, to be read a
+    /// little later; then [`WindowStore::prefetch_windows`] for the windows.
+    pub fn prefetch(&self, key: KeyId) {
+        if let Some(slots) = self.keys.get(key.index()) {
+            crate::fast::prefetch(slots);
+        }
+    }
+
+    /// Asks the memory for `key`'s windows (reads where they are listed:
+    /// best after [`WindowStore::prefetch`]).
+    pub fn prefetch_windows(&self, key: KeyId) {
+        if let Some(slot) = self.keys.get(key.index()).and_then(|slots| slots.first()) {
+            crate::fast::prefetch(slot);
+        }
+    }
+
     /// The window, if open.
     pub fn get(&self, key: KeyId, index: WindowIndex) -> Option<&OpenWindow> {
         self.slots(key).iter().find(|s| s.index == index).map(|s| &s.window)
