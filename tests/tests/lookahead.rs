@@ -49,9 +49,12 @@ fn records() -> Vec<SourceRecord> {
     out
 }
 
-// The windows (as JSON text) and the dead letters (partition, position,
-// stage, kind) of the records pushed in batches of `batch`.
-fn outcome(batch: usize) -> (BTreeSet<String>, BTreeSet<(Option<i32>, u64, String, String)>) {
+// A dead letter's partition, position, stage and kind.
+type Dead = (Option<i32>, u64, String, String);
+
+// The windows (as JSON text) and the dead letters of the records pushed
+// in batches of `batch`.
+fn outcome(batch: usize) -> (BTreeSet<String>, BTreeSet<Dead>) {
     let dir = tempfile::tempdir().unwrap();
     let manifest = sums_manifest(dir.path(), "faulty", "kind = \"stdin\"", "[stages.key]\nconfig = { mode = \"error\", when = \"badkey\" }");
     let mut harness = Harness::new(&manifest, engine()).unwrap();
