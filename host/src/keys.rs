@@ -4,11 +4,12 @@
 //! costs one hash probe instead of one per map, and a timer names its key
 //! in four bytes rather than a copy of the key.
 //!
-//! The ids live in an open-addressed table of our own, each entry holding
-//! its key inline (see [`Key`]), so that a look-up is one cache line and
-//! the pipeline can ask for that line ([`KeyIds::prefetch`]) a few events
-//! before it needs it: with 100,000 keys nearly every look-up misses the
-//! cache, and misses waited for one at a time were a quarter of the run.
+//! The ids live in an open-addressed table of our own (8-byte entries: a
+//! tag from the key's hash and the id), so that the pipeline can ask for
+//! an entry's cache line ([`KeyIds::prefetch`]), and then for its key's
+//! ([`KeyIds::prefetch_name`]), a few events before it needs them: with
+//! 100,000 keys nearly every look-up misses the cache, and misses waited
+//! for one at a time were a quarter of the run.
 
 use std::hash::BuildHasher;
 use std::sync::LazyLock;
@@ -45,14 +46,12 @@ impl KeyHash {
     }
 }
 
-// A table entry: empty when `tag` is 0. Two to a cache line, none
-// across two.
-#[derive(Debug, Clone, Default)]
-#[repr(align(32))]
+// A table entry: empty when `tag` is 0. Eight to a cache line; the key
+// itself is in `names`.
+#[derive(Debug, Clone, Copy, Default)]
 struct Entry {
     tag: u32,
     id: u32,
-    key: Key,
 }
 
 // Whether two keys are the same; short ones (most keys) without a call
@@ -90,7 +89,7 @@ impl KeyIds {
             if entry.tag == 0 {
                 return (i, false);
             }
-            if entry.tag == tag && same(entry.key.as_bytes(), key.as_bytes()) {
+            if entry.tag == tag && same(self.names[entry.id as usize].as_bytes(), key.as_bytes()) {
                 return (i, true);
             }
             i = (i + 1) & mask;
@@ -102,6 +101,17 @@ impl KeyIds {
     pub fn prefetch(&self, hash: KeyHash) {
         if !self.table.is_empty() {
             prefetch(&self.table[self.home(hash)]);
+        }
+    }
+
+    /// Asks the memory for the key that `hash`'s entry names (read by a
+    /// look-up after the entry): best some time after
+    /// [`KeyIds::prefetch`], once the entry is in the cache.
+    pub fn prefetch_name(&self, hash: KeyHash) {
+        if let Some(entry) = self.table.get(self.home(hash)).filter(|e| e.tag == hash.tag())
+            && let Some(name) = self.names.get(entry.id as usize)
+        {
+            prefetch(name);
         }
     }
 
@@ -124,17 +134,17 @@ impl KeyIds {
         let name = Key::new(key);
         let id = match self.free.pop() {
             Some(id) => {
-                self.names[id.index()] = name.clone();
+                self.names[id.index()] = name;
                 id
             }
             None => {
                 let id = KeyId(u32::try_from(self.names.len()).expect("an operator holds fewer than 2^32 keys"));
-                self.names.push(name.clone());
+                self.names.push(name);
                 id
             }
         };
         let (i, _) = self.find(key, hash);
-        self.table[i] = Entry { tag: hash.tag(), id: id.0, key: name };
+        self.table[i] = Entry { tag: hash.tag(), id: id.0 };
         self.len += 1;
         id
     }
@@ -143,7 +153,8 @@ impl KeyIds {
         let len = (self.table.len() * 2).max(16);
         let old = std::mem::replace(&mut self.table, vec![Entry::default(); len]);
         for entry in old.into_iter().filter(|e| e.tag != 0) {
-            let (i, _) = self.find(&entry.key, KeyHash::of(&entry.key));
+            let name = &self.names[entry.id as usize];
+            let (i, _) = self.find(name, KeyHash::of(name));
             self.table[i] = entry;
         }
     }
@@ -181,7 +192,7 @@ impl KeyIds {
             if self.table[i].tag == 0 {
                 break;
             }
-            let home = self.home(KeyHash::of(&self.table[i].key));
+            let home = self.home(KeyHash::of(&self.names[self.table[i].id as usize]));
             // The entry may move to the hole when its home is not in (hole, i].
             if (i.wrapping_sub(home) & mask) >= (i.wrapping_sub(hole) & mask) {
                 self.table.swap(hole, i);
