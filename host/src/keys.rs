@@ -70,7 +70,6 @@ pub struct KeyIds {
     /// Each id's key; empty for an id released and not yet handed out again.
     names: Vec<Key>,
     free: Vec<KeyId>,
-    len: usize,
 }
 
 impl KeyIds {
@@ -128,7 +127,7 @@ impl KeyIds {
                 return KeyId(self.table[i].id);
             }
         }
-        if (self.len + 1) * 2 > self.table.len() {
+        if (self.len() + 1) * 2 > self.table.len() {
             self.grow();
         }
         let name = Key::new(key);
@@ -145,7 +144,6 @@ impl KeyIds {
         };
         let (i, _) = self.find(key, hash);
         self.table[i] = Entry { tag: hash.tag(), id: id.0 };
-        self.len += 1;
         id
     }
 
@@ -200,19 +198,19 @@ impl KeyIds {
             }
         }
         self.table[hole] = Entry::default();
-        self.len -= 1;
         self.names[id.index()] = Key::default();
         self.free.push(id);
     }
 
     /// Keys with an id.
     pub fn len(&self) -> usize {
-        self.len
+        // Every id is a key's or free.
+        self.names.len() - self.free.len()
     }
 
     /// Whether no key has an id.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 }
 
