@@ -94,7 +94,7 @@ impl Harness {
                     key: None,
                     timestamp: self.now,
                     headers: Vec::new(),
-                    origin: Origin { source: self.source.clone(), partition: None, position: self.pushed },
+                    origin: Origin { source: self.source.clone(), partition: None, position: self.pushed, offset: None },
                 }
             })
             .collect();

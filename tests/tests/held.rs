@@ -59,7 +59,10 @@ fn same_as_folding_each_batch(mode: &str, window: &str) {
         let mut held_failed: Vec<u64> = held_dead.iter().map(|d| d.position).collect();
         held_failed.sort();
         assert_eq!(held_failed, failed, "batch_size {batch_size}, fold_buffer {fold_buffer}: {held_dead:#?}");
-        assert!(held_dead.iter().all(|d| d.stage == "fold" && d.value.contains("\"boom\"") && d.source.ends_with("input.jsonl")), "{held_dead:#?}");
+        // Whole, as in the file (the held lines are read back from it).
+        let text = input();
+        let line = |position: u64| text.lines().nth(position as usize - 1).unwrap().to_owned();
+        assert!(held_dead.iter().all(|d| d.stage == "fold" && d.value == line(d.position) && d.value.contains("\"boom\"") && d.source.ends_with("input.jsonl")), "{held_dead:#?}");
     }
 }
 

@@ -40,7 +40,7 @@ fn records() -> Vec<SourceRecord> {
                 key: None,
                 timestamp: weir::Timestamp(0),
                 headers: Vec::new(),
-                origin: Origin { source: source.clone(), partition: Some(partition as i32), position: next[partition] as u64 },
+                origin: Origin { source: source.clone(), partition: Some(partition as i32), position: next[partition] as u64, offset: None },
             });
             next[partition] += 1;
         }

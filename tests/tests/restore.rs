@@ -21,7 +21,7 @@ fn record(offset: u64, second: u32, value: f64) -> SourceRecord {
         key: None,
         timestamp: weir::Timestamp(0),
         headers: Vec::new(),
-        origin: Origin { source: std::sync::Arc::from("t"), partition: Some(0), position: offset },
+        origin: Origin { source: std::sync::Arc::from("t"), partition: Some(0), position: offset, offset: None },
     }
 }
 

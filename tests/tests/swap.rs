@@ -192,7 +192,7 @@ fn partition_record(offset: u64, key: &str, second: u32, value: f64) -> weir::so
         key: None,
         timestamp: weir::Timestamp(0),
         headers: Vec::new(),
-        origin: weir::source::Origin { source: std::sync::Arc::from("t"), partition: Some(0), position: offset },
+        origin: weir::source::Origin { source: std::sync::Arc::from("t"), partition: Some(0), position: offset, offset: None },
     }
 }
 

@@ -560,7 +560,7 @@ fn record(message: &BorrowedMessage<'_>, topics: &mut HashMap<String, Arc<str>>)
         key: message.key().map(<[u8]>::to_vec),
         timestamp,
         headers,
-        origin: Origin { source: topic, partition: Some(message.partition()), position: message.offset().max(0) as u64 },
+        origin: Origin { source: topic, partition: Some(message.partition()), position: message.offset().max(0) as u64, offset: None },
     }
 }
 
@@ -585,7 +585,7 @@ mod tests {
 
     #[test]
     fn a_gap_is_read_again_from_further_back_until_served_or_read_from_offset_0() {
-        let at = |partition, position| Origin { source: Arc::from("t"), partition: Some(partition), position };
+        let at = |partition, position| Origin { source: Arc::from("t"), partition: Some(partition), position, offset: None };
         let mut gaps = Gaps::default();
         gaps.start(PartitionId { topic: "t".into(), partition: 0 }, Some(10_000));
         gaps.start(PartitionId { topic: "t".into(), partition: 1 }, None);

@@ -359,7 +359,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory: 256 << 20, call_timeout: Duration::from_secs(5), batch_size: 8192, fold_buffer: 524_288 }
+        Limits { memory: 256 << 20, call_timeout: Duration::from_secs(5), batch_size: 8192, fold_buffer: 1_048_576 }
     }
 }
 
@@ -870,7 +870,7 @@ impl Manifest {
             problem("limits.call_timeout", "must be longer than zero".to_owned());
         }
         if limits.fold_buffer > MAX_FOLD_BUFFER {
-            problem("limits.fold_buffer", format!("must be at most {MAX_FOLD_BUFFER} events held (each holds its record: ~150 bytes); 0 folds each batch at once"));
+            problem("limits.fold_buffer", format!("must be at most {MAX_FOLD_BUFFER} events held (each takes ~70 bytes, and a copied record ~150); 0 folds each batch at once"));
         }
         if limits.memory < 1 << 20 {
             problem("limits.memory", "must be at least 1MiB: a component needs memory to start".to_owned());

@@ -102,7 +102,11 @@ impl Pipeline {
         // (`dead_events` spans the calls that fold one batch's events).
         for failure in &folded.failures {
             if dead_events.insert(rows[failure.index as usize]) {
-                self.emitter.dead_record(&records.record(fold_origin[failure.index as usize]), DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?;
+                match records.record(fold_origin[failure.index as usize]) {
+                    Ok(record) => self.emitter.dead_record(&record, DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?,
+                    // Its source and position still name it, to replay from.
+                    Err((record, why)) => self.emitter.dead_record(&record, DeadLetterKind::Failed, "fold", format!("{}; the record's value is missing: {why}", failure.reason), None)?,
+                }
             }
         }
         self.merge_sessions(partitions)?;

@@ -38,6 +38,13 @@ fn next_round() -> u32 {
     }
 }
 
+/// Bytes of copied records a held placement may take on average (see
+/// [`Held::is_full`]): records read from Kafka, stdin or CSV are copied
+/// whole, lines of a regular file are not (~70 bytes a placement), so a
+/// buffer of the default size takes about the same memory either way
+/// (~70 MiB; records of ~80 bytes fill it at ~400,000 placements).
+const COPIED_PER_PLACEMENT: usize = 32;
+
 /// Placed events whose fold waits, with the records they came from.
 #[derive(Default)]
 pub(super) struct Held {
@@ -118,9 +125,11 @@ impl Held {
         self.room
     }
 
-    /// Placements held.
-    pub(super) fn len(&self) -> usize {
-        self.placed.len()
+    /// Whether it holds what it is made to: `room` placements, or the
+    /// records it copied (not lines of a regular file) take
+    /// [`COPIED_PER_PLACEMENT`] bytes a placement of room.
+    pub(super) fn is_full(&self) -> bool {
+        self.placed.len() >= self.room || self.records.copied_bytes() >= self.room.saturating_mul(COPIED_PER_PLACEMENT)
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -152,7 +161,9 @@ impl Held {
         if self.placed.capacity() == 0 {
             // Room for what it holds, up to a million at first.
             let room = self.room.min(1 << 20) + batch.placed.len();
-            let bytes = batch.records.iter().map(|r| r.value.len() + r.key.as_ref().map_or(0, Vec::len)).sum::<usize>() / batch.records.len().max(1);
+            // Lines of a regular file are not copied (see `KeptRecords`).
+            let copied = |r: &&SourceRecord| r.origin.offset.is_none() || r.key.is_some() || !r.headers.is_empty();
+            let bytes = batch.records.iter().filter(copied).map(|r| r.value.len() + r.key.as_ref().map_or(0, Vec::len)).sum::<usize>() / batch.records.len().max(1);
             self.records.reserve(room, bytes + bytes / 4);
             self.origins.reserve(room);
             self.placed.reserve(room);

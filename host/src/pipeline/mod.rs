@@ -453,7 +453,7 @@ impl Pipeline {
             }
         }
         self.held.add(Placed { records, origins, placed, held_groups: &held_groups }, input, &kept);
-        if self.held.len() >= self.held.room() {
+        if self.held.is_full() {
             self.fold_held()?;
         }
         Ok(())

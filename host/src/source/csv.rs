@@ -69,7 +69,7 @@ impl Source for CsvReader {
                 key: None,
                 timestamp: now,
                 headers: Vec::new(),
-                origin: Origin { source: self.name.clone(), partition: None, position: line },
+                origin: Origin { source: self.name.clone(), partition: None, position: line, offset: None },
             });
         }
         Ok(batch)

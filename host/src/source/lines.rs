@@ -20,6 +20,9 @@ pub struct LinesReader {
     path: PathBuf,
     name: Arc<str>,
     line: u64,
+    /// For a regular file, the file offset of `buf[0]` (records can be
+    /// read back from the file); `None` for a stream.
+    base: Option<u64>,
     /// Zeroed once when it grows; the bytes read and not yet split are
     /// `buf[start..end]`.
     buf: Vec<u8>,
@@ -31,8 +34,13 @@ pub struct LinesReader {
 impl LinesReader {
     /// Reads the file at `path`.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
-        let file = File::open(path).map_err(|source| SourceError::Io { path: path.to_owned(), source })?;
-        Ok(Self::new(Box::new(file), path.to_owned(), false))
+        let io = |source| SourceError::Io { path: path.to_owned(), source };
+        let file = File::open(path).map_err(io)?;
+        let regular = file.metadata().map_err(io)?.is_file();
+        let mut reader = Self::new(Box::new(file), path.to_owned(), false);
+        // A pipe or a device cannot be read again at an offset.
+        reader.base = regular.then_some(0);
+        Ok(reader)
     }
 
     /// Reads standard input.
@@ -42,7 +50,7 @@ impl LinesReader {
 
     fn new(input: Box<dyn Read + Send>, path: PathBuf, streaming: bool) -> Self {
         let name = Arc::from(path.display().to_string());
-        LinesReader { input, streaming, path, name, line: 0, buf: Vec::new(), start: 0, end: 0, ended: false }
+        LinesReader { input, streaming, path, name, line: 0, base: None, buf: Vec::new(), start: 0, end: 0, ended: false }
     }
 
     // Moves what is left to the front and reads more after it (the
@@ -52,6 +60,9 @@ impl LinesReader {
             return Ok(false);
         }
         self.buf.copy_within(self.start..self.end, 0);
+        if let Some(base) = &mut self.base {
+            *base += self.start as u64;
+        }
         self.end -= self.start;
         self.start = 0;
         if self.buf.len() - self.end < READ_SIZE / 2 {
@@ -105,7 +116,7 @@ impl Source for LinesReader {
                     key: None,
                     timestamp: now,
                     headers: Vec::new(),
-                    origin: Origin { source: self.name.clone(), partition: None, position: self.line },
+                    origin: Origin { source: self.name.clone(), partition: None, position: self.line, offset: self.base.map(|base| base + from as u64) },
                 });
             }
             self.start = next;

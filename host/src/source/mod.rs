@@ -27,6 +27,10 @@ pub struct Origin {
     pub partition: Option<i32>,
     /// The Kafka offset, or the line number in a file (from 1).
     pub position: u64,
+    /// Where the record's value starts in its file, when it is a regular
+    /// file's line and can be read back from there (so a record held for
+    /// the fold need not be copied: see `pipeline::kept`).
+    pub offset: Option<u64>,
 }
 
 /// A record as a source read it.
@@ -100,7 +104,7 @@ impl MemorySource {
                 key: None,
                 timestamp: Timestamp(0),
                 headers: Vec::new(),
-                origin: Origin { source: source.clone(), partition: None, position: i as u64 + 1 },
+                origin: Origin { source: source.clone(), partition: None, position: i as u64 + 1, offset: None },
             })
             .collect();
         MemorySource::new(records)

@@ -86,6 +86,8 @@ struct Segment {
     lines: Vec<Line>,
     /// The number in the file of the line before its first (from 0).
     line_before: u64,
+    /// The file offset of `bytes[0]`.
+    from: u64,
     /// Per reader, the indices of its lines, once routed.
     mine: Vec<Vec<u32>>,
 }
@@ -251,7 +253,7 @@ impl Shared {
             lines.push(Line { start: line_start, end: line_end, tag });
             start = end + 1;
         }
-        Ok(Segment { bytes, lines, line_before: 0, mine })
+        Ok(Segment { bytes, lines, line_before: 0, from, mine })
     }
 }
 
@@ -300,7 +302,7 @@ impl Source for SharedLinesReader {
                     key: None,
                     timestamp: now,
                     headers: Vec::new(),
-                    origin: Origin { source: self.name.clone(), partition: None, position: segment.line_before + u64::from(index) + 1 },
+                    origin: Origin { source: self.name.clone(), partition: None, position: segment.line_before + u64::from(index) + 1, offset: Some(segment.from + u64::from(line.start)) },
                 });
             }
             self.cursor += take;
@@ -376,6 +378,45 @@ mod tests {
             got.sort();
             assert_eq!(got, expected, "segments of {segment} bytes");
         }
+    }
+
+    // A held record is read back from its file by its offset
+    // (`pipeline::kept`), whichever reader read it.
+    #[test]
+    fn every_line_says_where_it_starts_in_its_file() {
+        let text = "a1\r\nb2\n\n  \nc3\nlonger line\nd4";
+        let (_dir, path) = input(text);
+        let at = |batch: Vec<SourceRecord>| -> Vec<(u64, String)> {
+            batch.into_iter().map(|r| {
+                let offset = r.origin.offset.expect("a regular file's line has an offset") as usize;
+                assert_eq!(&text.as_bytes()[offset..offset + r.value.len()], r.value.as_slice(), "line {}", r.origin.position);
+                (r.origin.position, String::from_utf8(r.value).unwrap())
+            }).collect()
+        };
+        let one = at(LinesReader::open(&path).unwrap().next_batch(100).unwrap());
+        assert_eq!(one.len(), 5);
+        for segment in [1, 3, 7, 1 << 20] {
+            let file = SharedFile::with_segment(&path, 1, Arc::new(|_: &[u8]| None), Box::new(|_| 0), segment).unwrap();
+            let mut reader = file.reader(0);
+            assert_eq!(at(reader.next_batch(100).unwrap()), one, "segments of {segment} bytes");
+        }
+        // Past what one read of the lone reader's buffer takes.
+        let big: String = (0..40_000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+        let (_dir, path) = input(&big);
+        let mut reader = LinesReader::open(&path).unwrap();
+        let mut lines = 0;
+        loop {
+            let batch = reader.next_batch(1_000).unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            for r in batch {
+                let offset = r.origin.offset.unwrap() as usize;
+                assert_eq!(&big.as_bytes()[offset..offset + r.value.len()], r.value.as_slice(), "line {}", r.origin.position);
+                lines += 1;
+            }
+        }
+        assert_eq!(lines, 40_000);
     }
 
     #[test]
