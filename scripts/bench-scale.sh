@@ -92,19 +92,20 @@ for job in "${jobs[@]}"; do
 done
 "$weir" --log warn check "$work/scale-100-60s-w1.toml" >/dev/null
 
-# One run: wall seconds, peak RSS (KiB), most windows open at once.
+# One run: wall seconds, peak RSS (KiB), most windows open at once,
+# windows written, CPU seconds (user and system).
 measure() { # manifest, workers (1c: one worker pinned to one core)
     local log=$work/scale-last.log pin=()
     local workers=$2
     if [ "$workers" = 1c ]; then pin=(taskset -c 0); workers=1; fi
-    /usr/bin/time -f "time %e %M" "${pin[@]}" "$weir" --log info run --workers "$workers" "$1" >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
+    /usr/bin/time -f "time %e %M %U %S" "${pin[@]}" "$weir" --log info run --workers "$workers" "$1" >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
     python3 - "$log" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
-wall, rss = re.search(r"^time ([0-9.]+) ([0-9]+)$", text, re.M).groups()
+wall, rss, user, system = re.search(r"^time ([0-9.]+) ([0-9]+) ([0-9.]+) ([0-9.]+)$", text, re.M).groups()
 # The run's summary line (progress lines also count windows).
 windows, open_peak = re.search(r"([0-9]+) windows written \(at most ([0-9]+) open at once\)", text).groups()
-print(wall, rss, open_peak, windows)
+print(wall, rss, open_peak, windows, f"{float(user) + float(system):.2f}")
 PY
 }
 
@@ -153,20 +154,28 @@ def med(keys, length, workers, col):
 def rate(keys, length, workers):
     return n / med(keys, length, workers, 3)
 print("workers 1c: one worker pinned to one core (taskset -c 0)")
-print(f"{'keys':>8} {'window':>7} {'workers':>7} {'wall':>7} {'records/s':>11} {'windows':>8} {'open peak':>9} {'RSS MiB':>8}")
+print(f"{'keys':>8} {'window':>7} {'workers':>7} {'wall':>7} {'records/s':>11} {'windows':>8} {'open peak':>9} {'RSS MiB':>8} {'CPU':>6}")
 for keys, length in [("100", "60s"), ("100000", "60s"), ("100", "10s"), ("100000", "10000s")]:
     for w in ("1c", "1", "2"):
-        print(f"{int(keys):>8,} {length:>7} {w:>7} {med(keys, length, w, 3):>6.2f}s {rate(keys, length, w):>11,.0f} {int(med(keys, length, w, 6)):>8,} {int(med(keys, length, w, 5)):>9,} {med(keys, length, w, 4) / 1024:>8.1f}")
+        print(f"{int(keys):>8,} {length:>7} {w:>7} {med(keys, length, w, 3):>6.2f}s {rate(keys, length, w):>11,.0f} {int(med(keys, length, w, 6)):>8,} {int(med(keys, length, w, 5)):>9,} {med(keys, length, w, 4) / 1024:>8.1f} {med(keys, length, w, 7):>5.2f}s")
 print()
 print("cost of keys (records/s of 100,000 keys / 100 keys; 1 worker, and 1 worker pinned to one core):")
 for label, long in [("60 s windows (58x the windows written):     ", "60s"), ("same windows written, open windows differ: ", "10000s")]:
     short = "60s" if long == "60s" else "10s"
     print(f"  {label}  {rate('100000', long, '1') / rate('100', short, '1'):.2f}x  (pinned {rate('100000', long, '1c') / rate('100', short, '1c'):.2f}x)")
+# The same windows, pinned: each run's own ratio (both jobs measured in
+# that run), and the ratio of CPU seconds (user and system: what the job
+# cost, whatever else the machine did meanwhile).
+def one_core(keys, length, col):
+    return {r[8]: float(r[col]) for r in rows if (r[0], r[1], r[2]) == (keys, length, "1c")}
+few, many = one_core("100", "10s", 3), one_core("100000", "10000s", 3)
+ratios = sorted(few[run] / many[run] for run in few if run in many)
+print(f"  same windows written, pinned, median of the runs' paired ratios: {statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f}); in CPU time: {med('100', '10s', '1c', 7) / med('100000', '10000s', '1c', 7):.2f}x")
 # Each run measures a job's three configurations back to back, so the
 # ratio within a run is taken at one moment of a machine whose speed
 # drifts; the median of those ratios is steadier than a ratio of medians.
 def paired(keys, length):
-    wall = {(r[2], r[7]): float(r[3]) for r in rows if (r[0], r[1]) == (keys, length)}
+    wall = {(r[2], r[8]): float(r[3]) for r in rows if (r[0], r[1]) == (keys, length)}
     ratios = sorted(wall[("1c", run)] / wall[("2", run)] for (w, run) in wall if w == "2")
     return statistics.median(ratios), ratios[0], ratios[-1]
 print("second core (records/s with 2 workers on 2 cores / 1 worker on 1 core; / 1 worker unpinned;")

@@ -163,6 +163,18 @@ pub struct Events {
 }
 
 impl Events {
+    /// Bytes of text its text and JSON fields hold (what grows with the
+    /// values, beyond a fixed size a value).
+    pub fn text_bytes(&self) -> usize {
+        self.fields
+            .iter()
+            .map(|f| match &f.values {
+                Column::Texts(t) | Column::Json(t) => t.data.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// The field called `name`.
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)

@@ -38,11 +38,12 @@ fn next_round() -> u32 {
     }
 }
 
-/// Bytes of copied records a held placement may take on average (see
-/// [`Held::is_full`]): records read from Kafka, stdin or CSV are copied
-/// whole, lines of a regular file are not (~70 bytes a placement), so a
-/// buffer of the default size takes about the same memory either way
-/// (~70 MiB; records of ~80 bytes fill it at ~400,000 placements).
+/// Bytes that grow with the values a held placement may take on average
+/// (see [`Held::is_full`]): records read from Kafka, stdin or CSV are
+/// copied whole, lines of a regular file are not (~70 bytes a placement
+/// of fixed size), so a buffer of the default size takes about the same
+/// memory either way (~70 MiB; records of ~80 bytes fill it at ~400,000
+/// placements). Text fields the fold reads count too.
 const COPIED_PER_PLACEMENT: usize = 32;
 
 /// Placed events whose fold waits, with the records they came from.
@@ -61,6 +62,8 @@ pub(super) struct Held {
     events: Events,
     /// The record of each row.
     origins: Vec<usize>,
+    /// [`Events::text_bytes`] of `events`.
+    text_bytes: usize,
     partitions: Vec<PartitionId>,
     groups: Vec<Group>,
     /// (group, row) for each placement, in arrival order.
@@ -126,10 +129,11 @@ impl Held {
     }
 
     /// Whether it holds what it is made to: `room` placements, or the
-    /// records it copied (not lines of a regular file) take
-    /// [`COPIED_PER_PLACEMENT`] bytes a placement of room.
+    /// bytes that grow with the values (records it copied, not lines of a
+    /// regular file; text the fold reads) reach
+    /// [`COPIED_PER_PLACEMENT`] a placement of room.
     pub(super) fn is_full(&self) -> bool {
-        self.placed.len() >= self.room || self.records.copied_bytes() >= self.room.saturating_mul(COPIED_PER_PLACEMENT)
+        self.placed.len() >= self.room || self.records.copied_bytes() + self.text_bytes >= self.room.saturating_mul(COPIED_PER_PLACEMENT)
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -140,6 +144,7 @@ impl Held {
     fn clear(&mut self) {
         self.records.clear();
         self.events = Events::default();
+        self.text_bytes = 0;
         self.origins.clear();
         self.partitions.clear();
         self.groups.clear();
@@ -173,6 +178,7 @@ impl Held {
         for record in batch.records {
             self.records.push(record);
         }
+        self.text_bytes += input.text_bytes();
         self.events.append(input);
         self.origins.extend(kept.iter().map(|&event| record_base + batch.origins[event as usize]));
         let mut row_of = vec![u32::MAX; batch.origins.len()];
@@ -236,5 +242,53 @@ impl Pipeline {
         held.clear();
         self.held = held;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Timestamp;
+    use crate::event::{Column, Field, Texts};
+    use crate::source::Origin;
+
+    // `n` records of `len` bytes, left in their file or not, each placed
+    // once in one group; the fold reads a text of `text` bytes of each.
+    fn hold(held: &mut Held, n: usize, len: usize, in_file: bool, text: usize) {
+        let records: Vec<SourceRecord> = (0..n)
+            .map(|i| SourceRecord {
+                value: vec![b'x'; len],
+                key: None,
+                timestamp: Timestamp(0),
+                headers: Vec::new(),
+                origin: Origin { source: "in.jsonl".into(), partition: None, position: i as u64 + 1, offset: in_file.then_some((i * (len + 1)) as u64) },
+            })
+            .collect();
+        let origins: Vec<usize> = (0..n).collect();
+        let placed: Vec<(u32, u32)> = (0..n as u32).map(|i| (0, i)).collect();
+        let kept: Vec<u32> = (0..n as u32).collect();
+        let fields = match text {
+            0 => Vec::new(),
+            _ => vec![Field { name: "t".into(), values: Column::Texts(Texts::from_strings((0..n).map(|_| "y".repeat(text)))), missing: Vec::new() }],
+        };
+        held.add(Placed { records, origins: &origins, placed: &placed, held_groups: &[0] }, Events { count: n as u32, fields }, &kept);
+    }
+
+    // Room for 100 placements is also room for 3,200 bytes that grow with
+    // the values: 10 copied records of 400 bytes fill it, 10 lines left
+    // in their file do not, unless the fold reads as much text of them.
+    #[test]
+    fn the_buffer_is_full_at_its_placements_or_at_the_bytes_it_copied() {
+        let mut copied = Held::new(100);
+        hold(&mut copied, 10, 400, false, 0);
+        assert!(copied.is_full(), "4,000 bytes copied for 10 placements");
+        let mut in_file = Held::new(100);
+        hold(&mut in_file, 10, 400, true, 0);
+        assert!(!in_file.is_full(), "lines left in their file cost no bytes");
+        hold(&mut in_file, 90, 400, true, 0);
+        assert!(in_file.is_full(), "100 placements");
+        let mut read_text = Held::new(100);
+        hold(&mut read_text, 10, 400, true, 400);
+        assert!(read_text.is_full(), "4,000 bytes of text for the fold");
     }
 }
