@@ -15,7 +15,7 @@
 //! dead-letter output whole.
 
 use super::fold::Group;
-use super::kept::KeptRecords;
+use super::kept::{KeptRecords, file_offset};
 use super::{Pipeline, PipelineError};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -167,8 +167,7 @@ impl Held {
             // Room for what it holds, up to a million at first.
             let room = self.room.min(1 << 20) + batch.placed.len();
             // Lines of a regular file are not copied (see `KeptRecords`).
-            let copied = |r: &&SourceRecord| r.origin.offset.is_none() || r.key.is_some() || !r.headers.is_empty();
-            let bytes = batch.records.iter().filter(copied).map(|r| r.value.len() + r.key.as_ref().map_or(0, Vec::len)).sum::<usize>() / batch.records.len().max(1);
+            let bytes = batch.records.iter().filter(|r| file_offset(r).is_none()).map(|r| r.value.len() + r.key.as_ref().map_or(0, Vec::len)).sum::<usize>() / batch.records.len().max(1);
             self.records.reserve(room, bytes + bytes / 4);
             self.origins.reserve(room);
             self.placed.reserve(room);

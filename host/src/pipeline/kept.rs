@@ -39,6 +39,12 @@ fn check(value: &[u8]) -> u32 {
     HASHER.hash_one(value) as u32
 }
 
+/// Where `record` is in its file, when it is kept as that rather than
+/// copied: a line of a regular file, with no key or headers of its own.
+pub(super) fn file_offset(record: &SourceRecord) -> Option<u64> {
+    record.origin.offset.filter(|_| record.key.is_none() && record.headers.is_empty())
+}
+
 /// In [`Entry::source`]: the record's value is in its file, at `start`.
 const IN_FILE: u32 = 1 << 31;
 
@@ -95,10 +101,7 @@ impl KeptRecords {
             }
         };
         let value = u32::try_from(record.value.len()).expect("a record's value is under 4 GiB");
-        if let Some(offset) = record.origin.offset
-            && record.key.is_none()
-            && record.headers.is_empty()
-        {
+        if let Some(offset) = file_offset(&record) {
             self.entries.push(Entry {
                 start: offset,
                 value,
