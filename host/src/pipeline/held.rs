@@ -62,8 +62,6 @@ pub(super) struct Held {
     events: Events,
     /// The record of each row.
     origins: Vec<usize>,
-    /// [`Events::text_bytes`] of `events`.
-    text_bytes: usize,
     partitions: Vec<PartitionId>,
     groups: Vec<Group>,
     /// (group, row) for each placement, in arrival order.
@@ -133,7 +131,7 @@ impl Held {
     /// regular file; text the fold reads) reach
     /// [`COPIED_PER_PLACEMENT`] a placement of room.
     pub(super) fn is_full(&self) -> bool {
-        self.placed.len() >= self.room || self.records.copied_bytes() + self.text_bytes >= self.room.saturating_mul(COPIED_PER_PLACEMENT)
+        self.placed.len() >= self.room || self.records.copied_bytes() + self.events.text_bytes() >= self.room.saturating_mul(COPIED_PER_PLACEMENT)
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -144,7 +142,6 @@ impl Held {
     fn clear(&mut self) {
         self.records.clear();
         self.events = Events::default();
-        self.text_bytes = 0;
         self.origins.clear();
         self.partitions.clear();
         self.groups.clear();
@@ -177,7 +174,6 @@ impl Held {
         for record in batch.records {
             self.records.push(record);
         }
-        self.text_bytes += input.text_bytes();
         self.events.append(input);
         self.origins.extend(kept.iter().map(|&event| record_base + batch.origins[event as usize]));
         let mut row_of = vec![u32::MAX; batch.origins.len()];
