@@ -510,18 +510,18 @@ fn run(path: &Path, cache: Option<PathBuf>, watch: bool, workers: Option<usize>,
     }
     // Several Kafka workers share one sink and one dead-letter output.
     let shared = if workers > 1 {
-        let sink = std::sync::Arc::new(std::sync::Mutex::new(crate::sink::open(&manifest.sink)?));
+        let sinks = crate::sink::open_for_workers(&manifest.sink, workers)?;
         let dead = std::sync::Arc::new(std::sync::Mutex::new(crate::sink::DeadLetters::open(&manifest.dead_letter)?));
-        Some((sink, dead))
+        Some((std::cell::RefCell::new(sinks), dead))
     } else {
         None
     };
     let homes = crate::pipeline::KeyHomes::default();
     let load = || -> Result<Pipeline> {
         let pipeline = match &shared {
-            Some((sink, dead)) => {
-                Pipeline::load_onto(&manifest, &engine, Box::new(crate::sink::SharedSink(sink.clone())), crate::sink::DeadLetters::shared(dead.clone()))?
-                    .with_key_homes(homes.clone())
+            Some((sinks, dead)) => {
+                let sink = sinks.borrow_mut().pop().context("more pipelines than workers")?;
+                Pipeline::load_onto(&manifest, &engine, sink, crate::sink::DeadLetters::shared(dead.clone()))?.with_key_homes(homes.clone())
             }
             None => Pipeline::load(&manifest, &engine)?,
         };

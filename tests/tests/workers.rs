@@ -36,8 +36,15 @@ fn input(path: &Path, lines: usize, keys: u64) {
 
 // A `-stdin` name reads the input from standard input (routed by one
 // reader); the others read the file (each worker reads it for its keys).
+// A `-stdout` name writes its windows to standard output.
 fn manifest(dir: &Path, name: &str) -> std::path::PathBuf {
-    let source = if name.ends_with("-stdin") { "kind = \"stdin\"".to_owned() } else { format!("kind = \"jsonl\"\npath = \"{}\"", dir.join("in.jsonl").display()) };
+    let source =
+        if name.ends_with("-stdin") { "kind = \"stdin\"".to_owned() } else { format!("kind = \"jsonl\"\npath = \"{}\"", dir.join("in.jsonl").display()) };
+    let sink = if name.ends_with("-stdout") {
+        "kind = \"stdout\"".to_owned()
+    } else {
+        format!("kind = \"file\"\npath = \"{}\"", dir.join(format!("{name}.jsonl")).display())
+    };
     let text = format!(
         r#"name = "workers"
 [source]
@@ -58,8 +65,7 @@ kind = "tumbling"
 length = "10s"
 align_to = "2020-01-01T00:00:00Z"
 [sink]
-kind = "file"
-path = "{out}"
+{sink}
 [dead_letter]
 kind = "file"
 path = "{dead}"
@@ -67,7 +73,6 @@ path = "{dead}"
 batch_size = 50
 "#,
         plugin = plugin("window_stats").display(),
-        out = dir.join(format!("{name}.jsonl")).display(),
         dead = dir.join(format!("{name}.dead.jsonl")).display(),
     );
     let path = dir.join(format!("{name}.toml"));
@@ -99,11 +104,16 @@ fn sorted_letters(path: &Path) -> Vec<(String, u64, String)> {
 fn two_workers_write_the_windows_one_worker_writes() {
     let dir = tempfile::tempdir().unwrap();
     input(&dir.path().join("in.jsonl"), 40_000, 500);
-    for (name, workers) in [("one", "1"), ("two", "2"), ("three", "3"), ("two-stdin", "2")] {
+    for (name, workers) in [("one", "1"), ("two", "2"), ("three", "3"), ("two-stdin", "2"), ("two-stdout", "2")] {
         let stdin = std::fs::File::open(dir.path().join("in.jsonl")).unwrap();
-        let out = Command::new(weir_binary()).args(["--log", "info", "run", "--workers", workers]).arg(manifest(dir.path(), name)).stdin(stdin).output().unwrap();
+        let out =
+            Command::new(weir_binary()).args(["--log", "info", "run", "--workers", workers]).arg(manifest(dir.path(), name)).stdin(stdin).output().unwrap();
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{log}");
+        if name.ends_with("-stdout") {
+            // Both workers write standard output: every line whole.
+            std::fs::write(dir.path().join(format!("{name}.jsonl")), &out.stdout).unwrap();
+        }
         let how = if name.ends_with("-stdin") { "records shared out by `device`" } else { "reading the file together, each keeping its own keys of `device`" };
         if workers != "1" {
             assert!(log.contains(&format!("{workers} workers, {how}")), "{log}");
@@ -116,7 +126,7 @@ fn two_workers_write_the_windows_one_worker_writes() {
     assert_eq!(counted + letters.len() as u64, 40_000, "every line in a window or a dead letter");
     let bad = (0..40_000).filter(|i| i % 997 == 500 || i % 1009 == 600).count();
     assert_eq!(letters.len(), bad, "the bad lines: not JSON, and no device");
-    for name in ["two", "three", "two-stdin"] {
+    for name in ["two", "three", "two-stdin", "two-stdout"] {
         assert!(sorted_lines(&dir.path().join(format!("{name}.jsonl"))) == one, "{name} workers wrote other windows than one worker");
         assert_eq!(sorted_letters(&dir.path().join(format!("{name}.dead.jsonl"))), letters, "{name} workers");
     }

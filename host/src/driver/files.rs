@@ -21,7 +21,7 @@ use super::route::{Assigner, key_hash};
 use crate::manifest::{Manifest, SourceSpec};
 use crate::pipeline::{Pipeline, Stages, Stats};
 use crate::plugin::PluginEngine;
-use crate::sink::{self, DeadLetters, SharedSink};
+use crate::sink::{self, DeadLetters};
 use crate::source::{self, Delivery, SharedFile, SharedLinesReader, Source};
 
 /// How often the router logs its progress.
@@ -49,14 +49,15 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
     };
     let reads_itself = readers.iter().all(Option::is_some);
     // Opened after the input, so a missing file leaves the output alone.
-    let sink = Arc::new(Mutex::new(sink::open(&manifest.sink)?));
+    let mut sinks = sink::open_for_workers(&manifest.sink, workers)?;
     let dead = Arc::new(Mutex::new(DeadLetters::open(&manifest.dead_letter)?));
     for (worker, reader) in readers.drain(..).enumerate() {
         let (tx, rx): (SyncSender<Delivery>, Receiver<Delivery>) = sync_channel(4);
         if reader.is_none() {
             queues.push(tx);
         }
-        let (manifest, engine, sink, dead, ready) = (manifest.clone(), engine.clone(), sink.clone(), dead.clone(), ready_tx.clone());
+        let sink = sinks.remove(0);
+        let (manifest, engine, dead, ready) = (manifest.clone(), engine.clone(), dead.clone(), ready_tx.clone());
         let handle = std::thread::Builder::new()
             .name(format!("weir-worker-{worker}"))
             .spawn(move || -> Result<Stats> {
@@ -70,7 +71,7 @@ pub fn run(manifest: &Manifest, engine: Arc<PluginEngine>, workers: usize) -> Re
                         return Err(err.into());
                     }
                 };
-                let mut pipeline = Pipeline::new(&manifest, stages, Box::new(SharedSink(sink)), DeadLetters::shared(dead)).with_engine(engine);
+                let mut pipeline = Pipeline::new(&manifest, stages, sink, DeadLetters::shared(dead)).with_engine(engine);
                 let stats = match reader {
                     Some(reader) => pipeline.run_inline(Box::new(reader) as Box<dyn Source>),
                     None => pipeline.run_deliveries(&rx, false),

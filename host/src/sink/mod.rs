@@ -128,6 +128,19 @@ impl Sink for SharedSink {
     }
 }
 
+/// Opens the sink a manifest names for `workers` workers, one sink each.
+/// A file or standard output is written by every worker together in runs
+/// of whole lines ([`JsonLinesSink::shared`]); any other sink is one sink
+/// the workers take turns at, a window at a time ([`SharedSink`]).
+pub fn open_for_workers(spec: &SinkSpec, workers: usize) -> Result<Vec<Box<dyn Sink>>, SinkError> {
+    if let SinkSpec::Lines { path, text_field } = spec {
+        let sinks = JsonLinesSink::shared(path.as_deref(), text_field.clone(), workers)?;
+        return Ok(sinks.into_iter().map(|sink| Box::new(sink) as Box<dyn Sink>).collect());
+    }
+    let sink = std::sync::Arc::new(std::sync::Mutex::new(open(spec)?));
+    Ok((0..workers).map(|_| Box::new(SharedSink(sink.clone())) as Box<dyn Sink>).collect())
+}
+
 /// Opens the sink a manifest names.
 pub fn open(spec: &SinkSpec) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match spec {
