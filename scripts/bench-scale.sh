@@ -15,7 +15,10 @@
 #
 # each with --workers 1 and --workers 2, and with --workers 1 pinned to one
 # core (taskset -c 0: the reading thread and the worker share it — the
-# job's 1-core speed, the baseline for what the second core gives). The
+# job's 1-core speed, the baseline for what the second core gives), and as
+# two separate one-worker processes, one pinned to each core, each on half
+# the keys (what this machine's two cores give with nothing shared: the
+# ceiling for the second core, in the same run). The
 # second core is also given as the median of each run's own ratio (its
 # configurations run back to back). Prints the median of RUNS runs,
 # records/s, the ratios, peak RSS and the memory per open window, and
@@ -45,6 +48,20 @@ for keys in 100 100000; do
         python3 scripts/peers/generate.py "$input.tmp" "$records" "$keys"
         mv "$input.tmp" "$input"
     fi
+    # The same lines split by device into two files, for the two separate
+    # processes.
+    if [ ! -f "$work/telemetry-$records-$keys-h1.jsonl" ]; then
+        python3 - "$input" "$work/telemetry-$records-$keys" <<'PY'
+import sys, zlib
+halves = [open(f"{sys.argv[2]}-h{h}.jsonl.tmp", "w") for h in (0, 1)]
+for line in open(sys.argv[1]):
+    device = line.split('"device":"', 1)[1].split('"', 1)[0]
+    halves[zlib.crc32(device.encode()) % 2].write(line)
+for f in halves:
+    f.close()
+PY
+        for h in 0 1; do mv "$work/telemetry-$records-$keys-h$h.jsonl.tmp" "$work/telemetry-$records-$keys-h$h.jsonl"; done
+    fi
 done
 
 bash scripts/build-plugins.sh
@@ -52,12 +69,12 @@ echo "bench-scale: building weir (release)" >&2
 cargo build --quiet --release --bin weir
 weir=$CARGO_TARGET_DIR/release/weir
 
-manifest() { # keys, window length, output file[, wait[, fold_buffer]]
+manifest() { # input (telemetry file name), window length, output file[, wait[, fold_buffer]]
     cat <<EOF
 name = "bench-scale"
 [source]
 kind = "jsonl"
-path = "$work/telemetry-$records-$1.jsonl"
+path = "$work/$1.jsonl"
 [stages]
 plugin = "$root/plugins/dist/window_stats.wasm"
 config = { value_field = "temp" }
@@ -87,10 +104,22 @@ jobs=("100:60s" "100000:60s" "100:10s" "100000:10000s")
 for job in "${jobs[@]}"; do
     IFS=: read -r keys length <<<"$job"
     for workers in 1 2 1c; do
-        manifest "$keys" "$length" "$work/scale-out-$keys-$length-w$workers.jsonl" >"$work/scale-$keys-$length-w$workers.toml"
+        manifest "telemetry-$records-$keys" "$length" "$work/scale-out-$keys-$length-w$workers.jsonl" >"$work/scale-$keys-$length-w$workers.toml"
+    done
+    for h in 0 1; do
+        manifest "telemetry-$records-$keys-h$h" "$length" "$work/scale-out-$keys-$length-h$h.jsonl" >"$work/scale-$keys-$length-h$h.toml"
     done
 done
 "$weir" --log warn check "$work/scale-100-60s-w1.toml" >/dev/null
+
+# Each run starts with its output file gone and nothing left to write
+# back: truncating the last run's output (126 MB for the 60 s job at
+# 100,000 keys) took 40-50 ms at the start of a run, and its write-back
+# ran beside the next run.
+fresh() { # manifest
+    rm -f "$(sed -n '/^\[sink\]/,/^\[/s/^path = "\(.*\)"$/\1/p' "$1")"
+    sync
+}
 
 # One run: wall seconds, peak RSS (KiB), most windows open at once,
 # windows written, CPU seconds (user and system).
@@ -98,15 +127,36 @@ measure() { # manifest, workers (1c: one worker pinned to one core)
     local log=$work/scale-last.log pin=()
     local workers=$2
     if [ "$workers" = 1c ]; then pin=(taskset -c 0); workers=1; fi
+    fresh "$1"
     /usr/bin/time -f "time %e %M %U %S" "${pin[@]}" "$weir" --log info run --workers "$workers" "$1" >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
-    python3 - "$log" <<'PY'
+    summarise "$log"
+}
+
+summarise() { # log...: the figures of one run, or of runs side by side
+    python3 - "$@" <<'PY'
 import re, sys
-text = open(sys.argv[1]).read()
-wall, rss, user, system = re.search(r"^time ([0-9.]+) ([0-9]+) ([0-9.]+) ([0-9.]+)$", text, re.M).groups()
-# The run's summary line (progress lines also count windows).
-windows, open_peak = re.search(r"([0-9]+) windows written \(at most ([0-9]+) open at once\)", text).groups()
-print(wall, rss, open_peak, windows, f"{float(user) + float(system):.2f}")
+runs = []
+for log in sys.argv[1:]:
+    text = open(log).read()
+    wall, rss, user, system = re.search(r"^time ([0-9.]+) ([0-9]+) ([0-9.]+) ([0-9.]+)$", text, re.M).groups()
+    # The run's summary line (progress lines also count windows).
+    windows, open_peak = re.search(r"([0-9]+) windows written \(at most ([0-9]+) open at once\)", text).groups()
+    runs.append((float(wall), int(rss), int(open_peak), int(windows), float(user) + float(system)))
+# Side by side: the last to finish; memory, windows and CPU added up.
+print(max(r[0] for r in runs), sum(r[1] for r in runs), sum(r[2] for r in runs), sum(r[3] for r in runs), f"{sum(r[4] for r in runs):.2f}")
 PY
+}
+
+# The two halves at once, one process pinned to each core.
+measure_halves() { # keys, window length
+    local stem=$work/scale-$1-$2-h pid
+    fresh "${stem}0.toml"
+    fresh "${stem}1.toml"
+    /usr/bin/time -f "time %e %M %U %S" taskset -c 0 "$weir" --log info run --workers 1 "${stem}0.toml" >/dev/null 2>"${stem}0.log" &
+    pid=$!
+    /usr/bin/time -f "time %e %M %U %S" taskset -c 1 "$weir" --log info run --workers 1 "${stem}1.toml" >/dev/null 2>"${stem}1.log" || { cat "${stem}1.log" >&2; return 1; }
+    wait "$pid" || { cat "${stem}0.log" >&2; return 1; }
+    summarise "${stem}0.log" "${stem}1.log"
 }
 
 results=$work/scale-results.txt
@@ -118,6 +168,7 @@ for run in $(seq "$runs"); do
         for workers in 1 2 1c; do
             echo "$keys $length $workers $(measure "$work/scale-$keys-$length-w$workers.toml" "$workers") $run" >>"$results"
         done
+        echo "$keys $length halves $(measure_halves "$keys" "$length") $run" >>"$results"
     done
     echo "bench-scale: run $run of $runs done" >&2
 done
@@ -126,7 +177,7 @@ done
 # events held back from the fold (what is held is not per window).
 for job in 100:10s 100000:10000s; do
     IFS=: read -r keys length <<<"$job"
-    manifest "$keys" "$length" "$work/scale-nohold-out-$keys.jsonl" 0s 0 >"$work/scale-nohold-$keys.toml"
+    manifest "telemetry-$records-$keys" "$length" "$work/scale-nohold-out-$keys.jsonl" 0s 0 >"$work/scale-nohold-$keys.toml"
     echo "$keys $length nohold $(measure "$work/scale-nohold-$keys.toml" 1) 1" >>"$results"
 done
 
@@ -136,7 +187,7 @@ done
 # be the same byte for byte.
 for keys in 100 100000; do
     for workers in 1 2; do
-        manifest "$keys" 60s "$work/scale-same-$keys-w$workers.jsonl" 1h >"$work/scale-same-$keys-w$workers.toml"
+        manifest "telemetry-$records-$keys" 60s "$work/scale-same-$keys-w$workers.jsonl" 1h >"$work/scale-same-$keys-w$workers.toml"
         "$weir" --log warn run --workers "$workers" "$work/scale-same-$keys-w$workers.toml" >/dev/null
     done
     if ! cmp -s <(sort "$work/scale-same-$keys-w1.jsonl") <(sort "$work/scale-same-$keys-w2.jsonl"); then
@@ -153,10 +204,11 @@ def med(keys, length, workers, col):
     return statistics.median(float(r[col]) for r in rows if (r[0], r[1], r[2]) == (keys, length, workers))
 def rate(keys, length, workers):
     return n / med(keys, length, workers, 3)
-print("workers 1c: one worker pinned to one core (taskset -c 0)")
+print("workers 1c: one worker pinned to one core (taskset -c 0); halves: two 1-worker processes at once,")
+print("  one pinned to each core, each on half the keys (wall of the later; memory, windows, CPU added)")
 print(f"{'keys':>8} {'window':>7} {'workers':>7} {'wall':>7} {'records/s':>11} {'windows':>8} {'open peak':>9} {'RSS MiB':>8} {'CPU':>6}")
 for keys, length in [("100", "60s"), ("100000", "60s"), ("100", "10s"), ("100000", "10000s")]:
-    for w in ("1c", "1", "2"):
+    for w in ("1c", "1", "2", "halves"):
         print(f"{int(keys):>8,} {length:>7} {w:>7} {med(keys, length, w, 3):>6.2f}s {rate(keys, length, w):>11,.0f} {int(med(keys, length, w, 6)):>8,} {int(med(keys, length, w, 5)):>9,} {med(keys, length, w, 4) / 1024:>8.1f} {med(keys, length, w, 7):>5.2f}s")
 print()
 print("cost of keys (records/s of 100,000 keys / 100 keys; 1 worker, and 1 worker pinned to one core):")
@@ -174,15 +226,17 @@ print(f"  same windows written, pinned, median of the runs' paired ratios: {stat
 # Each run measures a job's three configurations back to back, so the
 # ratio within a run is taken at one moment of a machine whose speed
 # drifts; the median of those ratios is steadier than a ratio of medians.
-def paired(keys, length):
+def paired(keys, length, two="2"):
     wall = {(r[2], r[8]): float(r[3]) for r in rows if (r[0], r[1]) == (keys, length)}
-    ratios = sorted(wall[("1c", run)] / wall[("2", run)] for (w, run) in wall if w == "2")
+    ratios = sorted(wall[("1c", run)] / wall[(two, run)] for (w, run) in wall if w == two)
     return statistics.median(ratios), ratios[0], ratios[-1]
 print("second core (records/s with 2 workers on 2 cores / 1 worker on 1 core; / 1 worker unpinned;")
-print("  median of the runs' paired ratios, lowest and highest):")
+print("  median of the runs' paired ratios, lowest and highest; and the machine's own: two separate")
+print("  1-worker processes, one pinned to each core, each on half the keys, paired the same way):")
 for keys, length in [("100", "60s"), ("100000", "60s"), ("100", "10s"), ("100000", "10000s")]:
     mid, low, high = paired(keys, length)
-    print(f"  {int(keys):>7,} keys, {length:>6} windows: {rate(keys, length, '2') / rate(keys, length, '1c'):.2f}x  ({rate(keys, length, '2') / rate(keys, length, '1'):.2f}x)  paired {mid:.2f}x ({low:.2f}-{high:.2f})")
+    own, own_low, own_high = paired(keys, length, "halves")
+    print(f"  {int(keys):>7,} keys, {length:>6} windows: {rate(keys, length, '2') / rate(keys, length, '1c'):.2f}x  ({rate(keys, length, '2') / rate(keys, length, '1'):.2f}x)  paired {mid:.2f}x ({low:.2f}-{high:.2f});  two processes {own:.2f}x ({own_low:.2f}-{own_high:.2f})")
 extra_rss = (med("100000", "10000s", "1", 4) - med("100", "10s", "1", 4)) * 1024
 extra_open = med("100000", "10000s", "1", 5) - med("100", "10s", "1", 5)
 print(f"memory per open window (RSS difference / open-window difference, 1 worker): {extra_rss / extra_open:.0f} bytes with the events held back from the fold,")
