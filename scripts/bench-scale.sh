@@ -165,6 +165,14 @@ echo "bench-scale: $records records; $runs runs of each, interleaved; medians" >
 for run in $(seq "$runs"); do
     for job in "${jobs[@]}"; do
         IFS=: read -r keys length <<<"$job"
+        # An untimed run of the same job first: this VM hands memory that
+        # has been free for a few seconds back to its host (virtio-balloon
+        # free page reporting), and touching it again costs host faults
+        # (the 100,000-key 10,000 s job pinned: 1.62-1.74 s after 8 s idle,
+        # 0.76-0.85 s right after a run of itself). The configuration that
+        # came first after another job paid for it (the unpinned one:
+        # 0.94-1.04 s against 0.70-0.90 s alternated with the pinned one).
+        measure "$work/scale-$keys-$length-w1c.toml" 1c >/dev/null
         for workers in 1 2 1c; do
             echo "$keys $length $workers $(measure "$work/scale-$keys-$length-w$workers.toml" "$workers") $run" >>"$results"
         done
