@@ -389,11 +389,14 @@ mod tests {
     fn many_keys_go_by_hash_past_the_balanced_ones() {
         let mut a = Assigner::new("k", 3);
         let mut counts = [0usize; 3];
-        for key in 0..BALANCED_KEYS + 30_000 {
-            counts[a.worker(format!(r#"{{"k":"dev-{key:06}"}}"#).as_bytes())] += 1;
-        }
+        let line = |key: usize| format!(r#"{{"k":"dev-{key:06}"}}"#);
+        let first: Vec<usize> = (0..BALANCED_KEYS + 30_000).map(|key| a.worker(line(key).as_bytes())).collect();
+        first.iter().for_each(|&w| counts[w] += 1);
         assert_eq!(a.owner.len(), BALANCED_KEYS, "the map stops growing");
         assert!(counts.iter().all(|&c| c > 14_000), "{counts:?}");
+        // Every key stays where it went, placed by load or by hash.
+        let again: Vec<usize> = (0..BALANCED_KEYS + 30_000).map(|key| a.worker(line(key).as_bytes())).collect();
+        assert!(again == first, "a key moved to another worker");
     }
 
     #[test]
