@@ -234,6 +234,15 @@ impl WindowOperator {
         self.store.schedule(key, |index, window| due(keys, clock, windower, key, index, window));
     }
 
+    /// The held groups of round `round` whose windows are due at system
+    /// time `now`: to fold before [`WindowOperator::close_due`] (see
+    /// [`WindowStore::due_held`](crate::state::WindowStore::due_held)).
+    pub fn due_held(&mut self, now: Timestamp, round: u32) -> Vec<u32> {
+        let now = self.clock_now(now);
+        let (keys, clock, windower) = (&self.keys, &self.clock, &self.windower);
+        self.store.due_held(now.0, round, |key, index, window| due(keys, clock, windower, key, index, window))
+    }
+
     /// Closes the windows due at system time `now` (in no particular
     /// order: the pipeline orders what all partitions closed).
     pub fn close_due(&mut self, now: Timestamp) -> Vec<(WindowId, OpenWindow)> {

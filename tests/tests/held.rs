@@ -124,3 +124,37 @@ fn a_held_window_is_written_when_it_falls_due_not_at_the_end() {
     assert_eq!(h.take_objects(), vec![serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:10Z", "count": 1, "sum": 5.0 })]);
     assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
 }
+
+// With many keys some window is due in almost every batch: a window due
+// folds its own held events and leaves the others' held, or each event
+// would be folded on its own.
+#[test]
+fn a_window_due_folds_its_own_held_events_and_no_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = sums_manifest(dir.path(), "faulty", "kind = \"stdin\"", "[stages.deserialize]\nconfig = { when = \"\" }\n\n[limits]\nfold_buffer = 1000");
+    let mut h = weir::harness::Harness::new(&m, engine()).unwrap();
+    h.push([reading("a", 1, 1.0), reading("b", 2, 2.0), reading("b", 3, 4.0)]).unwrap();
+    // `a` at 11 s makes a's [0, 10) due, not b's (each key's clock is its own).
+    h.push([reading("a", 11, 5.0)]).unwrap();
+    assert_eq!(h.take_objects(), vec![serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:00Z", "count": 1, "sum": 1.0 })]);
+    let folded = |h: &mut weir::harness::Harness| h.pipeline().status()[StageKind::Fold as usize].records;
+    assert_eq!(folded(&mut h), 1, "only the due window's event is folded; b's two and a's at 11 s stay held");
+    h.push([reading("b", 12, 1.0)]).unwrap();
+    assert_eq!(h.take_objects(), vec![serde_json::json!({ "key": "b", "start": "2022-01-01T00:00:00Z", "count": 2, "sum": 6.0 })]);
+    // b's two are folded as its window is due; with three of the five
+    // placements folded, most of the buffer is, so the rest (a at 11 s, b
+    // at 12 s) is folded too and the buffer starts afresh.
+    assert_eq!(folded(&mut h), 5);
+    h.finish().unwrap();
+    let mut last = h.take_objects();
+    last.sort_by_key(|o| o["key"].as_str().unwrap().to_owned());
+    assert_eq!(
+        last,
+        vec![
+            serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:10Z", "count": 1, "sum": 5.0 }),
+            serde_json::json!({ "key": "b", "start": "2022-01-01T00:00:10Z", "count": 1, "sum": 1.0 }),
+        ]
+    );
+    assert_eq!(folded(&mut h), 5);
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+}

@@ -6,8 +6,9 @@
 //!
 //! The pipeline holds up to `limits.fold_buffer` placements (tumbling and
 //! sliding windows; their bounds do not move) and folds them before
-//! anything reads an accumulator: a window due, a checkpoint, a swap, a
-//! partition taken or released, the end of the input. A held window is
+//! anything reads an accumulator: a window due (its own events only, until
+//! most of the buffer is folded), a checkpoint, a swap, a partition taken
+//! or released, the end of the input. A held window is
 //! open in its operator ([`crate::operator::WindowOperator::hold`]), so it
 //! falls due on time. Folding groups a window's held events in the order
 //! they arrived, in calls of at most `batch_size` events. The records stay
@@ -64,9 +65,28 @@ pub(super) struct Held {
     origins: Vec<usize>,
     partitions: Vec<PartitionId>,
     groups: Vec<Group>,
-    /// (group, row) for each placement, in arrival order.
+    /// (group, row) for each placement, in arrival order; the group is
+    /// [`FOLDED`] once a fold of due windows took it.
     placed: Vec<(u32, u32)>,
+    /// Whether `chain` and `ends` list each group's placements: built at
+    /// this filling's first fold of due windows, kept up from then on (a
+    /// run whose windows are only due at the end never builds them).
+    indexed: bool,
+    /// Per placement, the next placement of its group ([`NONE`] for none).
+    chain: Vec<u32>,
+    /// Per group, its first and last placement not folded yet.
+    ends: Vec<(u32, u32)>,
+    /// Placements folded already (their windows were due).
+    folded: usize,
+    /// Rows a fold failed this filling: an event placed in two sliding
+    /// windows folded at different times is dead-lettered once.
+    dead_rows: FastSet<u32>,
 }
+
+/// No placement.
+const NONE: u32 = u32::MAX;
+/// The group of a placement already folded.
+const FOLDED: u32 = u32::MAX;
 
 /// One batch's placed events, as the pipeline hands them to [`Held::add`].
 pub(super) struct Placed<'a> {
@@ -146,7 +166,39 @@ impl Held {
         self.partitions.clear();
         self.groups.clear();
         self.placed.clear();
+        self.indexed = false;
+        self.chain.clear();
+        self.ends.clear();
+        self.folded = 0;
+        self.dead_rows.clear();
         self.round = next_round();
+    }
+
+    // Lists placement `at` last in its group's chain.
+    fn link(&mut self, at: usize) {
+        let group = self.placed[at].0 as usize;
+        let at = u32::try_from(at).expect("fewer than 2^32 placements held");
+        self.chain.push(NONE);
+        if self.ends.len() <= group {
+            self.ends.resize(group + 1, (NONE, NONE));
+        }
+        match self.ends[group] {
+            (NONE, _) => self.ends[group] = (at, at),
+            (_, last) => {
+                self.chain[last as usize] = at;
+                self.ends[group].1 = at;
+            }
+        }
+    }
+
+    // Lists every placement in its group's chain (none is folded yet).
+    fn index(&mut self) {
+        self.chain.reserve(self.placed.capacity());
+        self.ends.reserve(self.groups.len());
+        for at in 0..self.placed.len() {
+            self.link(at);
+        }
+        self.indexed = true;
     }
 
     /// Whether a batch's fold input `events` can be appended to the rows
@@ -183,12 +235,75 @@ impl Held {
         // Groups are counted when folded (`fold_held`): a round's groups
         // (one a window) outgrow the cache, their counts do not.
         for &(g, event) in batch.placed {
-            self.placed.push((batch.held_groups[g as usize], row_of[event as usize]));
+            let group = batch.held_groups[g as usize];
+            self.placed.push((group, row_of[event as usize]));
+            if self.indexed {
+                self.link(self.placed.len() - 1);
+            }
         }
     }
 }
 
 impl Pipeline {
+    /// Folds the held events of the groups `due` (their windows are due),
+    /// and only those, in calls of at most `batch_size` events; the rest
+    /// stay held. Once most of what the buffer holds is folded, the rest
+    /// is folded too and the buffer starts afresh, so its room is not
+    /// taken by placements folded long ago (with few keys, that is at
+    /// almost every window due, as when every fold took it all).
+    pub(super) fn fold_held_groups(&mut self, due: &[u32]) -> Result<(), PipelineError> {
+        if due.is_empty() || self.held.is_empty() {
+            return Ok(());
+        }
+        let mut held = std::mem::take(&mut self.held);
+        if !held.indexed {
+            held.index();
+        }
+        let (mut groups, mut placed) = (Vec::new(), Vec::new());
+        let mut dead_rows = std::mem::take(&mut held.dead_rows);
+        let mut rows = Vec::new();
+        for &g in due {
+            let Some(&(first, _)) = held.ends.get(g as usize) else { continue };
+            rows.clear();
+            let mut at = first;
+            while at != NONE {
+                rows.push(held.placed[at as usize].1);
+                held.placed[at as usize].0 = FOLDED;
+                at = held.chain[at as usize];
+            }
+            held.folded += rows.len();
+            held.ends[g as usize] = (NONE, NONE);
+            self.fold_rows(&held, &held.groups[g as usize], &rows, &mut groups, &mut placed, &mut dead_rows)?;
+        }
+        if !placed.is_empty() {
+            self.fold(&held.records, &held.events, &held.origins, &held.partitions, groups, placed, &mut dead_rows)?;
+        }
+        held.dead_rows = dead_rows;
+        let most = held.folded * 2 > held.placed.len();
+        self.held = held;
+        if most {
+            self.fold_held()?;
+        }
+        Ok(())
+    }
+
+    // Adds `group`'s held `rows` to the call being made up (`groups`,
+    // `placed`), folding it each time it reaches `batch_size` events.
+    fn fold_rows(&mut self, held: &Held, group: &Group, mut rows: &[u32], groups: &mut Vec<Group>, placed: &mut Vec<(u32, u32)>, dead: &mut FastSet<u32>) -> Result<(), PipelineError> {
+        let limit = self.batch_size.max(1);
+        while !rows.is_empty() {
+            let take = rows.len().min(limit - placed.len());
+            groups.push(Group { members: take as u32, ..*group });
+            let at = (groups.len() - 1) as u32;
+            placed.extend(rows[..take].iter().map(|&row| (at, row)));
+            rows = &rows[take..];
+            if placed.len() == limit {
+                self.fold(&held.records, &held.events, &held.origins, &held.partitions, std::mem::take(groups), std::mem::take(placed), dead)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Folds every held event, window by window, in calls of at most
     /// `batch_size` events (a window with more is folded over several).
     pub(super) fn fold_held(&mut self) -> Result<(), PipelineError> {
@@ -198,7 +313,7 @@ impl Pipeline {
         let mut held = std::mem::take(&mut self.held);
         // The rows of each group, in arrival order (a counting sort).
         let mut next = vec![0usize; held.groups.len()];
-        for &(group, _) in &held.placed {
+        for &(group, _) in held.placed.iter().filter(|(group, _)| *group != FOLDED) {
             next[group as usize] += 1;
         }
         let mut end = 0usize;
@@ -206,8 +321,8 @@ impl Pipeline {
             group.members = *at as u32;
             (*at, end) = (end, end + *at);
         }
-        let mut rows = vec![0u32; held.placed.len()];
-        for &(group, row) in &held.placed {
+        let mut rows = vec![0u32; end];
+        for &(group, row) in held.placed.iter().filter(|(group, _)| *group != FOLDED) {
             let at = &mut next[group as usize];
             rows[*at] = row;
             *at += 1;
@@ -215,21 +330,12 @@ impl Pipeline {
         let limit = self.batch_size.max(1);
         let (mut groups, mut placed) = (Vec::new(), Vec::with_capacity(limit.min(rows.len())));
         // An event in two sliding windows may be folded in two calls.
-        let mut dead_events = FastSet::default();
+        let mut dead_events = std::mem::take(&mut held.dead_rows);
         let mut start = 0usize;
         for group in &held.groups {
-            let mut members = &rows[start..start + group.members as usize];
+            let members = &rows[start..start + group.members as usize];
             start += group.members as usize;
-            while !members.is_empty() {
-                let take = members.len().min(limit - placed.len());
-                groups.push(Group { members: take as u32, ..*group });
-                let g = (groups.len() - 1) as u32;
-                placed.extend(members[..take].iter().map(|&row| (g, row)));
-                members = &members[take..];
-                if placed.len() == limit {
-                    self.fold(&held.records, &held.events, &held.origins, &held.partitions, std::mem::take(&mut groups), std::mem::take(&mut placed), &mut dead_events)?;
-                }
-            }
+            self.fold_rows(&held, group, members, &mut groups, &mut placed, &mut dead_events)?;
         }
         if !placed.is_empty() {
             self.fold(&held.records, &held.events, &held.origins, &held.partitions, groups, placed, &mut dead_events)?;

@@ -468,8 +468,16 @@ impl Pipeline {
     }
 
     fn close_due(&mut self, now: Timestamp) -> Result<(), PipelineError> {
+        // Only the due windows' held events are folded: with many keys,
+        // some window is due in almost every batch, and folding all that
+        // is held each time would fold each event on its own.
         if !self.held.is_empty() && self.any_due(now) {
-            self.fold_held()?;
+            let round = self.held.round();
+            let mut due = Vec::new();
+            for operator in self.partitions.values_mut() {
+                due.extend(operator.due_held(now, round));
+            }
+            self.fold_held_groups(&due)?;
         }
         let mut closed = Vec::new();
         for operator in self.partitions.values_mut() {

@@ -183,6 +183,26 @@ impl WindowStore {
         self.compact();
     }
 
+    /// The held groups of round `round` (see [`WindowStore::hold`]) whose
+    /// windows are due at `now`, as `due` (the true due time now)
+    /// confirms: their events are to be folded before
+    /// [`WindowStore::close_due`] closes them. Each live timer taken is set
+    /// again at its window's true time; stale ones are dropped, as
+    /// `close_due` would.
+    pub fn due_held(&mut self, now: i64, round: u32, mut due: impl FnMut(KeyId, WindowIndex, &OpenWindow) -> i64) -> Vec<u32> {
+        let mut groups = Vec::new();
+        for (_, sequence, key, index) in self.timers.take_due(now) {
+            let Some(slots) = self.keys.get_mut(key.index()) else { continue };
+            let Some(i) = slots.iter().position(|s| s.index == index && s.timer == sequence) else { continue };
+            let truly = due(key, index, &slots[i].window);
+            if truly <= now && slots[i].held.0 == round {
+                groups.push(slots[i].held.1);
+            }
+            (slots[i].due, slots[i].timer) = (truly, self.timers.push(truly, key, index));
+        }
+        groups
+    }
+
     /// Removes and returns the windows whose timers are at or before `now`
     /// and that `due` (the true due time now) confirms; a window found not
     /// yet due is set to its true time. In no particular order (the caller
