@@ -288,17 +288,18 @@ fn metrics_move_while_a_stream_runs() {
     let fold_calls = |t: &str| t.lines().find(|l| l.starts_with("weir_stage_call_seconds_count{stage=\"fold\"}")).and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).unwrap_or(0);
     assert!(fold_calls(&first) >= 1, "{first}");
 
-    // More input: the figures move.
-    stdin.write_all(b"{\"id\":\"x\",\"v\":9,\"t\":185}\n{\"id\":\"y\",\"v\":2,\"t\":190}\n").unwrap();
+    // More input: the figures move. x at 250 closes x's [180, 240), whose
+    // held event is folded then (held events wait for their window).
+    stdin.write_all(b"{\"id\":\"x\",\"v\":9,\"t\":185}\n{\"id\":\"y\",\"v\":2,\"t\":190}\n{\"id\":\"x\",\"v\":4,\"t\":250}\n").unwrap();
     stdin.flush().unwrap();
-    let second = scrape_until(&addr, "6 records", |t| sample(t, "weir_records_total") == Some(6.0));
-    assert_eq!(sample(&second, "weir_windows_written_total"), Some(2.0), "{second}");
+    let second = scrape_until(&addr, "7 records", |t| sample(t, "weir_records_total") == Some(7.0));
+    assert_eq!(sample(&second, "weir_windows_written_total"), Some(3.0), "{second}");
     assert_eq!(sample(&second, "weir_open_windows"), Some(2.0), "{second}");
     assert!(fold_calls(&second) > fold_calls(&first), "{second}");
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).lines().count(), 4, "every window written at the end");
+    assert_eq!(text(&out.stdout).lines().count(), 5, "every window written at the end");
 }
 
 #[test]

@@ -186,20 +186,27 @@ impl WindowStore {
     /// The held groups of round `round` (see [`WindowStore::hold`]) whose
     /// windows are due at `now`, as `due` (the true due time now)
     /// confirms: their events are to be folded before
-    /// [`WindowStore::close_due`] closes them. Each live timer taken is set
-    /// again at its window's true time; stale ones are dropped, as
-    /// `close_due` would.
+    /// [`WindowStore::close_due`] closes them. The timers of windows due
+    /// are put back as they were, for `close_due`; one found early is set
+    /// to its window's true time and a stale one is dropped, as `close_due`
+    /// would.
     pub fn due_held(&mut self, now: i64, round: u32, mut due: impl FnMut(KeyId, WindowIndex, &OpenWindow) -> i64) -> Vec<u32> {
-        let mut groups = Vec::new();
-        for (_, sequence, key, index) in self.timers.take_due(now) {
+        let (mut groups, mut back) = (Vec::new(), Vec::new());
+        for timer in self.timers.take_due(now) {
+            let (_, sequence, key, index) = timer;
             let Some(slots) = self.keys.get_mut(key.index()) else { continue };
             let Some(i) = slots.iter().position(|s| s.index == index && s.timer == sequence) else { continue };
             let truly = due(key, index, &slots[i].window);
-            if truly <= now && slots[i].held.0 == round {
+            if truly > now {
+                (slots[i].due, slots[i].timer) = (truly, self.timers.push(truly, key, index));
+                continue;
+            }
+            if slots[i].held.0 == round {
                 groups.push(slots[i].held.1);
             }
-            (slots[i].due, slots[i].timer) = (truly, self.timers.push(truly, key, index));
+            back.push(timer);
         }
+        self.timers.put_back(back);
         groups
     }
 

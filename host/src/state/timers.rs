@@ -55,6 +55,12 @@ impl Timers {
         self.sequence
     }
 
+    /// Puts back timers [`Timers::take_due`] gave, as they were (their
+    /// windows keep their sequence numbers).
+    pub(super) fn put_back(&mut self, timers: Vec<Timer>) {
+        self.heap.extend(timers.into_iter().map(Reverse));
+    }
+
     /// Removes and gives every timer due at or before `now` (in no
     /// particular order), live or not.
     pub(super) fn take_due(&mut self, now: i64) -> Vec<Timer> {
