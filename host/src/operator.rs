@@ -211,6 +211,12 @@ impl WindowOperator {
         self.store.hold(key, window.index, window.start, window.end, round, next, |index, window| due(keys, clock, windower, key, index, window))
     }
 
+    /// Gives a held window a new number in a new hold round (see
+    /// [`WindowStore::renumber_held`]).
+    pub fn renumber_held(&mut self, key: KeyId, index: WindowIndex, round: u32, number: u32) {
+        self.store.renumber_held(key, index, round, number);
+    }
+
     /// Whether a window may be due at system time `now` (`false` means
     /// none is; `true` may be a timer whose window has closed or moved).
     pub fn due_by(&self, now: Timestamp) -> bool {

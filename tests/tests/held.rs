@@ -30,10 +30,15 @@ fn input() -> String {
 // plugin's fold in `mode` on `boom`, with `window`, `batch_size` records a
 // batch and `fold_buffer` placements held.
 fn outcome(dir: &Path, mode: &str, window: &str, batch_size: usize, fold_buffer: usize) -> (Vec<String>, Vec<DeadLetter>) {
-    std::fs::write(dir.join("input.jsonl"), input()).unwrap();
+    outcome_of(dir, &input(), "1h", mode, window, batch_size, fold_buffer)
+}
+
+// `outcome` of `input`, with the clock waiting `wait` for late events.
+fn outcome_of(dir: &Path, input: &str, wait: &str, mode: &str, window: &str, batch_size: usize, fold_buffer: usize) -> (Vec<String>, Vec<DeadLetter>) {
+    std::fs::write(dir.join("input.jsonl"), input).unwrap();
     let text = format!(
         "[source]\nkind = \"jsonl\"\npath = \"input.jsonl\"\n\n[stages]\nplugin = \"{}\"\n[stages.fold]\nconfig = {{ mode = \"{mode}\", when = \"boom\" }}\n\n\
-         [clock]\nkind = \"event\"\nwait_for_system_duration = \"1h\"\n\n[window]\n{window}\nalign_to = \"2022-01-01T00:00:00Z\"\n\n\
+         [clock]\nkind = \"event\"\nwait_for_system_duration = \"{wait}\"\n\n[window]\n{window}\nalign_to = \"2022-01-01T00:00:00Z\"\n\n\
          [sink]\nkind = \"stdout\"\n\n[limits]\nbatch_size = {batch_size}\nfold_buffer = {fold_buffer}\n",
         plugin("faulty").display()
     );
@@ -63,6 +68,44 @@ fn same_as_folding_each_batch(mode: &str, window: &str) {
         let text = input();
         let line = |position: u64| text.lines().nth(position as usize - 1).unwrap().to_owned();
         assert!(held_dead.iter().all(|d| d.stage == "fold" && d.value == line(d.position) && d.value.contains("\"boom\"") && d.source.ends_with("input.jsonl")), "{held_dead:#?}");
+    }
+}
+
+// Four hundred keys whose windows fall due a few at a time, each key's
+// clock its own: a few due windows' events are found by walking their
+// chains, many by one pass over the buffer, and a full buffer folds its
+// largest windows. Every way gives the windows and dead letters of no
+// buffer.
+#[test]
+fn held_events_of_many_keys_fold_to_the_same_windows_however_they_are_found() {
+    let (mut text, mut windows, mut booms) = (String::new(), std::collections::HashSet::new(), 0);
+    for second in 0..60u32 {
+        for key in 0..400u32 {
+            if (second * 7 + key) % 23 == 0 || (key == 7 && second % 4 == 0) {
+                let name = if key == 7 { "boom".to_owned() } else { format!("k{key:03}") };
+                writeln!(text, r#"{{"key":"{name}","value":{},"time":"2022-01-01T00:00:{second:02}Z"}}"#, (second * 7 + key) % 13).unwrap();
+                if key == 7 {
+                    booms += 1;
+                } else {
+                    windows.insert((key, second / 10));
+                }
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let window = "kind = \"tumbling\"\nlength = \"10s\"";
+    let (lines, dead) = outcome_of(dir.path(), &text, "0s", "error", window, 16, 0);
+    assert_eq!(lines.len(), windows.len());
+    assert_eq!(dead.len(), booms, "every event of `boom` fails: {dead:#?}");
+    let positions = |dead: &[DeadLetter]| {
+        let mut p: Vec<u64> = dead.iter().map(|d| d.position).collect();
+        p.sort();
+        p
+    };
+    for fold_buffer in [40, 300, 100_000] {
+        let (held_lines, held_dead) = outcome_of(dir.path(), &text, "0s", "error", window, 16, fold_buffer);
+        assert_eq!(held_lines, lines, "fold_buffer {fold_buffer}");
+        assert_eq!(positions(&held_dead), positions(&dead), "fold_buffer {fold_buffer}");
     }
 }
 
@@ -141,20 +184,65 @@ fn a_window_due_folds_its_own_held_events_and_no_others() {
     assert_eq!(folded(&mut h), 1, "only the due window's event is folded; b's two and a's at 11 s stay held");
     h.push([reading("b", 12, 1.0)]).unwrap();
     assert_eq!(h.take_objects(), vec![serde_json::json!({ "key": "b", "start": "2022-01-01T00:00:00Z", "count": 2, "sum": 6.0 })]);
-    // b's two are folded as its window is due; with three of the five
-    // placements folded, most of the buffer is, so the rest (a at 11 s, b
-    // at 12 s) is folded too and the buffer starts afresh.
-    assert_eq!(folded(&mut h), 5);
+    // b's two are folded as its window is due. Three of the five
+    // placements are folded now, most of the buffer: it drops them and
+    // keeps holding the rest (a at 11 s, b at 12 s), not folding them
+    // before their windows are due.
+    assert_eq!(folded(&mut h), 3, "a at 11 s and b at 12 s stay held");
+    // Their windows take more events after the buffer dropped the folded
+    // ones, and fold them with those it kept.
+    h.push([reading("a", 13, 2.0), reading("b", 14, 3.0), reading("c", 15, 7.0)]).unwrap();
+    assert_eq!(folded(&mut h), 3);
+    h.push([reading("a", 21, 1.0)]).unwrap();
+    assert_eq!(h.take_objects(), vec![serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:10Z", "count": 2, "sum": 7.0 })]);
+    assert_eq!(folded(&mut h), 5, "a's two in [10, 20) only");
+    h.finish().unwrap();
+    let mut last = h.take_objects();
+    last.sort_by_key(|o| (o["key"].as_str().unwrap().to_owned(), o["start"].as_str().unwrap().to_owned()));
+    assert_eq!(
+        last,
+        vec![
+            serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:20Z", "count": 1, "sum": 1.0 }),
+            serde_json::json!({ "key": "b", "start": "2022-01-01T00:00:10Z", "count": 2, "sum": 4.0 }),
+            serde_json::json!({ "key": "c", "start": "2022-01-01T00:00:10Z", "count": 1, "sum": 7.0 }),
+        ]
+    );
+    assert_eq!(folded(&mut h), 9);
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+}
+
+// A full buffer folds the windows holding the most events, enough for
+// half its room, and keeps holding the others: with many keys the
+// largest are the oldest windows, and a window just opened would be
+// folded twice if it were folded now.
+#[test]
+fn a_full_buffer_folds_its_largest_windows_and_keeps_the_rest_held() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for 16 placements, or 512 bytes of records copied (read from
+    // stdin, these are) and text the fold reads (the faulty plugin's fold
+    // reads each record's raw text): the first four readings take 410
+    // bytes, six 616.
+    let m = sums_manifest(dir.path(), "faulty", "kind = \"stdin\"", "[stages.deserialize]\nconfig = { when = \"\" }\n\n[limits]\nfold_buffer = 16");
+    let mut h = weir::harness::Harness::new(&m, engine()).unwrap();
+    let folded = |h: &mut weir::harness::Harness| h.pipeline().status()[StageKind::Fold as usize].records;
+    h.push([reading("a", 1, 1.0), reading("a", 2, 2.0), reading("a", 3, 3.0), reading("b", 4, 10.0)]).unwrap();
+    assert_eq!(folded(&mut h), 0, "not full yet");
+    h.push([reading("a", 4, 4.0), reading("c", 5, 20.0)]).unwrap();
+    assert_eq!(folded(&mut h), 4, "full: a's four are folded, b's and c's one each stay held");
+    h.push([reading("b", 6, 30.0), reading("a", 7, 5.0)]).unwrap();
+    assert_eq!(folded(&mut h), 4);
+    assert!(h.take_objects().is_empty(), "no window is due");
     h.finish().unwrap();
     let mut last = h.take_objects();
     last.sort_by_key(|o| o["key"].as_str().unwrap().to_owned());
     assert_eq!(
         last,
         vec![
-            serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:10Z", "count": 1, "sum": 5.0 }),
-            serde_json::json!({ "key": "b", "start": "2022-01-01T00:00:10Z", "count": 1, "sum": 1.0 }),
+            serde_json::json!({ "key": "a", "start": "2022-01-01T00:00:00Z", "count": 5, "sum": 15.0 }),
+            serde_json::json!({ "key": "b", "start": "2022-01-01T00:00:00Z", "count": 2, "sum": 40.0 }),
+            serde_json::json!({ "key": "c", "start": "2022-01-01T00:00:00Z", "count": 1, "sum": 20.0 }),
         ]
     );
-    assert_eq!(folded(&mut h), 5);
+    assert_eq!(folded(&mut h), 8);
     assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
 }

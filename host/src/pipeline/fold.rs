@@ -139,7 +139,7 @@ impl Pipeline {
 
 // The operators of `partitions`, by position (`None` for one not held),
 // looked up once for a whole call rather than twice a group.
-fn operators_of<'a>(all: &'a mut FastMap<PartitionId, WindowOperator>, partitions: &[PartitionId]) -> Vec<Option<&'a mut WindowOperator>> {
+pub(super) fn operators_of<'a>(all: &'a mut FastMap<PartitionId, WindowOperator>, partitions: &[PartitionId]) -> Vec<Option<&'a mut WindowOperator>> {
     let mut found: Vec<Option<&mut WindowOperator>> = partitions.iter().map(|_| None).collect();
     for (id, operator) in all.iter_mut() {
         if let Some(i) = partitions.iter().position(|p| p == id) {

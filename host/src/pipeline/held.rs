@@ -6,9 +6,12 @@
 //!
 //! The pipeline holds up to `limits.fold_buffer` placements (tumbling and
 //! sliding windows; their bounds do not move) and folds them before
-//! anything reads an accumulator: a window due (its own events only, until
-//! most of the buffer is folded), a checkpoint, a swap, a partition taken
-//! or released, the end of the input. A held window is
+//! anything reads an accumulator: a window due (its own events only), a
+//! checkpoint, a swap, a partition taken or released, the end of the
+//! input. Once most of what it holds is folded (or a quarter, when it is
+//! full), it drops that and keeps the rest: with many keys, windows fall
+//! due a few at a time while the next windows fill, and folding what they
+//! hold early would fold each window twice or more. A held window is
 //! open in its operator ([`crate::operator::WindowOperator::hold`]), so it
 //! falls due on time. Folding groups a window's held events in the order
 //! they arrived, in calls of at most `batch_size` events. The records stay
@@ -65,18 +68,20 @@ pub(super) struct Held {
     origins: Vec<usize>,
     partitions: Vec<PartitionId>,
     groups: Vec<Group>,
-    /// (group, row) for each placement, in arrival order; the group is
-    /// [`FOLDED`] once a fold of due windows took it.
+    /// (group, row) for each placement, in arrival order.
     placed: Vec<(u32, u32)>,
     /// Whether `chain` and `ends` list each group's placements: built at
     /// this filling's first fold of due windows, kept up from then on (a
     /// run whose windows are only due at the end never builds them).
     indexed: bool,
-    /// Per placement, the next placement of its group ([`NONE`] for none).
-    chain: Vec<u32>,
-    /// Per group, its first and last placement not folded yet.
+    /// Per placement, the next placement of its group ([`NONE`] for none)
+    /// and its row (a walk along a group reads nothing else).
+    chain: Vec<(u32, u32)>,
+    /// Per group, its first and last placement, or [`GONE`] once folded
+    /// (a group is folded whole, and never takes a placement after: see
+    /// [`WindowStore::due_held`](crate::state::WindowStore::due_held)).
     ends: Vec<(u32, u32)>,
-    /// Placements folded already (their windows were due).
+    /// Placements folded already (their groups are [`GONE`]).
     folded: usize,
     /// Rows a fold failed this filling: an event placed in two sliding
     /// windows folded at different times is dead-lettered once.
@@ -85,8 +90,11 @@ pub(super) struct Held {
 
 /// No placement.
 const NONE: u32 = u32::MAX;
-/// The group of a placement already folded.
-const FOLDED: u32 = u32::MAX;
+/// In [`Held::ends`]: the group is folded.
+const GONE: u32 = u32::MAX - 1;
+/// Groups whose chains are walked at once, each step of one asked for
+/// ahead while the others' are read: a group's placements lie far apart.
+const LANES: usize = 16;
 
 /// One batch's placed events, as the pipeline hands them to [`Held::add`].
 pub(super) struct Placed<'a> {
@@ -174,19 +182,39 @@ impl Held {
         self.round = next_round();
     }
 
-    // Lists placement `at` last in its group's chain.
-    fn link(&mut self, at: usize) {
-        let group = self.placed[at].0 as usize;
-        let at = u32::try_from(at).expect("fewer than 2^32 placements held");
-        self.chain.push(NONE);
-        if self.ends.len() <= group {
-            self.ends.resize(group + 1, (NONE, NONE));
+    // Whether group `group` is folded.
+    fn gone(&self, group: u32) -> bool {
+        self.indexed && self.ends.get(group as usize).is_some_and(|&(first, _)| first == GONE)
+    }
+
+    // Lists placements `from..` last in their groups' chains, each
+    // group's ends and last link asked for a few placements ahead.
+    fn link_from(&mut self, from: usize) {
+        let groups = self.groups.len();
+        if self.ends.len() < groups {
+            self.ends.resize(groups, (NONE, NONE));
         }
-        match self.ends[group] {
-            (NONE, _) => self.ends[group] = (at, at),
-            (_, last) => {
-                self.chain[last as usize] = at;
-                self.ends[group].1 = at;
+        for at in from..self.placed.len() {
+            if let Some(&(ahead, _)) = self.placed.get(at + 8) {
+                crate::fast::prefetch(&self.ends[ahead as usize]);
+            }
+            if let Some(&(ahead, _)) = self.placed.get(at + 4)
+                && let (_, last) = self.ends[ahead as usize]
+                && last < GONE
+            {
+                crate::fast::prefetch(&self.chain[last as usize]);
+            }
+            let (group, row) = self.placed[at];
+            let at = u32::try_from(at).expect("fewer than 2^32 placements held");
+            self.chain.push((NONE, row));
+            let ends = &mut self.ends[group as usize];
+            assert!(ends.0 != GONE, "a folded group takes no placement");
+            match *ends {
+                (NONE, _) => *ends = (at, at),
+                (_, last) => {
+                    ends.1 = at;
+                    self.chain[last as usize].0 = at;
+                }
             }
         }
     }
@@ -195,10 +223,99 @@ impl Held {
     fn index(&mut self) {
         self.chain.reserve(self.placed.capacity());
         self.ends.reserve(self.groups.len());
-        for at in 0..self.placed.len() {
-            self.link(at);
-        }
         self.indexed = true;
+        self.link_from(0);
+    }
+
+    // Groups holding `at_least` unfolded placements between them, the
+    // largest first (by a count of their sizes: groups of 256 or more
+    // count as one size), in group order.
+    fn largest_groups(&mut self, at_least: usize) -> Vec<u32> {
+        const SIZES: usize = 256;
+        if !self.indexed {
+            self.index();
+        }
+        let mut members = vec![0u32; self.groups.len()];
+        for &(group, _) in &self.placed {
+            members[group as usize] += 1;
+        }
+        for (g, m) in members.iter_mut().enumerate() {
+            if self.gone(g as u32) {
+                *m = 0;
+            }
+        }
+        let mut by_size = [0usize; SIZES + 1];
+        for &m in &members {
+            by_size[(m as usize).min(SIZES)] += m as usize;
+        }
+        let (mut smallest, mut total) = (SIZES, 0);
+        while smallest > 1 && total + by_size[smallest] < at_least {
+            total += by_size[smallest];
+            smallest -= 1;
+        }
+        (0..members.len() as u32).filter(|&g| members[g as usize] as usize >= smallest.max(1)).collect()
+    }
+
+    // Drops the placements folded already, and the rows and records only
+    // they used; what is still held stays, in arrival order, its groups
+    // numbered afresh (0, 1, … in their old order) in a new round (the
+    // pipeline gives their windows the new numbers).
+    fn compact(&mut self) {
+        if !self.indexed {
+            self.index();
+        }
+        let mut renumber = vec![NONE; self.groups.len()];
+        let mut kept_groups = 0;
+        for (g, number) in renumber.iter_mut().enumerate() {
+            if !self.gone(g as u32) {
+                *number = kept_groups;
+                kept_groups += 1;
+            }
+        }
+        let mut g = 0;
+        self.groups.retain(|_| {
+            g += 1;
+            renumber[g - 1] != NONE
+        });
+        // The rows still placed, ascending: placements arrive in row order.
+        let mut row_of = vec![NONE; self.events.count as usize];
+        let mut rows: Vec<u32> = Vec::new();
+        let mut kept = 0;
+        for at in 0..self.placed.len() {
+            let (group, row) = self.placed[at];
+            if renumber[group as usize] == NONE {
+                continue;
+            }
+            if row_of[row as usize] == NONE {
+                debug_assert!(rows.last().is_none_or(|&last| last < row), "rows are placed in ascending order");
+                row_of[row as usize] = rows.len() as u32;
+                rows.push(row);
+            }
+            self.placed[kept] = (renumber[group as usize], row_of[row as usize]);
+            kept += 1;
+        }
+        self.placed.truncate(kept);
+        // Their records, ascending too (rows are appended in record order).
+        let mut record_of = vec![usize::MAX; self.records.len()];
+        let mut records = Vec::new();
+        for (new, &row) in rows.iter().enumerate() {
+            let old = self.origins[row as usize];
+            if record_of[old] == usize::MAX {
+                record_of[old] = records.len();
+                records.push(old);
+            }
+            self.origins[new] = record_of[old];
+        }
+        self.origins.truncate(rows.len());
+        self.records.keep(&records);
+        let names: Vec<&str> = self.events.fields.iter().map(|f| f.name.as_str()).collect();
+        self.events = self.events.gather(&rows, &names);
+        self.dead_rows = self.dead_rows.iter().filter_map(|&row| row_of.get(row as usize).copied().filter(|&new| new != NONE)).collect();
+        self.chain.clear();
+        self.ends.clear();
+        self.index();
+        self.folded = 0;
+        self.round = next_round();
     }
 
     /// Whether a batch's fold input `events` can be appended to the rows
@@ -234,12 +351,12 @@ impl Held {
         }
         // Groups are counted when folded (`fold_held`): a round's groups
         // (one a window) outgrow the cache, their counts do not.
+        let from = self.placed.len();
         for &(g, event) in batch.placed {
-            let group = batch.held_groups[g as usize];
-            self.placed.push((group, row_of[event as usize]));
-            if self.indexed {
-                self.link(self.placed.len() - 1);
-            }
+            self.placed.push((batch.held_groups[g as usize], row_of[event as usize]));
+        }
+        if self.indexed {
+            self.link_from(from);
         }
     }
 }
@@ -247,44 +364,155 @@ impl Held {
 impl Pipeline {
     /// Folds the held events of the groups `due` (their windows are due),
     /// and only those, in calls of at most `batch_size` events; the rest
-    /// stay held. Once most of what the buffer holds is folded, the rest
-    /// is folded too and the buffer starts afresh, so its room is not
-    /// taken by placements folded long ago (with few keys, that is at
-    /// almost every window due, as when every fold took it all).
+    /// stay held. Once most of what the buffer holds is folded, it drops
+    /// that (see [`Held::compact`]), so its room is not taken by
+    /// placements folded long ago.
     pub(super) fn fold_held_groups(&mut self, due: &[u32]) -> Result<(), PipelineError> {
         if due.is_empty() || self.held.is_empty() {
             return Ok(());
         }
+        self.fold_these(due)?;
+        if self.held.folded * 2 > self.held.placed.len() {
+            self.compact_held();
+        }
+        Ok(())
+    }
+
+    /// Makes room in a full buffer: folds the groups holding the most
+    /// events until half of what it holds is folded, and drops that. The
+    /// largest are most often the oldest windows, nearest their end; a
+    /// window just opened keeps its few events held. Folds it all only if
+    /// that leaves it full (a batch larger than its room).
+    pub(super) fn relieve_held(&mut self) -> Result<(), PipelineError> {
+        let half = self.held.placed.len() / 2;
+        if self.held.folded < half {
+            let largest = self.held.largest_groups(half - self.held.folded);
+            self.fold_these(&largest)?;
+        }
+        self.compact_held();
+        if self.held.is_full() {
+            return self.fold_held();
+        }
+        Ok(())
+    }
+
+    // Folds the held events of groups `these` (each once, in that order),
+    // in calls of at most `batch_size`: many groups by one pass over what
+    // is held, a few by walking their chains.
+    fn fold_these(&mut self, these: &[u32]) -> Result<(), PipelineError> {
         let mut held = std::mem::take(&mut self.held);
         if !held.indexed {
             held.index();
         }
         let (mut groups, mut placed) = (Vec::new(), Vec::new());
         let mut dead_rows = std::mem::take(&mut held.dead_rows);
-        let mut rows = Vec::new();
-        for &g in due {
-            let Some(&(first, _)) = held.ends.get(g as usize) else { continue };
-            rows.clear();
-            let mut at = first;
-            while at != NONE {
-                rows.push(held.placed[at as usize].1);
-                held.placed[at as usize].0 = FOLDED;
-                at = held.chain[at as usize];
-            }
-            held.folded += rows.len();
-            held.ends[g as usize] = (NONE, NONE);
-            self.fold_rows(&held, &held.groups[g as usize], &rows, &mut groups, &mut placed, &mut dead_rows)?;
-        }
-        if !placed.is_empty() {
-            self.fold(&held.records, &held.events, &held.origins, &held.partitions, groups, placed, &mut dead_rows)?;
-        }
+        let result = if these.len() > held.groups.len() / 8 {
+            self.fold_scanned(&mut held, these, &mut groups, &mut placed, &mut dead_rows)
+        } else {
+            self.fold_walked(&mut held, these, &mut groups, &mut placed, &mut dead_rows)
+        };
+        let result = result.and_then(|()| match placed.is_empty() {
+            true => Ok(()),
+            false => self.fold(&held.records, &held.events, &held.origins, &held.partitions, groups, placed, &mut dead_rows),
+        });
         held.dead_rows = dead_rows;
-        let most = held.folded * 2 > held.placed.len();
         self.held = held;
-        if most {
-            self.fold_held()?;
+        result
+    }
+
+    // `fold_these` by walking the groups' chains, `LANES` at a time.
+    fn fold_walked(&mut self, held: &mut Held, these: &[u32], groups: &mut Vec<Group>, placed: &mut Vec<(u32, u32)>, dead: &mut FastSet<u32>) -> Result<(), PipelineError> {
+        let mut rows: Vec<Vec<u32>> = (0..LANES).map(|_| Vec::new()).collect();
+        for chunk in these.chunks(LANES) {
+            let mut at = [NONE; LANES];
+            for (lane, &g) in chunk.iter().enumerate() {
+                rows[lane].clear();
+                let first = held.ends.get(g as usize).map_or(NONE, |&(first, _)| first);
+                if first < GONE {
+                    at[lane] = first;
+                    crate::fast::prefetch(&held.chain[first as usize]);
+                }
+            }
+            let mut walking = true;
+            while walking {
+                walking = false;
+                for lane in 0..chunk.len() {
+                    if at[lane] == NONE {
+                        continue;
+                    }
+                    let (next, row) = held.chain[at[lane] as usize];
+                    rows[lane].push(row);
+                    if next != NONE {
+                        crate::fast::prefetch(&held.chain[next as usize]);
+                        walking = true;
+                    }
+                    at[lane] = next;
+                }
+            }
+            for (lane, &g) in chunk.iter().enumerate() {
+                if rows[lane].is_empty() {
+                    continue;
+                }
+                held.folded += rows[lane].len();
+                held.ends[g as usize] = (GONE, GONE);
+                self.fold_rows(held, &held.groups[g as usize], &rows[lane], groups, placed, dead)?;
+            }
         }
         Ok(())
+    }
+
+    // `fold_these` by one pass over every placement held (a counting sort
+    // of the chosen groups' rows).
+    fn fold_scanned(&mut self, held: &mut Held, these: &[u32], groups: &mut Vec<Group>, placed: &mut Vec<(u32, u32)>, dead: &mut FastSet<u32>) -> Result<(), PipelineError> {
+        let mut slot = vec![NONE; held.groups.len()];
+        let mut chosen = Vec::new();
+        for &g in these {
+            if (g as usize) < slot.len() && slot[g as usize] == NONE && !held.gone(g) {
+                slot[g as usize] = chosen.len() as u32;
+                chosen.push(g);
+            }
+        }
+        let mut next = vec![0usize; chosen.len() + 1];
+        for &(group, _) in &held.placed {
+            let s = slot[group as usize];
+            if s != NONE {
+                next[s as usize + 1] += 1;
+            }
+        }
+        for i in 1..next.len() {
+            next[i] += next[i - 1];
+        }
+        let starts = next.clone();
+        let mut rows = vec![0u32; next[chosen.len()]];
+        for &(group, row) in &held.placed {
+            let s = slot[group as usize];
+            if s != NONE {
+                rows[next[s as usize]] = row;
+                next[s as usize] += 1;
+            }
+        }
+        held.folded += rows.len();
+        for &g in &chosen {
+            held.ends[g as usize] = (GONE, GONE);
+        }
+        for (i, &g) in chosen.iter().enumerate() {
+            self.fold_rows(held, &held.groups[g as usize], &rows[starts[i]..starts[i + 1]], groups, placed, dead)?;
+        }
+        Ok(())
+    }
+
+    // Drops the held placements folded already (see [`Held::compact`])
+    // and gives the windows still held their new numbers.
+    fn compact_held(&mut self) {
+        self.held.compact();
+        let round = self.held.round();
+        let held = &self.held;
+        let mut operators = super::fold::operators_of(&mut self.partitions, &held.partitions);
+        for (number, group) in held.groups.iter().enumerate() {
+            if let Some(operator) = operators[group.partition].as_deref_mut() {
+                operator.renumber_held(group.key, group.assignment.index, round, number as u32);
+            }
+        }
     }
 
     // Adds `group`'s held `rows` to the call being made up (`groups`,
@@ -312,8 +540,9 @@ impl Pipeline {
         }
         let mut held = std::mem::take(&mut self.held);
         // The rows of each group, in arrival order (a counting sort).
+        let gone: Vec<bool> = (0..held.groups.len() as u32).map(|g| held.gone(g)).collect();
         let mut next = vec![0usize; held.groups.len()];
-        for &(group, _) in held.placed.iter().filter(|(group, _)| *group != FOLDED) {
+        for &(group, _) in held.placed.iter().filter(|(group, _)| !gone[*group as usize]) {
             next[group as usize] += 1;
         }
         let mut end = 0usize;
@@ -322,7 +551,7 @@ impl Pipeline {
             (*at, end) = (end, end + *at);
         }
         let mut rows = vec![0u32; end];
-        for &(group, row) in held.placed.iter().filter(|(group, _)| *group != FOLDED) {
+        for &(group, row) in held.placed.iter().filter(|(group, _)| !gone[*group as usize]) {
             let at = &mut next[group as usize];
             rows[*at] = row;
             *at += 1;

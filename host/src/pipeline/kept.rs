@@ -74,6 +74,11 @@ struct Entry {
     check: u32,
 }
 
+impl Entry {
+    // In place of an entry moved out.
+    const EMPTY: Entry = Entry { start: 0, value: 0, key: u32::MAX, timestamp: Timestamp(0), position: 0, partition: None, source: 0, check: 0 };
+}
+
 impl KeptRecords {
     /// Records kept.
     pub(super) fn len(&self) -> usize {
@@ -136,6 +141,31 @@ impl KeptRecords {
             source: source as u32,
             check: 0,
         });
+    }
+
+    /// Keeps only records `keep` (ascending), renumbered 0, 1, … in that
+    /// order; the bytes of the others are given back to the buffer's room.
+    pub(super) fn keep(&mut self, keep: &[usize]) {
+        let mut end = 0usize;
+        let mut headers = FastMap::default();
+        for (new, &old) in keep.iter().enumerate() {
+            debug_assert!(new <= old && (new == 0 || keep[new - 1] < old), "ascending");
+            let mut entry = std::mem::replace(&mut self.entries[old], Entry::EMPTY);
+            if entry.source & IN_FILE == 0 {
+                let len = entry.value as usize + if entry.key == u32::MAX { 0 } else { entry.key as usize };
+                let start = entry.start as usize;
+                self.bytes.copy_within(start..start + len, end);
+                entry.start = end as u64;
+                end += len;
+            }
+            self.entries[new] = entry;
+            if let Some(h) = self.headers.remove(&old) {
+                headers.insert(new, h);
+            }
+        }
+        self.entries.truncate(keep.len());
+        self.bytes.truncate(end);
+        self.headers = headers;
     }
 
     /// Forgets every record, keeping the room.
@@ -210,6 +240,32 @@ mod tests {
         }
         kept.clear();
         assert_eq!(kept.len(), 0);
+    }
+
+    // Records dropped from the middle: the others come back whole, under
+    // their new numbers, headers included.
+    #[test]
+    fn records_kept_after_others_are_dropped_come_back_whole() {
+        let topic: Arc<str> = "t".into();
+        let record = |i: u8, key: Option<&[u8]>, headers: bool, offset: Option<u64>| SourceRecord {
+            value: vec![b'a' + i; 3 + i as usize],
+            key: key.map(<[u8]>::to_vec),
+            timestamp: Timestamp(i as i64),
+            headers: if headers { vec![(format!("h{i}"), vec![i])] } else { Vec::new() },
+            origin: Origin { source: topic.clone(), partition: Some(i as i32), position: 100 + i as u64, offset },
+        };
+        let records = [record(0, Some(b"k0"), true, None), record(1, None, false, None), record(2, Some(b"key2"), true, None), record(3, None, false, None), record(4, Some(b""), true, None)];
+        let mut kept = KeptRecords::default();
+        for r in records.clone() {
+            kept.push(r);
+        }
+        kept.keep(&[2, 4]);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(*kept.record(0).unwrap(), records[2]);
+        assert_eq!(*kept.record(1).unwrap(), records[4]);
+        assert_eq!(kept.copied_bytes(), 5 + 4 + 7, "the dropped records' bytes are given back");
+        kept.push(records[1].clone());
+        assert_eq!(*kept.record(2).unwrap(), records[1]);
     }
 
     // A regular file's lines are kept as where they are, and read back.

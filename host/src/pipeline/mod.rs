@@ -454,7 +454,7 @@ impl Pipeline {
         }
         self.held.add(Placed { records, origins, placed, held_groups: &held_groups }, input, &kept);
         if self.held.is_full() {
-            self.fold_held()?;
+            self.relieve_held()?;
         }
         Ok(())
     }

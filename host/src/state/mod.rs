@@ -147,6 +147,16 @@ impl WindowStore {
         number
     }
 
+    /// Gives an open window the number `number` in hold round `round`
+    /// (see [`WindowStore::hold`]): its holder dropped what it folded and
+    /// numbered what it still holds afresh. Does nothing to a window not
+    /// open.
+    pub fn renumber_held(&mut self, key: KeyId, index: WindowIndex, round: u32, number: u32) {
+        if let Some(slot) = self.keys.get_mut(key.index()).and_then(|slots| slots.iter_mut().find(|s| s.index == index)) {
+            slot.held = (round, number);
+        }
+    }
+
     /// When the earliest timer fires (`i64::MAX` when none is set): no
     /// window is due before it. A stale timer may make it early.
     pub fn earliest_due(&self) -> i64 {
@@ -189,7 +199,8 @@ impl WindowStore {
     /// [`WindowStore::close_due`] closes them. The timers of windows due
     /// are put back as they were, for `close_due`; one found early is set
     /// to its window's true time and a stale one is dropped, as `close_due`
-    /// would.
+    /// would. Each window given leaves the round: a later event of it in
+    /// that round would get a new number.
     pub fn due_held(&mut self, now: i64, round: u32, mut due: impl FnMut(KeyId, WindowIndex, &OpenWindow) -> i64) -> Vec<u32> {
         let (mut groups, mut back) = (Vec::new(), Vec::new());
         for timer in self.timers.take_due(now) {
@@ -201,8 +212,11 @@ impl WindowStore {
                 (slots[i].due, slots[i].timer) = (truly, self.timers.push(truly, key, index));
                 continue;
             }
+            // Its held events are folded now and it closes: it leaves the
+            // round, so no later event joins the group folded.
             if slots[i].held.0 == round {
                 groups.push(slots[i].held.1);
+                slots[i].held = (0, 0);
             }
             back.push(timer);
         }
