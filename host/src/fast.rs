@@ -24,15 +24,35 @@ pub type Key = smol_str::SmolStr;
 /// cannot fault; a no-op off x86-64.
 #[inline(always)]
 pub fn prefetch<T>(value: &T) {
+    prefetch_at((value as *const T).cast());
+}
+
+/// Asks the memory for every cache line of `values`: a value larger than
+/// a line, or not aligned to one, spans two or more, and [`prefetch`]
+/// asks for the first only. A hint, as [`prefetch`] is.
+#[inline(always)]
+pub fn prefetch_lines<T>(values: &[T]) {
+    const LINE: usize = 64;
+    let (start, len) = (values.as_ptr().cast::<u8>(), std::mem::size_of_val(values));
+    let mut offset = 0;
+    while offset < len {
+        prefetch_at(start.wrapping_add(offset));
+        offset += LINE - (start.wrapping_add(offset) as usize % LINE);
+    }
+}
+
+// The prefetch itself: `at` is never read, so it need not be valid.
+#[inline(always)]
+fn prefetch_at(at: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing into the program and cannot fault;
-    // the address comes from a live reference.
+    // SAFETY: a prefetch reads nothing into the program and cannot fault,
+    // whatever the address.
     unsafe {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
+        _mm_prefetch::<_MM_HINT_T0>(at.cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    let _ = at;
 }
 
 /// A 64-bit FNV-1a hash of `key`: the same in every process and every

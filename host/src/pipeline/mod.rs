@@ -310,7 +310,8 @@ impl Pipeline {
         let mut groups: Vec<Group> = Vec::new();
         // (group, event) for each event placed.
         let mut placed: Vec<(u32, u32)> = Vec::with_capacity(origins.len());
-        let mut group_of: FastMap<(usize, KeyId, WindowIndex), usize> = FastMap::default();
+        // Sized for a group an event (many keys), not grown batch after batch.
+        let mut group_of: FastMap<(usize, KeyId, WindowIndex), usize> = FastMap::with_capacity_and_hasher(origins.len(), Default::default());
         let mut dead: Vec<(usize, DeadLetterKind, &str, String, &str)> = Vec::new();
         // The batch's partitions, built once each rather than once per event.
         let mut batch_partitions: Vec<PartitionId> = Vec::new();

@@ -88,11 +88,12 @@ impl WindowStore {
         }
     }
 
-    /// Asks the memory for `key`'s windows (reads where they are listed:
-    /// best after [`WindowStore::prefetch`]).
+    /// Asks the memory for `key`'s windows, the first two (reads where
+    /// they are listed: best after [`WindowStore::prefetch`]). A slot is
+    /// larger than a cache line: every line of them is asked for.
     pub fn prefetch_windows(&self, key: KeyId) {
-        if let Some(slot) = self.keys.get(key.index()).and_then(|slots| slots.first()) {
-            crate::fast::prefetch(slot);
+        if let Some(slots) = self.keys.get(key.index()) {
+            crate::fast::prefetch_lines(&slots[..slots.len().min(2)]);
         }
     }
 

@@ -24,9 +24,8 @@ impl SlidingWindower {
     /// with `t` measured from `align_to`, floor division).
     pub fn assign(&self, time: Timestamp, out: &mut Vec<Assignment>) {
         let since = i128::from(time.0) - i128::from(self.align_to);
-        let (length, offset) = (i128::from(self.length), i128::from(self.offset));
-        let first = (since - length).div_euclid(offset) + 1;
-        let last = since.div_euclid(offset);
+        let first = super::floor_div(since - i128::from(self.length), self.offset) + 1;
+        let last = super::floor_div(since, self.offset);
         for index in first..=last {
             let index = WindowIndex::try_from(index).unwrap_or(if index < 0 { WindowIndex::MIN } else { WindowIndex::MAX });
             let (start, end) = self.bounds(index);

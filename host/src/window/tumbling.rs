@@ -21,7 +21,7 @@ impl TumblingWindower {
     /// before 1970, and at the ends of the range (clamped).
     pub fn assign(&self, time: Timestamp) -> Assignment {
         let offset = i128::from(time.0) - i128::from(self.align_to);
-        let index = offset.div_euclid(i128::from(self.length));
+        let index = super::floor_div(offset, self.length);
         let index = WindowIndex::try_from(index).unwrap_or(if index < 0 { WindowIndex::MIN } else { WindowIndex::MAX });
         let (start, end) = self.bounds(index);
         Assignment { index, start, end }
