@@ -246,3 +246,34 @@ fn a_full_buffer_folds_its_largest_windows_and_keeps_the_rest_held() {
     assert_eq!(folded(&mut h), 8);
     assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
 }
+
+// When most windows held were folded as they fell due, the buffer numbers
+// the few still held afresh, and those windows take the new numbers:
+// events that come later join them, and all are folded when they fall due.
+#[test]
+fn windows_held_across_a_renumbering_fold_whole_when_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = sums_manifest(dir.path(), "faulty", "kind = \"stdin\"", "[stages.deserialize]\nconfig = { when = \"\" }\n\n[limits]\nfold_buffer = 100000");
+    let mut h = weir::harness::Harness::new(&m, engine()).unwrap();
+    let at = |key: &str, tenths: u32, value: f64| format!(r#"{{"key":"{key}","value":{value},"time":"2022-01-01T00:00:{:02}.{}Z"}}"#, tenths / 10, tenths % 10);
+    // A hundred keys read at 1 s, ten at 0.1 s; nothing is due yet.
+    let mut first: Vec<String> = (0..100).map(|k| at(&format!("k{k:03}"), 10, 1.0)).collect();
+    first.extend((0..10).map(|j| at(&format!("j{j}"), 1, 2.0)));
+    h.push(first).unwrap();
+    assert!(h.take_objects().is_empty());
+    // 9.5 s on, the hundred keys' clocks pass 10 s, the ten's do not:
+    // a hundred windows are folded and written, ten stay held.
+    h.advance(std::time::Duration::from_millis(9_500)).unwrap();
+    assert_eq!(h.take_objects().len(), 100);
+    // Their clocks are at 9.6 s: readings at 9.8 s join their windows.
+    h.push((0..10).map(|j| at(&format!("j{j}"), 98, 3.0))).unwrap();
+    assert!(h.take_objects().is_empty());
+    h.advance(std::time::Duration::from_millis(1_000)).unwrap();
+    let mut last = h.take_objects();
+    last.sort_by_key(|o| o["key"].as_str().unwrap().to_owned());
+    let expected: Vec<_> = (0..10).map(|j| serde_json::json!({ "key": format!("j{j}"), "start": "2022-01-01T00:00:00Z", "count": 2, "sum": 5.0 })).collect();
+    assert_eq!(last, expected);
+    h.finish().unwrap();
+    assert!(h.take_objects().is_empty());
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+}

@@ -78,8 +78,10 @@ pub(super) struct Held {
     /// and its row (a walk along a group reads nothing else).
     chain: Vec<(u32, u32)>,
     /// Per group, its first and last placement, or [`GONE`] once folded
-    /// (a group is folded whole, and never takes a placement after: see
-    /// [`WindowStore::due_held`](crate::state::WindowStore::due_held)).
+    /// (a group is folded whole). A folded group takes no placement
+    /// before the buffer drops its placements: a window due leaves the
+    /// round (see [`WindowStore::due_held`](crate::state::WindowStore::due_held)),
+    /// and the buffer drops what a full buffer folds at once.
     ends: Vec<(u32, u32)>,
     /// Placements folded already (their groups are [`GONE`]).
     folded: usize,
@@ -207,10 +209,13 @@ impl Held {
             let (group, row) = self.placed[at];
             let at = u32::try_from(at).expect("fewer than 2^32 placements held");
             self.chain.push((NONE, row));
+            // A folded group taking a placement is one a full buffer folded
+            // (see `relieve_held`), whose placements the buffer dropped
+            // right after: it starts afresh. (A window due leaves the
+            // round when folded, so its group takes none.)
             let ends = &mut self.ends[group as usize];
-            assert!(ends.0 != GONE, "a folded group takes no placement");
             match *ends {
-                (NONE, _) => *ends = (at, at),
+                (NONE | GONE, _) => *ends = (at, at),
                 (_, last) => {
                     ends.1 = at;
                     self.chain[last as usize].0 = at;
@@ -257,10 +262,12 @@ impl Held {
     }
 
     // Drops the placements folded already, and the rows and records only
-    // they used; what is still held stays, in arrival order, its groups
-    // numbered afresh (0, 1, … in their old order) in a new round (the
-    // pipeline gives their windows the new numbers).
-    fn compact(&mut self) {
+    // they used; what is still held stays, in arrival order. Groups keep
+    // their numbers (a folded one stays folded) unless most of them are
+    // folded: then the rest are numbered afresh (0, 1, … in their old
+    // order) in a new round, and it says so (the pipeline gives their
+    // windows the new numbers: a look-up a window, so not every time).
+    fn compact(&mut self) -> bool {
         if !self.indexed {
             self.index();
         }
@@ -272,11 +279,21 @@ impl Held {
                 kept_groups += 1;
             }
         }
-        let mut g = 0;
-        self.groups.retain(|_| {
-            g += 1;
-            renumber[g - 1] != NONE
-        });
+        let afresh = self.groups.len() - kept_groups as usize > 3 * kept_groups as usize + 64;
+        if afresh {
+            let mut g = 0;
+            self.groups.retain(|_| {
+                g += 1;
+                renumber[g - 1] != NONE
+            });
+        } else {
+            // Each group keeps its number.
+            for (g, number) in renumber.iter_mut().enumerate() {
+                if *number != NONE {
+                    *number = g as u32;
+                }
+            }
+        }
         // The rows still placed, ascending: placements arrive in row order.
         let mut row_of = vec![NONE; self.events.count as usize];
         let mut rows: Vec<u32> = Vec::new();
@@ -312,10 +329,17 @@ impl Held {
         self.events = self.events.gather(&rows, &names);
         self.dead_rows = self.dead_rows.iter().filter_map(|&row| row_of.get(row as usize).copied().filter(|&new| new != NONE)).collect();
         self.chain.clear();
-        self.ends.clear();
+        if afresh {
+            self.ends.clear();
+            self.round = next_round();
+        } else {
+            for ends in self.ends.iter_mut().filter(|ends| ends.0 != GONE) {
+                *ends = (NONE, NONE);
+            }
+        }
         self.index();
         self.folded = 0;
-        self.round = next_round();
+        afresh
     }
 
     /// Whether a batch's fold input `events` can be appended to the rows
@@ -502,9 +526,11 @@ impl Pipeline {
     }
 
     // Drops the held placements folded already (see [`Held::compact`])
-    // and gives the windows still held their new numbers.
+    // and gives the windows still held their new numbers, if any.
     fn compact_held(&mut self) {
-        self.held.compact();
+        if !self.held.compact() {
+            return;
+        }
         let round = self.held.round();
         let held = &self.held;
         let mut operators = super::fold::operators_of(&mut self.partitions, &held.partitions);
