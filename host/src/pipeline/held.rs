@@ -8,10 +8,11 @@
 //! sliding windows; their bounds do not move) and folds them before
 //! anything reads an accumulator: a window due (its own events only), a
 //! checkpoint, a swap, a partition taken or released, the end of the
-//! input. Once most of what it holds is folded (or a quarter, when it is
-//! full), it drops that and keeps the rest: with many keys, windows fall
-//! due a few at a time while the next windows fill, and folding what they
-//! hold early would fold each window twice or more. A held window is
+//! input. Once most of what it holds is folded it drops that and keeps
+//! the rest; a full buffer first folds its largest windows until half is
+//! folded. With many keys windows fall due a few at a time while the next
+//! windows fill, and folding those early would fold each window twice or
+//! more. A held window is
 //! open in its operator ([`crate::operator::WindowOperator::hold`]), so it
 //! falls due on time. Folding groups a window's held events in the order
 //! they arrived, in calls of at most `batch_size` events. The records stay
