@@ -280,6 +280,12 @@ impl Held {
                 kept_groups += 1;
             }
         }
+        if kept_groups == 0 {
+            // Nothing held: it starts afresh, its rows' fields too (the
+            // next batch's may differ, see `takes`).
+            self.clear();
+            return false;
+        }
         let afresh = self.groups.len() - kept_groups as usize > 3 * kept_groups as usize + 64;
         if afresh {
             let mut g = 0;
@@ -629,6 +635,26 @@ mod tests {
             _ => vec![Field { name: "t".into(), values: Column::Texts(Texts::from_strings((0..n).map(|_| "y".repeat(text)))), missing: Vec::new() }],
         };
         held.add(Placed { records, origins: &origins, placed: &placed, held_groups: &[0] }, Events { count: n as u32, fields }, &kept);
+    }
+
+    // A buffer whose every group was folded forgets its rows' fields as
+    // well: the next batch's fields may be others, and `takes` lets any
+    // batch into an empty buffer.
+    #[test]
+    fn a_buffer_left_empty_by_a_drop_takes_other_fields() {
+        let mut held = Held::new(100);
+        let window = crate::window::Assignment { index: 0, start: Timestamp(0), end: Timestamp(10) };
+        held.group(0, 0, &Group { partition: 0, key: crate::keys::KeyId(0), assignment: window, members: 0 });
+        hold(&mut held, 3, 10, true, 4);
+        held.index();
+        held.ends[0] = (GONE, GONE);
+        held.folded = 3;
+        held.compact();
+        assert!(held.is_empty());
+        assert!(held.events.fields.is_empty() && held.events.count == 0, "{:?}", held.events.fields.iter().map(|f| &f.name).collect::<Vec<_>>());
+        hold(&mut held, 2, 10, true, 0);
+        assert_eq!(held.events.count, 2);
+        assert!(held.events.fields.is_empty(), "the new batch's fields (none), not the old");
     }
 
     // Room for 100 placements is also room for 3,200 bytes that grow with
