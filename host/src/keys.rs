@@ -4,12 +4,13 @@
 //! costs one hash probe instead of one per map, and a timer names its key
 //! in four bytes rather than a copy of the key.
 //!
-//! The ids live in an open-addressed table of our own (8-byte entries: a
-//! tag from the key's hash and the id), so that the pipeline can ask for
-//! an entry's cache line ([`KeyIds::prefetch`]), and then for its key's
-//! ([`KeyIds::prefetch_name`]), a few events before it needs them: with
-//! 100,000 keys nearly every look-up misses the cache, and misses waited
-//! for one at a time were a quarter of the run.
+//! The ids live in an open-addressed table of our own (32-byte entries,
+//! two to a cache line: a tag from the key's hash, the id, and the key
+//! itself when it is up to 23 bytes long), so that the pipeline can ask
+//! for an entry's cache line ([`KeyIds::prefetch`]) a few events before it
+//! needs it: with 100,000 keys nearly every look-up misses the cache, and
+//! misses waited for one at a time were a quarter of the run. A key kept
+//! beside its entry is compared without a second miss, for its name.
 
 use std::hash::BuildHasher;
 use std::sync::LazyLock;
@@ -46,12 +47,14 @@ impl KeyHash {
     }
 }
 
-// A table entry: empty when `tag` is 0. Eight to a cache line; the key
-// itself is in `names`.
-#[derive(Debug, Clone, Copy, Default)]
+// A table entry: empty when `tag` is 0. Two to a cache line; the key is
+// also in `names`, by id.
+#[derive(Debug, Clone, Default)]
+#[repr(align(32))]
 struct Entry {
     tag: u32,
     id: u32,
+    name: Key,
 }
 
 // Whether two keys are the same; short ones (most keys) without a call
@@ -88,7 +91,7 @@ impl KeyIds {
             if entry.tag == 0 {
                 return (i, false);
             }
-            if entry.tag == tag && same(self.names[entry.id as usize].as_bytes(), key.as_bytes()) {
+            if entry.tag == tag && same(entry.name.as_bytes(), key.as_bytes()) {
                 return (i, true);
             }
             i = (i + 1) & mask;
@@ -100,17 +103,6 @@ impl KeyIds {
     pub fn prefetch(&self, hash: KeyHash) {
         if !self.table.is_empty() {
             prefetch(&self.table[self.home(hash)]);
-        }
-    }
-
-    /// Asks the memory for the key that `hash`'s entry names (read by a
-    /// look-up after the entry): best some time after
-    /// [`KeyIds::prefetch`], once the entry is in the cache.
-    pub fn prefetch_name(&self, hash: KeyHash) {
-        if let Some(entry) = self.table.get(self.home(hash)).filter(|e| e.tag == hash.tag())
-            && let Some(name) = self.names.get(entry.id as usize)
-        {
-            prefetch(name);
         }
     }
 
@@ -143,7 +135,7 @@ impl KeyIds {
             }
         };
         let (i, _) = self.find(key, hash);
-        self.table[i] = Entry { tag: hash.tag(), id: id.0 };
+        self.table[i] = Entry { tag: hash.tag(), id: id.0, name: self.names[id.index()].clone() };
         id
     }
 
@@ -151,8 +143,7 @@ impl KeyIds {
         let len = (self.table.len() * 2).max(16);
         let old = std::mem::replace(&mut self.table, vec![Entry::default(); len]);
         for entry in old.into_iter().filter(|e| e.tag != 0) {
-            let name = &self.names[entry.id as usize];
-            let (i, _) = self.find(name, KeyHash::of(name));
+            let (i, _) = self.find(&entry.name, KeyHash::of(&entry.name));
             self.table[i] = entry;
         }
     }
@@ -190,7 +181,7 @@ impl KeyIds {
             if self.table[i].tag == 0 {
                 break;
             }
-            let home = self.home(KeyHash::of(&self.names[self.table[i].id as usize]));
+            let home = self.home(KeyHash::of(&self.table[i].name));
             // The entry may move to the hole when its home is not in (hole, i].
             if (i.wrapping_sub(home) & mask) >= (i.wrapping_sub(hole) & mask) {
                 self.table.swap(hole, i);

@@ -93,17 +93,10 @@ impl WindowOperator {
         self.keys.intern_hashed(key, hash)
     }
 
-    /// Asks the memory for what [`WindowOperator::key_id`] reads first for
-    /// a key of hash `hash`. A hint: it changes nothing.
+    /// Asks the memory for what [`WindowOperator::key_id`] reads for a
+    /// key of hash `hash`. A hint: it changes nothing.
     pub fn prefetch_key(&self, hash: KeyHash) {
         self.keys.prefetch(hash);
-    }
-
-    /// Asks the memory for what [`WindowOperator::key_id`] reads next for
-    /// a key of hash `hash` (best a little after
-    /// [`WindowOperator::prefetch_key`]). A hint: it changes nothing.
-    pub fn prefetch_key_name(&self, hash: KeyHash) {
-        self.keys.prefetch_name(hash);
     }
 
     /// Asks the memory for the clock's entry of key `id` and where its

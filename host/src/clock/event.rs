@@ -18,13 +18,16 @@ use crate::keys::KeyId;
 #[derive(Debug, Clone)]
 pub struct EventClock {
     wait: i64,
-    /// By key id; `None` for an id with no entry (new, or retired).
-    keys: Vec<Option<KeyTime>>,
+    /// By key id; [`KeyTime::NONE`] for an id with no entry (new, or
+    /// retired). Sixteen bytes, four to a cache line: with many keys each
+    /// event's entry is a miss, and one never spans two lines.
+    keys: Vec<KeyTime>,
     /// Retired keys: watermark minus system time, by [`stable_hash`] of the key.
     retired: FastMap<u64, i64>,
 }
 
 #[derive(Debug, Clone, Copy)]
+#[repr(align(16))]
 struct KeyTime {
     /// Watermark at system time `seen_at`.
     base: i64,
@@ -32,6 +35,13 @@ struct KeyTime {
 }
 
 impl KeyTime {
+    // No entry (system time is never `i64::MIN`).
+    const NONE: KeyTime = KeyTime { base: 0, seen_at: i64::MIN };
+
+    fn get(self) -> Option<KeyTime> {
+        (self.seen_at != i64::MIN).then_some(self)
+    }
+
     fn watermark(self, now: Timestamp) -> Timestamp {
         Timestamp(self.base.saturating_add(now.0.saturating_sub(self.seen_at).max(0)))
     }
@@ -54,20 +64,18 @@ impl EventClock {
     pub fn arrive(&mut self, key: KeyId, name: &str, time: Timestamp, now: Timestamp) -> Arrival {
         let candidate = time.0.saturating_sub(self.wait);
         if self.keys.len() <= key.index() {
-            self.keys.resize(key.index() + 1, None);
+            self.keys.resize(key.index() + 1, KeyTime::NONE);
         }
-        let k = match &mut self.keys[key.index()] {
-            Some(k) => k,
-            entry @ None => {
-                // New, or retired: a retired key comes back where its
-                // watermark has got to.
-                let back = if self.retired.is_empty() { None } else { self.retired.remove(&stable_hash(name)) };
-                entry.insert(match back {
-                    Some(offset) => KeyTime { base: now.0.saturating_add(offset), seen_at: now.0 },
-                    None => KeyTime { base: candidate, seen_at: now.0 },
-                })
-            }
-        };
+        let k = &mut self.keys[key.index()];
+        if k.get().is_none() {
+            // New, or retired: a retired key comes back where its
+            // watermark has got to.
+            let back = if self.retired.is_empty() { None } else { self.retired.remove(&stable_hash(name)) };
+            *k = match back {
+                Some(offset) => KeyTime { base: now.0.saturating_add(offset), seen_at: now.0 },
+                None => KeyTime { base: candidate, seen_at: now.0 },
+            };
+        }
         let watermark = k.watermark(now);
         if time < watermark {
             return Arrival::Late { time, watermark };
@@ -84,7 +92,7 @@ impl EventClock {
     }
 
     fn entry(&self, key: KeyId) -> Option<KeyTime> {
-        self.keys.get(key.index()).copied().flatten()
+        self.keys.get(key.index()).and_then(|k| k.get())
     }
 
     /// The watermark of key `name` (id `key`, whether it holds one or is
@@ -107,20 +115,20 @@ impl EventClock {
     /// watermark's offset from system time (see the type's docs). `now` is
     /// the clock's system time.
     pub fn retire(&mut self, key: KeyId, name: &str, now: Timestamp) {
-        if let Some(k) = self.keys.get_mut(key.index()).and_then(Option::take) {
+        if let Some(k) = self.keys.get_mut(key.index()).and_then(|k| std::mem::replace(k, KeyTime::NONE).get()) {
             self.retired.insert(stable_hash(name), k.watermark(now).0.saturating_sub(now.0));
         }
     }
 
     /// Keys with an entry, and keys retired.
     pub fn key_counts(&self) -> (usize, usize) {
-        (self.keys.iter().flatten().count(), self.retired.len())
+        (self.keys.iter().filter_map(|k| k.get()).count(), self.retired.len())
     }
 
     /// Every key's watermark at `now`, by key id, for a checkpoint.
     pub fn snapshot(&self, now: Timestamp) -> Vec<(KeyId, i64)> {
         let ids = (0..).map(KeyId);
-        ids.zip(&self.keys).filter_map(|(id, k)| k.map(|k| (id, k.watermark(now).0))).collect()
+        ids.zip(&self.keys).filter_map(|(id, k)| k.get().map(|k| (id, k.watermark(now).0))).collect()
     }
 
     /// Every retired key's watermark at `now`, by key hash, for a checkpoint.
@@ -131,7 +139,7 @@ impl EventClock {
     /// Resumes after a pause that began at system time `paused_at`: each
     /// key's watermark is where it was then, and advances from `now`.
     pub fn resume(&mut self, paused_at: Timestamp, now: Timestamp) {
-        for k in self.keys.iter_mut().flatten() {
+        for k in self.keys.iter_mut().filter(|k| k.get().is_some()) {
             *k = KeyTime { base: k.watermark(paused_at).0, seen_at: now.0 };
         }
         let paused = now.0.saturating_sub(paused_at.0);
@@ -147,9 +155,9 @@ impl EventClock {
     pub fn restore(&mut self, watermarks: &[(KeyId, i64)], retired: &[(u64, i64)], now: Timestamp) {
         for &(key, watermark) in watermarks {
             if self.keys.len() <= key.index() {
-                self.keys.resize(key.index() + 1, None);
+                self.keys.resize(key.index() + 1, KeyTime::NONE);
             }
-            self.keys[key.index()] = Some(KeyTime { base: watermark, seen_at: now.0 });
+            self.keys[key.index()] = KeyTime { base: watermark, seen_at: now.0 };
         }
         for (hash, watermark) in retired {
             self.retired.insert(*hash, watermark.saturating_sub(now.0));

@@ -388,9 +388,6 @@ impl Pipeline {
             if let Some(&hash) = hashes.get(event + 2 * AHEAD) {
                 operator.prefetch_key(hash);
             }
-            if let Some(&hash) = hashes.get(event + AHEAD + AHEAD / 2) {
-                operator.prefetch_key_name(hash);
-            }
             assigned.clear();
             if let Err(reason) = operator.place_id(id, key, time, now, &mut assigned) {
                 dead.push((origin, DeadLetterKind::Late, "clock", reason, key));

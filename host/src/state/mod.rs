@@ -33,39 +33,51 @@ pub struct OpenWindow {
     pub acc: Option<Vec<u8>>,
 }
 
-// A window and the system time it is due to close, as last scheduled.
+// A window. One cache line, aligned to one: with many keys each event
+// reads its key's first window or two from memory.
 #[derive(Debug)]
+#[repr(align(64))]
 struct Slot {
     index: WindowIndex,
     window: OpenWindow,
-    due: i64,
-    /// The sequence number of its live timer: a timer is live only while
-    /// its window's slot holds its number. One whose window has closed or
-    /// been rescheduled (or whose key id now names another key) is skipped
-    /// when it comes up.
-    timer: u64,
     /// While its events are held back from the fold: the hold round and
     /// the held group they are in (see [`WindowStore::hold`]).
     held: (u32, u32),
 }
 
-// Sets timers of `key`'s `slots` that `due` brings earlier.
-fn set_timers(timers: &mut Timers, key: KeyId, slots: &mut [Slot], mut due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
-    for slot in slots {
-        let at = due(slot.index, &slot.window);
-        if at < slot.due {
-            (slot.due, slot.timer) = (at, timers.push(at, key, slot.index));
-        }
+// A key's open windows, and the system time its earliest is due to close
+// as last scheduled (`i64::MAX`: none scheduled). The key's timer at that
+// time is its live one; any other it has is skipped when it comes up.
+#[derive(Debug)]
+struct KeyWindows {
+    slots: Vec<Slot>,
+    due: i64,
+}
+
+impl Default for KeyWindows {
+    fn default() -> Self {
+        KeyWindows { slots: Vec::new(), due: i64::MAX }
     }
 }
 
-/// All open windows, by key id (see [`crate::keys`]), each with a timer:
-/// the system time at which it is due to close. Closing costs per window
-/// closed, not per window open: the timers are a heap ordered by due time.
+// Sets `key`'s timer earlier if `due` brings one of its windows earlier
+// than it is set.
+fn set_timer(timers: &mut Timers, key: KeyId, windows: &mut KeyWindows, mut due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
+    let at = windows.slots.iter().map(|slot| due(slot.index, &slot.window)).min().unwrap_or(i64::MAX);
+    if at < windows.due {
+        windows.due = at;
+        timers.push(at, key);
+    }
+}
+
+/// All open windows, by key id (see [`crate::keys`]), and a timer a key:
+/// the system time at which its earliest window is due to close. Closing
+/// costs per window closed, not per window open: the timers are a heap
+/// ordered by due time.
 #[derive(Debug, Default)]
 pub struct WindowStore {
     /// Each key's open windows, by key id.
-    keys: Vec<Vec<Slot>>,
+    keys: Vec<KeyWindows>,
     timers: Timers,
     open: usize,
 }
@@ -77,23 +89,23 @@ impl WindowStore {
     }
 
     fn slots(&self, key: KeyId) -> &[Slot] {
-        self.keys.get(key.index()).map_or(&[], Vec::as_slice)
+        self.keys.get(key.index()).map_or(&[], |k| k.slots.as_slice())
     }
 
     /// Asks the memory for where `key`'s windows are listed, to be read a
     /// little later; then [`WindowStore::prefetch_windows`] for the windows.
     pub fn prefetch(&self, key: KeyId) {
-        if let Some(slots) = self.keys.get(key.index()) {
-            crate::fast::prefetch(slots);
+        if let Some(windows) = self.keys.get(key.index()) {
+            crate::fast::prefetch(windows);
         }
     }
 
     /// Asks the memory for `key`'s windows, the first two (reads where
-    /// they are listed: best after [`WindowStore::prefetch`]). A slot is
-    /// larger than a cache line: every line of them is asked for.
+    /// they are listed: best after [`WindowStore::prefetch`]), a cache
+    /// line each.
     pub fn prefetch_windows(&self, key: KeyId) {
-        if let Some(slots) = self.keys.get(key.index()) {
-            crate::fast::prefetch_lines(&slots[..slots.len().min(2)]);
+        if let Some(windows) = self.keys.get(key.index()) {
+            crate::fast::prefetch_lines(&windows.slots[..windows.slots.len().min(2)]);
         }
     }
 
@@ -105,8 +117,8 @@ impl WindowStore {
     /// Takes an open window's accumulator out (it has none until one is
     /// absorbed again).
     pub fn take_acc(&mut self, key: KeyId, index: WindowIndex) -> Option<Vec<u8>> {
-        let slots = self.keys.get_mut(key.index())?;
-        slots.iter_mut().find(|s| s.index == index)?.window.acc.take()
+        let windows = self.keys.get_mut(key.index())?;
+        windows.slots.iter_mut().find(|s| s.index == index)?.window.acc.take()
     }
 
     /// Stores a window's new accumulator after a fold of `folded` events,
@@ -114,13 +126,13 @@ impl WindowStore {
     #[allow(clippy::too_many_arguments)]
     pub fn absorb(&mut self, key: KeyId, index: WindowIndex, start: Timestamp, end: Timestamp, acc: Vec<u8>, folded: u64, due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
         let i = self.open_slot(key, index, start, end);
-        let slots = &mut self.keys[key.index()];
-        let window = &mut slots[i].window;
+        let windows = &mut self.keys[key.index()];
+        let window = &mut windows.slots[i].window;
         // A session's bounds move as events join it; other windows keep theirs.
         (window.start, window.end) = (start, end);
         window.acc = Some(acc);
         window.count += folded;
-        set_timers(&mut self.timers, key, slots, due);
+        set_timer(&mut self.timers, key, windows, due);
         self.compact();
     }
 
@@ -137,13 +149,13 @@ impl WindowStore {
     #[allow(clippy::too_many_arguments)]
     pub fn hold(&mut self, key: KeyId, index: WindowIndex, start: Timestamp, end: Timestamp, round: u32, next: u32, due: impl FnMut(WindowIndex, &OpenWindow) -> i64) -> u32 {
         let i = self.open_slot(key, index, start, end);
-        let slots = &mut self.keys[key.index()];
-        let slot = &mut slots[i];
+        let windows = &mut self.keys[key.index()];
+        let slot = &mut windows.slots[i];
         if slot.held.0 != round {
             slot.held = (round, next);
         }
         let number = slot.held.1;
-        set_timers(&mut self.timers, key, slots, due);
+        set_timer(&mut self.timers, key, windows, due);
         self.compact();
         number
     }
@@ -153,7 +165,7 @@ impl WindowStore {
     /// numbered what it still holds afresh. Does nothing to a window not
     /// open.
     pub fn renumber_held(&mut self, key: KeyId, index: WindowIndex, round: u32, number: u32) {
-        if let Some(slot) = self.keys.get_mut(key.index()).and_then(|slots| slots.iter_mut().find(|s| s.index == index)) {
+        if let Some(slot) = self.keys.get_mut(key.index()).and_then(|windows| windows.slots.iter_mut().find(|s| s.index == index)) {
             slot.held = (round, number);
         }
     }
@@ -165,22 +177,22 @@ impl WindowStore {
     }
 
     // The position of window `index` among `key`'s slots, opened (empty,
-    // no timer) when it was not.
+    // not scheduled) when it was not.
     fn open_slot(&mut self, key: KeyId, index: WindowIndex, start: Timestamp, end: Timestamp) -> usize {
         if self.keys.len() <= key.index() {
-            self.keys.resize_with(key.index() + 1, Vec::new);
+            self.keys.resize_with(key.index() + 1, KeyWindows::default);
         }
-        let slots = &mut self.keys[key.index()];
+        let slots = &mut self.keys[key.index()].slots;
         match slots.iter().position(|s| s.index == index) {
             Some(i) => i,
             None => {
                 self.open += 1;
                 // Most keys have one or two windows open: a first push would
-                // make room for four (320 bytes a key).
+                // make room for four (256 bytes a key).
                 if slots.capacity() == 0 {
                     slots.reserve_exact(1);
                 }
-                slots.push(Slot { index, window: OpenWindow { start, end, count: 0, acc: None }, due: i64::MAX, timer: 0, held: (0, 0) });
+                slots.push(Slot { index, window: OpenWindow { start, end, count: 0, acc: None }, held: (0, 0) });
                 slots.len() - 1
             }
         }
@@ -189,63 +201,80 @@ impl WindowStore {
     /// Sets the timers of `key`'s open windows to what `due` says (system
     /// time, microseconds) where that is earlier than they are set to.
     pub fn schedule(&mut self, key: KeyId, due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
-        let Some(slots) = self.keys.get_mut(key.index()) else { return };
-        set_timers(&mut self.timers, key, slots, due);
+        let Some(windows) = self.keys.get_mut(key.index()) else { return };
+        set_timer(&mut self.timers, key, windows, due);
         self.compact();
     }
 
     /// The held groups of round `round` (see [`WindowStore::hold`]) whose
     /// windows are due at `now`, as `due` (the true due time now)
     /// confirms: their events are to be folded before
-    /// [`WindowStore::close_due`] closes them. The timers of windows due
-    /// are put back as they were, for `close_due`; one found early is set
-    /// to its window's true time and a stale one is dropped, as `close_due`
-    /// would. Each window given leaves the round: a later event of it in
-    /// that round would get a new number.
+    /// [`WindowStore::close_due`] closes them. The timers of keys with a
+    /// window due are put back as they were, for `close_due`; a key found
+    /// early is set to its windows' earliest true time and a stale timer is
+    /// dropped, as `close_due` would. Each window given leaves the round: a
+    /// later event of it in that round would get a new number.
     pub fn due_held(&mut self, now: i64, round: u32, mut due: impl FnMut(KeyId, WindowIndex, &OpenWindow) -> i64) -> Vec<u32> {
         let (mut groups, mut back) = (Vec::new(), Vec::new());
         for timer in self.timers.take_due(now) {
-            let (_, sequence, key, index) = timer;
-            let Some(slots) = self.keys.get_mut(key.index()) else { continue };
-            let Some(i) = slots.iter().position(|s| s.index == index && s.timer == sequence) else { continue };
-            let truly = due(key, index, &slots[i].window);
-            if truly > now {
-                (slots[i].due, slots[i].timer) = (truly, self.timers.push(truly, key, index));
-                continue;
+            let (at, key) = timer;
+            let Some(windows) = self.keys.get_mut(key.index()).filter(|windows| windows.due == at) else { continue };
+            let (mut any, mut later) = (false, i64::MAX);
+            for slot in &mut windows.slots {
+                let truly = due(key, slot.index, &slot.window);
+                if truly > now {
+                    later = later.min(truly);
+                    continue;
+                }
+                any = true;
+                // Its held events are folded now and it closes: it leaves
+                // the round, so no later event joins the group folded.
+                if slot.held.0 == round {
+                    groups.push(slot.held.1);
+                    slot.held = (0, 0);
+                }
             }
-            // Its held events are folded now and it closes: it leaves the
-            // round, so no later event joins the group folded.
-            if slots[i].held.0 == round {
-                groups.push(slots[i].held.1);
-                slots[i].held = (0, 0);
+            if any {
+                back.push(timer);
+            } else {
+                windows.due = later;
+                if later != i64::MAX {
+                    self.timers.push(later, key);
+                }
             }
-            back.push(timer);
         }
         self.timers.put_back(back);
         groups
     }
 
-    /// Removes and returns the windows whose timers are at or before `now`
-    /// and that `due` (the true due time now) confirms; a window found not
-    /// yet due is set to its true time. In no particular order (the caller
-    /// orders what all partitions closed). Also says which keys have no
-    /// window left.
+    /// Removes and returns the windows whose keys' timers are at or before
+    /// `now` and that `due` (the true due time now) confirms; a key whose
+    /// windows are not all due is set to the earliest true time of the
+    /// rest. In no particular order (the caller orders what all
+    /// partitions closed). Also says which keys have no window left.
     pub fn close_due(&mut self, now: i64, mut due: impl FnMut(KeyId, WindowIndex, &OpenWindow) -> i64) -> (Vec<(KeyId, WindowIndex, OpenWindow)>, Vec<KeyId>) {
         let (mut closed, mut emptied) = (Vec::new(), Vec::new());
-        for (_, sequence, key, index) in self.timers.take_due(now) {
-            let Some(slots) = self.keys.get_mut(key.index()) else { continue };
-            let Some(i) = slots.iter().position(|s| s.index == index && s.timer == sequence) else { continue };
-            let truly = due(key, index, &slots[i].window);
-            if truly > now {
-                (slots[i].due, slots[i].timer) = (truly, self.timers.push(truly, key, index));
-                continue;
+        for (at, key) in self.timers.take_due(now) {
+            let Some(windows) = self.keys.get_mut(key.index()).filter(|windows| windows.due == at) else { continue };
+            let (mut i, mut later) = (0, i64::MAX);
+            while i < windows.slots.len() {
+                let slot = &windows.slots[i];
+                let truly = due(key, slot.index, &slot.window);
+                if truly > now {
+                    later = later.min(truly);
+                    i += 1;
+                    continue;
+                }
+                let slot = windows.slots.swap_remove(i);
+                self.open -= 1;
+                closed.push((key, slot.index, slot.window));
             }
-            let slot = slots.swap_remove(i);
-            self.open -= 1;
-            if slots.is_empty() {
+            windows.due = later;
+            if later != i64::MAX {
+                self.timers.push(later, key);
+            } else if windows.slots.is_empty() {
                 emptied.push(key);
             }
-            closed.push((key, index, slot.window));
         }
         (closed, emptied)
     }
@@ -253,7 +282,7 @@ impl WindowStore {
     /// Removes a window before it is due (a session merged into another);
     /// its timer is skipped when it comes up.
     pub fn remove(&mut self, key: KeyId, index: WindowIndex) -> Option<OpenWindow> {
-        let slots = self.keys.get_mut(key.index())?;
+        let slots = &mut self.keys.get_mut(key.index())?.slots;
         let i = slots.iter().position(|s| s.index == index)?;
         self.open -= 1;
         Some(slots.swap_remove(i).window)
@@ -262,7 +291,13 @@ impl WindowStore {
     /// Removes and returns every window (in no particular order).
     pub fn close_all(&mut self) -> Vec<(KeyId, WindowIndex, OpenWindow)> {
         let ids = (0..).map(KeyId);
-        let closed: Vec<_> = ids.zip(self.keys.iter_mut()).flat_map(|(key, slots)| slots.drain(..).map(move |s| (key, s.index, s.window))).collect();
+        let closed: Vec<_> = ids
+            .zip(self.keys.iter_mut())
+            .flat_map(|(key, windows)| {
+                windows.due = i64::MAX;
+                windows.slots.drain(..).map(move |s| (key, s.index, s.window))
+            })
+            .collect();
         self.timers = Timers::default();
         self.open = 0;
         closed
@@ -271,13 +306,13 @@ impl WindowStore {
     /// Every open window, for a checkpoint.
     pub fn iter(&self) -> impl Iterator<Item = (KeyId, WindowIndex, &OpenWindow)> {
         let ids = (0..).map(KeyId);
-        ids.zip(&self.keys).flat_map(|(key, slots)| slots.iter().map(move |s| (key, s.index, &s.window)))
+        ids.zip(&self.keys).flat_map(|(key, windows)| windows.slots.iter().map(move |s| (key, s.index, &s.window)))
     }
 
     /// Every key with an open window, to schedule after a restore.
     pub fn keys(&self) -> Vec<KeyId> {
         let ids = (0..).map(KeyId);
-        ids.zip(&self.keys).filter(|(_, slots)| !slots.is_empty()).map(|(key, _)| key).collect()
+        ids.zip(&self.keys).filter(|(_, windows)| !windows.slots.is_empty()).map(|(key, _)| key).collect()
     }
 
     /// Whether `key` has an open window.
@@ -287,20 +322,20 @@ impl WindowStore {
 
     /// Every open window's accumulator, to rewrite in place (a migration).
     pub fn accs_mut(&mut self) -> impl Iterator<Item = &mut Vec<u8>> {
-        self.keys.iter_mut().flat_map(|slots| slots.iter_mut().filter_map(|s| s.window.acc.as_mut()))
+        self.keys.iter_mut().flat_map(|windows| windows.slots.iter_mut().filter_map(|s| s.window.acc.as_mut()))
     }
 
     /// Puts back a window from a checkpoint (due when scheduled).
     pub fn restore(&mut self, key: KeyId, index: WindowIndex, window: OpenWindow) {
         if self.keys.len() <= key.index() {
-            self.keys.resize_with(key.index() + 1, Vec::new);
+            self.keys.resize_with(key.index() + 1, KeyWindows::default);
         }
-        let slots = &mut self.keys[key.index()];
+        let slots = &mut self.keys[key.index()].slots;
         if let Some(i) = slots.iter().position(|s| s.index == index) {
             slots.swap_remove(i);
             self.open -= 1;
         }
-        slots.push(Slot { index, window, due: i64::MAX, timer: 0, held: (0, 0) });
+        slots.push(Slot { index, window, held: (0, 0) });
         self.open += 1;
     }
 
@@ -320,18 +355,13 @@ impl WindowStore {
     }
 
     // Stale timers pile up while keys' clocks move their windows earlier;
-    // past four per open window, the heap is rebuilt from the live ones.
+    // past four per open window, only the live ones are kept.
     fn compact(&mut self) {
         if self.timers.len() <= 4 * self.open + 1024 {
             return;
         }
-        let ids = (0..).map(KeyId);
-        let scheduled = || ids.clone().zip(&self.keys).flat_map(|(key, slots)| slots.iter().filter(|s| s.due != i64::MAX).map(move |s| (s.due, key, s.index)));
-        let sequences = self.timers.reset(scheduled());
-        let slots = self.keys.iter_mut().flat_map(|slots| slots.iter_mut().filter(|s| s.due != i64::MAX));
-        for (slot, sequence) in slots.zip(sequences) {
-            slot.timer = sequence;
-        }
+        let keys = &self.keys;
+        self.timers.retain(|&(at, key)| keys.get(key.index()).is_some_and(|windows| windows.due == at));
     }
 }
 
@@ -397,6 +427,20 @@ mod tests {
         assert!(store.is_empty());
         let (closed, _) = store.close_due(100, at_end);
         assert!(closed.is_empty(), "the stale timers of a closed window fire nothing");
+    }
+
+    #[test]
+    fn a_key_due_closes_only_its_windows_due_and_waits_for_the_rest() {
+        let mut store = WindowStore::new();
+        store.absorb(A, 0, Timestamp(0), Timestamp(10), vec![1], 1, |_, w| w.end.0);
+        store.absorb(A, 1, Timestamp(10), Timestamp(20), vec![2], 1, |_, w| w.end.0);
+        let (closed, emptied) = store.close_due(15, at_end);
+        assert_eq!((closed.len(), closed[0].1, emptied.len()), (1, 0, 0));
+        assert_eq!(store.timers(), 1, "one timer, for the window left");
+        let (closed, _) = store.close_due(19, at_end);
+        assert!(closed.is_empty());
+        let (closed, emptied) = store.close_due(20, at_end);
+        assert_eq!((closed.len(), closed[0].1, emptied), (1, 1, vec![A]));
     }
 
     #[test]

@@ -1,17 +1,18 @@
-//! The timers of a window store, earliest first: when each open window is
-//! due to close (system time). Timers are never removed early; the store
-//! skips one that is no longer its window's (see [`Timer`]).
+//! The timers of a window store, earliest first: when each key with open
+//! windows is next due to look at them (system time). One timer a key,
+//! for its earliest window: a key's clock moves all its windows' due times
+//! together. Timers are never removed early; the store skips one that is
+//! no longer its key's (see [`Timer`]).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::keys::KeyId;
-use crate::window::WindowIndex;
 
-/// (due, sequence, key, index). The sequence number is unique, so timers
-/// due at the same instant (many are due at once) are ordered without
-/// comparing further, and a window's slot knows its live timer by it.
-pub(super) type Timer = (i64, u64, KeyId, WindowIndex);
+/// (due, key). Live while the key is still due at that time as the store
+/// last set it: a key's timer is replaced by an earlier one as its clock
+/// moves, and the store skips the old one when it comes up.
+pub(super) type Timer = (i64, KeyId);
 
 /// A heap ordered by due time, and the timers set earlier than all of it.
 ///
@@ -27,21 +28,18 @@ pub(super) struct Timers {
     early: Vec<Timer>,
     /// The earliest due time in `early` (`i64::MAX` when empty).
     early_first: i64,
-    sequence: u64,
 }
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers { heap: BinaryHeap::new(), early: Vec::new(), early_first: i64::MAX, sequence: 0 }
+        Timers { heap: BinaryHeap::new(), early: Vec::new(), early_first: i64::MAX }
     }
 }
 
 impl Timers {
-    /// Sets a timer for window `index` of `key` at `at`; gives its
-    /// sequence number.
-    pub(super) fn push(&mut self, at: i64, key: KeyId, index: WindowIndex) -> u64 {
-        self.sequence += 1;
-        let timer = (at, self.sequence, key, index);
+    /// Sets a timer for `key` at `at`.
+    pub(super) fn push(&mut self, at: i64, key: KeyId) {
+        let timer = (at, key);
         match self.heap.peek() {
             Some(Reverse(first)) if at < first.0 => {
                 self.early_first = self.early_first.min(at);
@@ -52,11 +50,9 @@ impl Timers {
             }
             _ => self.heap.push(Reverse(timer)),
         }
-        self.sequence
     }
 
-    /// Puts back timers [`Timers::take_due`] gave, as they were (their
-    /// windows keep their sequence numbers).
+    /// Puts back timers [`Timers::take_due`] gave, as they were.
     pub(super) fn put_back(&mut self, timers: Vec<Timer>) {
         self.heap.extend(timers.into_iter().map(Reverse));
     }
@@ -83,23 +79,18 @@ impl Timers {
         due
     }
 
-    /// Replaces every timer by timers at the given due times (the live
-    /// ones, when too many stale ones have piled up); gives each its
-    /// sequence number, in order.
-    pub(super) fn reset(&mut self, live: impl Iterator<Item = (i64, KeyId, WindowIndex)>) -> Vec<u64> {
-        let mut sequences = Vec::new();
-        let mut heap = Vec::new();
-        for (at, key, index) in live {
-            self.sequence += 1;
-            sequences.push(self.sequence);
-            heap.push(Reverse((at, self.sequence, key, index)));
-        }
-        (self.heap, self.early, self.early_first) = (BinaryHeap::from(heap), Vec::new(), i64::MAX);
-        sequences
+    /// Keeps only the timers `live` says are (a linear pass and a linear
+    /// rebuild, when too many stale ones have piled up).
+    pub(super) fn retain(&mut self, mut live: impl FnMut(&Timer) -> bool) {
+        let mut all = std::mem::take(&mut self.heap).into_vec();
+        all.extend(self.early.drain(..).map(Reverse));
+        all.retain(|Reverse(timer)| live(timer));
+        self.heap = BinaryHeap::from(all);
+        self.early_first = i64::MAX;
     }
 
     /// When the earliest timer fires (`i64::MAX` when there is none). It
-    /// may be a stale one, whose window has closed or moved.
+    /// may be a stale one, whose key's windows have closed or moved.
     pub(super) fn earliest(&self) -> i64 {
         self.heap.peek().map_or(i64::MAX, |Reverse(first)| first.0).min(self.early_first)
     }
@@ -110,10 +101,7 @@ impl Timers {
     }
 
     fn merge(&mut self) {
-        let mut all = std::mem::take(&mut self.heap).into_vec();
-        all.extend(self.early.drain(..).map(Reverse));
-        self.heap = BinaryHeap::from(all);
-        self.early_first = i64::MAX;
+        self.retain(|_| true);
     }
 }
 
@@ -124,11 +112,11 @@ mod tests {
     #[test]
     fn every_due_timer_comes_out_whether_early_or_in_the_heap() {
         let mut timers = Timers::default();
-        timers.push(1_000, KeyId(0), 0);
+        timers.push(1_000, KeyId(0));
         // Each earlier than all before it: these wait in `early`, then go
         // into the heap in bulk.
         for at in (0..3_000).rev() {
-            timers.push(at, KeyId(1), at);
+            timers.push(at, KeyId(1));
         }
         assert_eq!(timers.len(), 3_001);
         let mut due: Vec<i64> = timers.take_due(499).iter().map(|t| t.0).collect();
@@ -141,12 +129,15 @@ mod tests {
     }
 
     #[test]
-    fn a_reset_keeps_only_the_timers_given() {
+    fn a_retain_keeps_only_the_timers_said_live() {
         let mut timers = Timers::default();
-        let first = timers.push(5, KeyId(0), 0);
-        timers.push(3, KeyId(0), 0);
-        let sequences = timers.reset([(3, KeyId(0), 0)].into_iter());
-        assert!(sequences[0] > first);
-        assert_eq!(timers.take_due(10), [(3, sequences[0], KeyId(0), 0)]);
+        timers.push(5, KeyId(0));
+        timers.push(3, KeyId(0));
+        timers.push(4, KeyId(1));
+        timers.retain(|&(at, key)| (at, key) != (5, KeyId(0)));
+        assert_eq!(timers.len(), 2);
+        let mut due = timers.take_due(10);
+        due.sort();
+        assert_eq!(due, [(3, KeyId(0)), (4, KeyId(1))]);
     }
 }
