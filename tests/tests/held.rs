@@ -277,3 +277,38 @@ fn windows_held_across_a_renumbering_fold_whole_when_due() {
     assert!(h.take_objects().is_empty());
     assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
 }
+
+// A window due alone among many held is found by walking its chain of
+// placements; its events are folded in the order they arrived, which a
+// fold that keeps a list shows.
+#[test]
+fn a_window_due_among_many_held_folds_its_events_in_arrival_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[source]\nkind = \"stdin\"\n\n[stages]\nplugin = \"{}\"\n[stages.deserialize]\nconfig = {{ time_field = \"time\" }}\n[stages.key]\nconfig = {{ field = \"key\" }}\n\n\
+         [clock]\nkind = \"event\"\nwait_for_system_duration = \"0s\"\n\n[window]\nkind = \"tumbling\"\nlength = \"10s\"\nalign_to = \"2022-01-01T00:00:00Z\"\n\n\
+         [sink]\nkind = \"stdout\"\n\n[limits]\nfold_buffer = 1000\n",
+        plugin("collect_list").display()
+    );
+    let m = manifest_text(dir.path(), &text);
+    let mut h = weir::harness::Harness::new(&m, engine()).unwrap();
+    let item = |key: &str, n: u32, second: u32| format!(r#"{{"key":"{key}","n":{n},"time":"2022-01-01T00:00:{second:02}Z"}}"#);
+    // `a`'s five items come in five batches, each among twenty other keys'
+    // items, so its placements lie apart in the buffer.
+    for n in 0..5 {
+        let mut batch: Vec<String> = (0..20).map(|k| item(&format!("k{k:02}"), 100 + n, 1 + n)).collect();
+        batch.insert(7 + n as usize, item("a", n, 1 + n));
+        h.push(batch).unwrap();
+    }
+    assert!(h.take_objects().is_empty());
+    // `a` at 11 s makes a's [0, 10) due and no other window.
+    h.push([item("a", 9, 11)]).unwrap();
+    let objects = h.take_objects();
+    assert_eq!(objects.len(), 1, "{objects:#?}");
+    let order: Vec<u64> = objects[0]["items"].as_array().unwrap().iter().map(|i| i["n"].as_u64().unwrap()).collect();
+    assert_eq!(order, [0, 1, 2, 3, 4], "{objects:#?}");
+    assert_eq!(h.pipeline().status()[StageKind::Fold as usize].records, 5, "only a's window is folded: the twenty others stay held");
+    h.finish().unwrap();
+    assert_eq!(h.take_objects().len(), 21, "the twenty keys' windows and a's second");
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+}

@@ -75,15 +75,17 @@ pub(super) struct Held {
     /// this filling's first fold of due windows, kept up from then on (a
     /// run whose windows are only due at the end never builds them).
     indexed: bool,
-    /// Per placement, the next placement of its group ([`NONE`] for none)
-    /// and its row (a walk along a group reads nothing else).
+    /// Per placement, the one before it in its group ([`NONE`] for none)
+    /// and its row (a walk along a group reads nothing else). Linked
+    /// backwards, a placement is linked by reading its group's last and
+    /// writing its own, not by writing into the last one as well.
     chain: Vec<(u32, u32)>,
-    /// Per group, its first and last placement, or [`GONE`] once folded
-    /// (a group is folded whole). A folded group takes no placement
+    /// Per group, its last placement, or [`GONE`] once folded (a group is
+    /// folded whole). A folded group takes no placement
     /// before the buffer drops its placements: a window due leaves the
     /// round (see [`WindowStore::due_held`](crate::state::WindowStore::due_held)),
     /// and the buffer drops what a full buffer folds at once.
-    ends: Vec<(u32, u32)>,
+    ends: Vec<u32>,
     /// Placements folded already (their groups are [`GONE`]).
     folded: usize,
     /// Rows a fold failed this filling: an event placed in two sliding
@@ -187,41 +189,28 @@ impl Held {
 
     // Whether group `group` is folded.
     fn gone(&self, group: u32) -> bool {
-        self.indexed && self.ends.get(group as usize).is_some_and(|&(first, _)| first == GONE)
+        self.indexed && self.ends.get(group as usize).is_some_and(|&last| last == GONE)
     }
 
     // Lists placements `from..` last in their groups' chains, each
-    // group's ends and last link asked for a few placements ahead.
+    // group's last asked for a few placements ahead.
     fn link_from(&mut self, from: usize) {
         let groups = self.groups.len();
         if self.ends.len() < groups {
-            self.ends.resize(groups, (NONE, NONE));
+            self.ends.resize(groups, NONE);
         }
         for at in from..self.placed.len() {
             if let Some(&(ahead, _)) = self.placed.get(at + 8) {
                 crate::fast::prefetch(&self.ends[ahead as usize]);
             }
-            if let Some(&(ahead, _)) = self.placed.get(at + 4)
-                && let (_, last) = self.ends[ahead as usize]
-                && last < GONE
-            {
-                crate::fast::prefetch(&self.chain[last as usize]);
-            }
             let (group, row) = self.placed[at];
             let at = u32::try_from(at).expect("fewer than 2^32 placements held");
-            self.chain.push((NONE, row));
             // A folded group taking a placement is one a full buffer folded
             // (see `relieve_held`), whose placements the buffer dropped
             // right after: it starts afresh. (A window due leaves the
             // round when folded, so its group takes none.)
-            let ends = &mut self.ends[group as usize];
-            match *ends {
-                (NONE | GONE, _) => *ends = (at, at),
-                (_, last) => {
-                    ends.1 = at;
-                    self.chain[last as usize].0 = at;
-                }
-            }
+            let last = std::mem::replace(&mut self.ends[group as usize], at);
+            self.chain.push((if last == GONE { NONE } else { last }, row));
         }
     }
 
@@ -340,8 +329,8 @@ impl Held {
             self.ends.clear();
             self.round = next_round();
         } else {
-            for ends in self.ends.iter_mut().filter(|ends| ends.0 != GONE) {
-                *ends = (NONE, NONE);
+            for last in self.ends.iter_mut().filter(|last| **last != GONE) {
+                *last = NONE;
             }
         }
         self.index();
@@ -458,10 +447,10 @@ impl Pipeline {
             let mut at = [NONE; LANES];
             for (lane, &g) in chunk.iter().enumerate() {
                 rows[lane].clear();
-                let first = held.ends.get(g as usize).map_or(NONE, |&(first, _)| first);
-                if first < GONE {
-                    at[lane] = first;
-                    crate::fast::prefetch(&held.chain[first as usize]);
+                let last = held.ends.get(g as usize).map_or(NONE, |&last| last);
+                if last < GONE {
+                    at[lane] = last;
+                    crate::fast::prefetch(&held.chain[last as usize]);
                 }
             }
             let mut walking = true;
@@ -471,21 +460,23 @@ impl Pipeline {
                     if at[lane] == NONE {
                         continue;
                     }
-                    let (next, row) = held.chain[at[lane] as usize];
+                    let (before, row) = held.chain[at[lane] as usize];
                     rows[lane].push(row);
-                    if next != NONE {
-                        crate::fast::prefetch(&held.chain[next as usize]);
+                    if before != NONE {
+                        crate::fast::prefetch(&held.chain[before as usize]);
                         walking = true;
                     }
-                    at[lane] = next;
+                    at[lane] = before;
                 }
             }
             for (lane, &g) in chunk.iter().enumerate() {
                 if rows[lane].is_empty() {
                     continue;
                 }
+                // Walked from the last; folded in arrival order.
+                rows[lane].reverse();
                 held.folded += rows[lane].len();
-                held.ends[g as usize] = (GONE, GONE);
+                held.ends[g as usize] = GONE;
                 self.fold_rows(held, &held.groups[g as usize], &rows[lane], groups, placed, dead)?;
             }
         }
@@ -524,7 +515,7 @@ impl Pipeline {
         }
         held.folded += rows.len();
         for &g in &chosen {
-            held.ends[g as usize] = (GONE, GONE);
+            held.ends[g as usize] = GONE;
         }
         for (i, &g) in chosen.iter().enumerate() {
             self.fold_rows(held, &held.groups[g as usize], &rows[starts[i]..starts[i + 1]], groups, placed, dead)?;
@@ -647,7 +638,7 @@ mod tests {
         held.group(0, 0, &Group { partition: 0, key: crate::keys::KeyId(0), assignment: window, members: 0 });
         hold(&mut held, 3, 10, true, 4);
         held.index();
-        held.ends[0] = (GONE, GONE);
+        held.ends[0] = GONE;
         held.folded = 3;
         held.compact();
         assert!(held.is_empty());
