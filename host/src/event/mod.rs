@@ -133,6 +133,23 @@ impl Texts {
         texts
     }
 
+    // Keeps only items `rows` (strictly ascending), in place.
+    fn keep_rows(&mut self, rows: &[u32]) {
+        let mut data = std::mem::take(&mut self.data).into_bytes();
+        let mut end = 0usize;
+        for (new, &old) in rows.iter().enumerate() {
+            let old = old as usize;
+            let start = if old == 0 { 0 } else { self.ends[old - 1] as usize };
+            let len = self.ends[old] as usize - start;
+            data.copy_within(start..start + len, end);
+            end += len;
+            self.ends[new] = end as u32;
+        }
+        data.truncate(end);
+        self.ends.truncate(rows.len());
+        self.data = String::from_utf8(data).expect("whole items of UTF-8 text are UTF-8");
+    }
+
     fn truncate(&mut self, len: usize) {
         if len < self.ends.len() {
             let end = if len == 0 { 0 } else { self.ends[len - 1] as usize };
@@ -208,6 +225,60 @@ impl Events {
             Field { name: field.name.clone(), values, missing }
         });
         Events { count: rows.len() as u32, fields: picked.collect() }
+    }
+
+    /// Keeps only the events at `rows` (strictly ascending), in that
+    /// order, every field; in place, so a buffer of held events is
+    /// compacted in the memory it has.
+    pub fn keep_rows(&mut self, rows: &[u32]) {
+        debug_assert!(rows.windows(2).all(|w| w[0] < w[1]) && rows.last().is_none_or(|&r| r < self.count), "rows ascending, in range");
+        fn keep<T: Copy>(values: &mut Vec<T>, rows: &[u32]) {
+            for (new, &old) in rows.iter().enumerate() {
+                values[new] = values[old as usize];
+            }
+            values.truncate(rows.len());
+        }
+        for field in &mut self.fields {
+            match &mut field.values {
+                Column::Ints(v) | Column::Times(v) => keep(v, rows),
+                Column::Floats(v) => keep(v, rows),
+                Column::Bools(v) => keep(v, rows),
+                Column::Texts(t) | Column::Json(t) => t.keep_rows(rows),
+            }
+            if !field.missing.is_empty() {
+                // Both ascending: a walk along the two.
+                let (mut kept, mut m) = (0, 0);
+                for (new, &old) in rows.iter().enumerate() {
+                    while m < field.missing.len() && field.missing[m] < old {
+                        m += 1;
+                    }
+                    if m < field.missing.len() && field.missing[m] == old {
+                        field.missing[kept] = new as u32;
+                        kept += 1;
+                    }
+                }
+                field.missing.truncate(kept);
+            }
+        }
+        self.count = rows.len() as u32;
+    }
+
+    /// Whether `other` has the same fields, of the same types, in the
+    /// same order (so [`Events::append`] can append it).
+    pub fn same_fields(&self, other: &Events) -> bool {
+        self.fields.len() == other.fields.len() && self.fields.iter().zip(&other.fields).all(|(a, b)| a.name == b.name && a.values.field_type() == b.values.field_type())
+    }
+
+    /// Makes room for `rows` more events in every field of fixed size.
+    pub fn reserve(&mut self, rows: usize) {
+        for field in &mut self.fields {
+            match &mut field.values {
+                Column::Ints(v) | Column::Times(v) => v.reserve(rows),
+                Column::Floats(v) => v.reserve(rows),
+                Column::Bools(v) => v.reserve(rows),
+                Column::Texts(t) | Column::Json(t) => t.ends.reserve(rows),
+            }
+        }
     }
 
     /// Events `range`, every field.
@@ -330,6 +401,38 @@ impl TimeFormat {
             TimeFormat::UnixSeconds => "seconds",
             TimeFormat::UnixMillis => "milliseconds",
             TimeFormat::UnixMicros => "microseconds",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Every kind of column, some values missing: kept in place, the rows
+    // are what a gather of them gives.
+    #[test]
+    fn rows_kept_in_place_are_the_rows_gathered() {
+        let n = 50u32;
+        let field = |name: &str, values: Column, every: u32| Field { name: name.to_owned(), values, missing: (0..n).filter(|i| i % every == 0).collect() };
+        let texts = |prefix: &str| Texts::from_strings((0..n).map(|i| format!("{prefix}{}", "é".repeat(i as usize % 4))));
+        let events = Events {
+            count: n,
+            fields: vec![
+                field("i", Column::Ints((0..n as i64).collect()), 3),
+                field("f", Column::Floats((0..n).map(|i| i as f64 / 2.0).collect()), 7),
+                field("b", Column::Bools((0..n).map(|i| i % 2 == 0).collect()), 50),
+                field("t", Column::Texts(texts("t")), 5),
+                field("at", Column::Times((0..n as i64).map(|i| i * 1_000).collect()), 1),
+                field("j", Column::Json(texts("\"j")), 9),
+            ],
+        };
+        let names: Vec<&str> = events.fields.iter().map(|f| f.name.as_str()).collect();
+        for rows in [vec![], vec![0], vec![49], (0..n).collect(), (0..n).filter(|i| i % 3 != 1).collect::<Vec<_>>(), vec![2, 3, 5, 7, 11, 13, 47]] {
+            let mut kept = events.clone();
+            kept.keep_rows(&rows);
+            assert_eq!(kept, events.gather(&rows, &names), "rows {rows:?}");
+            kept.check().unwrap();
         }
     }
 }

@@ -31,7 +31,7 @@ impl Pipeline {
         &mut self,
         records: &(impl Records + ?Sized),
         events: &crate::event::Events,
-        origins: &[usize],
+        origins: &[u32],
         partitions: &[PartitionId],
         groups: Vec<Group>,
         placed: Vec<(u32, u32)>,
@@ -65,7 +65,7 @@ impl Pipeline {
             rows[*at as usize] = event;
             *at += 1;
         }
-        let fold_origin: Vec<usize> = rows.iter().map(|&event| origins[event as usize]).collect();
+        let fold_origin: Vec<usize> = rows.iter().map(|&event| origins[event as usize] as usize).collect();
         let input = self.stages.fold_input(events, &rows);
         let mut failed = vec![false; rows.len()];
         let fold_counters = StageKind::Fold as usize;

@@ -66,7 +66,7 @@ pub(super) struct Held {
     /// The fold's input: one row per held event.
     events: Events,
     /// The record of each row.
-    origins: Vec<usize>,
+    origins: Vec<u32>,
     partitions: Vec<PartitionId>,
     groups: Vec<Group>,
     /// (group, row) for each placement, in arrival order.
@@ -91,6 +91,18 @@ pub(super) struct Held {
     /// Rows a fold failed this filling: an event placed in two sliding
     /// windows folded at different times is dead-lettered once.
     dead_rows: FastSet<u32>,
+    scratch: Scratch,
+}
+
+/// What a compaction works in (see [`Held::compact`]), kept for the next.
+#[derive(Default)]
+struct Scratch {
+    /// Each group's new number, or [`NONE`].
+    renumber: Vec<u32>,
+    /// The rows still placed, by their new numbers.
+    rows: Vec<u32>,
+    /// The records still used, by their new numbers.
+    records: Vec<usize>,
 }
 
 /// No placement.
@@ -104,7 +116,7 @@ const LANES: usize = 16;
 /// One batch's placed events, as the pipeline hands them to [`Held::add`].
 pub(super) struct Placed<'a> {
     pub(super) records: Vec<SourceRecord>,
-    pub(super) origins: &'a [usize],
+    pub(super) origins: &'a [u32],
     /// (group, event) for each placement.
     pub(super) placed: &'a [(u32, u32)],
     /// The held group of each of the batch's groups (see [`Held::group`]).
@@ -174,7 +186,9 @@ impl Held {
     // Empties it, keeping its vectors' room.
     fn clear(&mut self) {
         self.records.clear();
-        self.events = Events::default();
+        // Its fields stay, with their room, for the next batch's if it
+        // has the same (see `add`).
+        self.events.keep_rows(&[]);
         self.origins.clear();
         self.partitions.clear();
         self.groups.clear();
@@ -261,7 +275,13 @@ impl Held {
         if !self.indexed {
             self.index();
         }
-        let mut renumber = vec![NONE; self.groups.len()];
+        // Scratch kept from one compaction to the next: a compaction's
+        // vectors made afresh were a quarter of the fresh memory a
+        // 100,000-key run touches, and fresh memory is zeroed by the kernel.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let renumber = &mut scratch.renumber;
+        renumber.clear();
+        renumber.resize(self.groups.len(), NONE);
         let mut kept_groups = 0;
         for (g, number) in renumber.iter_mut().enumerate() {
             if !self.gone(g as u32) {
@@ -270,8 +290,8 @@ impl Held {
             }
         }
         if kept_groups == 0 {
-            // Nothing held: it starts afresh, its rows' fields too (the
-            // next batch's may differ, see `takes`).
+            // Nothing held: it starts afresh.
+            self.scratch = scratch;
             self.clear();
             return false;
         }
@@ -290,40 +310,40 @@ impl Held {
                 }
             }
         }
-        // The rows still placed, ascending: placements arrive in row order.
-        let mut row_of = vec![NONE; self.events.count as usize];
-        let mut rows: Vec<u32> = Vec::new();
-        let mut kept = 0;
+        // The rows still placed, ascending: placements are held in row
+        // order, an event placed in several windows all at once.
+        let (rows, mut kept, mut last) = (&mut scratch.rows, 0, NONE);
+        rows.clear();
         for at in 0..self.placed.len() {
             let (group, row) = self.placed[at];
             if renumber[group as usize] == NONE {
                 continue;
             }
-            if row_of[row as usize] == NONE {
-                debug_assert!(rows.last().is_none_or(|&last| last < row), "rows are placed in ascending order");
-                row_of[row as usize] = rows.len() as u32;
+            debug_assert!(last == NONE || last <= row, "placements are held in row order");
+            if row != last {
                 rows.push(row);
+                last = row;
             }
-            self.placed[kept] = (renumber[group as usize], row_of[row as usize]);
+            self.placed[kept] = (renumber[group as usize], rows.len() as u32 - 1);
             kept += 1;
         }
         self.placed.truncate(kept);
         // Their records, ascending too (rows are appended in record order).
-        let mut record_of = vec![usize::MAX; self.records.len()];
-        let mut records = Vec::new();
+        let (records, mut last) = (&mut scratch.records, u32::MAX);
+        records.clear();
         for (new, &row) in rows.iter().enumerate() {
             let old = self.origins[row as usize];
-            if record_of[old] == usize::MAX {
-                record_of[old] = records.len();
-                records.push(old);
+            if old != last {
+                records.push(old as usize);
+                last = old;
             }
-            self.origins[new] = record_of[old];
+            self.origins[new] = records.len() as u32 - 1;
         }
         self.origins.truncate(rows.len());
-        self.records.keep(&records);
-        let names: Vec<&str> = self.events.fields.iter().map(|f| f.name.as_str()).collect();
-        self.events = self.events.gather(&rows, &names);
-        self.dead_rows = self.dead_rows.iter().filter_map(|&row| row_of.get(row as usize).copied().filter(|&new| new != NONE)).collect();
+        self.records.keep(records);
+        self.events.keep_rows(rows);
+        self.dead_rows = self.dead_rows.iter().filter_map(|row| rows.binary_search(row).ok().map(|new| new as u32)).collect();
+        self.scratch = scratch;
         self.chain.clear();
         if afresh {
             self.ends.clear();
@@ -341,9 +361,7 @@ impl Held {
     /// Whether a batch's fold input `events` can be appended to the rows
     /// held: the same fields, of the same types.
     pub(super) fn takes(&self, events: &Events) -> bool {
-        self.is_empty()
-            || (self.events.fields.len() == events.fields.len()
-                && self.events.fields.iter().zip(&events.fields).all(|(a, b)| a.name == b.name && a.values.field_type() == b.values.field_type()))
+        self.is_empty() || self.events.same_fields(events)
     }
 
     /// Holds a batch's placed events; `input` is the fold's input for the
@@ -358,12 +376,21 @@ impl Held {
             self.origins.reserve(room);
             self.placed.reserve(room);
         }
-        let record_base = self.records.len();
+        let record_base = u32::try_from(self.records.len()).expect("fewer than 2^32 records held");
         let row_base = self.events.count;
         for record in batch.records {
             self.records.push(record);
         }
+        if row_base == 0 && !self.events.same_fields(&input) {
+            self.events = Events::default();
+        }
+        // Room for what it holds, once: grown by doubling, each field was
+        // copied into fresh memory again and again.
+        let fresh = self.events.fields.is_empty();
         self.events.append(input);
+        if fresh {
+            self.events.reserve(self.room.min(1 << 20));
+        }
         self.origins.extend(kept.iter().map(|&event| record_base + batch.origins[event as usize]));
         let mut row_of = vec![u32::MAX; batch.origins.len()];
         for (row, &event) in kept.iter().enumerate() {
@@ -618,7 +645,7 @@ mod tests {
                 origin: Origin { source: "in.jsonl".into(), partition: None, position: i as u64 + 1, offset: in_file.then_some((i * (len + 1)) as u64) },
             })
             .collect();
-        let origins: Vec<usize> = (0..n).collect();
+        let origins: Vec<u32> = (0..n as u32).collect();
         let placed: Vec<(u32, u32)> = (0..n as u32).map(|i| (0, i)).collect();
         let kept: Vec<u32> = (0..n as u32).collect();
         let fields = match text {
@@ -628,9 +655,9 @@ mod tests {
         held.add(Placed { records, origins: &origins, placed: &placed, held_groups: &[0] }, Events { count: n as u32, fields }, &kept);
     }
 
-    // A buffer whose every group was folded forgets its rows' fields as
-    // well: the next batch's fields may be others, and `takes` lets any
-    // batch into an empty buffer.
+    // A buffer whose every group was folded keeps its rows' fields (with
+    // their room) only for a batch with the same: the next batch's fields
+    // may be others, and `takes` lets any batch into an empty buffer.
     #[test]
     fn a_buffer_left_empty_by_a_drop_takes_other_fields() {
         let mut held = Held::new(100);
@@ -641,8 +668,7 @@ mod tests {
         held.ends[0] = GONE;
         held.folded = 3;
         held.compact();
-        assert!(held.is_empty());
-        assert!(held.events.fields.is_empty() && held.events.count == 0, "{:?}", held.events.fields.iter().map(|f| &f.name).collect::<Vec<_>>());
+        assert!(held.is_empty() && held.events.count == 0);
         hold(&mut held, 2, 10, true, 0);
         assert_eq!(held.events.count, 2);
         assert!(held.events.fields.is_empty(), "the new batch's fields (none), not the old");

@@ -60,23 +60,42 @@ pub(super) struct KeptRecords {
     headers: FastMap<usize, Vec<(String, Vec<u8>)>>,
 }
 
+// 40 bytes: a held event costs its entry, and a full buffer holds a
+// million of them.
 struct Entry {
     /// In `bytes`, or in the file (see [`IN_FILE`]).
     start: u64,
-    value: u32,
-    /// `u32::MAX`: no key.
-    key: u32,
-    timestamp: Timestamp,
     position: u64,
-    partition: Option<i32>,
+    timestamp: Timestamp,
+    value: u32,
+    /// The key's length after the value in `bytes` ([`NO_KEY`]: no
+    /// key); for a value kept in its file, [`check`] of it.
+    extra: u32,
+    /// [`NO_PARTITION`]: none.
+    partition: i32,
     source: u32,
-    /// [`check`] of a value kept in its file.
-    check: u32,
 }
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 40);
+
+/// In [`Entry::extra`] of a copied record: it has no key.
+const NO_KEY: u32 = u32::MAX;
+/// In [`Entry::partition`]: the record came from no partition (Kafka's
+/// are never negative).
+const NO_PARTITION: i32 = i32::MIN;
 
 impl Entry {
     // In place of an entry moved out.
-    const EMPTY: Entry = Entry { start: 0, value: 0, key: u32::MAX, timestamp: Timestamp(0), position: 0, partition: None, source: 0, check: 0 };
+    const EMPTY: Entry = Entry { start: 0, position: 0, timestamp: Timestamp(0), value: 0, extra: NO_KEY, partition: NO_PARTITION, source: 0 };
+
+    fn partition(&self) -> Option<i32> {
+        (self.partition != NO_PARTITION).then_some(self.partition)
+    }
+
+    // The key's length, for a copied record that has one.
+    fn key(&self) -> Option<usize> {
+        (self.source & IN_FILE == 0 && self.extra != NO_KEY).then_some(self.extra as usize)
+    }
 }
 
 impl KeptRecords {
@@ -106,16 +125,17 @@ impl KeptRecords {
             }
         };
         let value = u32::try_from(record.value.len()).expect("a record's value is under 4 GiB");
+        debug_assert_ne!(record.origin.partition, Some(NO_PARTITION), "a partition number kept as none");
+        let partition = record.origin.partition.unwrap_or(NO_PARTITION);
         if let Some(offset) = file_offset(&record) {
             self.entries.push(Entry {
                 start: offset,
-                value,
-                key: u32::MAX,
-                timestamp: record.timestamp,
                 position: record.origin.position,
-                partition: record.origin.partition,
+                timestamp: record.timestamp,
+                value,
+                extra: check(&record.value),
+                partition,
                 source: source as u32 | IN_FILE,
-                check: check(&record.value),
             });
             return;
         }
@@ -124,23 +144,14 @@ impl KeptRecords {
         let key = match &record.key {
             Some(key) => {
                 self.bytes.extend_from_slice(key);
-                u32::try_from(key.len()).unwrap_or(u32::MAX - 1)
+                u32::try_from(key.len()).ok().filter(|&len| len != NO_KEY).expect("a record's key is under 4 GiB")
             }
-            None => u32::MAX,
+            None => NO_KEY,
         };
         if !record.headers.is_empty() {
             self.headers.insert(self.entries.len(), record.headers);
         }
-        self.entries.push(Entry {
-            start,
-            value,
-            key,
-            timestamp: record.timestamp,
-            position: record.origin.position,
-            partition: record.origin.partition,
-            source: source as u32,
-            check: 0,
-        });
+        self.entries.push(Entry { start, position: record.origin.position, timestamp: record.timestamp, value, extra: key, partition, source: source as u32 });
     }
 
     /// Keeps only records `keep` (ascending), renumbered 0, 1, … in that
@@ -152,7 +163,7 @@ impl KeptRecords {
             debug_assert!(new <= old && (new == 0 || keep[new - 1] < old), "ascending");
             let mut entry = std::mem::replace(&mut self.entries[old], Entry::EMPTY);
             if entry.source & IN_FILE == 0 {
-                let len = entry.value as usize + if entry.key == u32::MAX { 0 } else { entry.key as usize };
+                let len = entry.value as usize + entry.key().unwrap_or(0);
                 let start = entry.start as usize;
                 self.bytes.copy_within(start..start + len, end);
                 entry.start = end as u64;
@@ -186,11 +197,11 @@ impl Records for KeptRecords {
             key: None,
             timestamp: e.timestamp,
             headers: self.headers.get(&i).cloned().unwrap_or_default(),
-            origin: Origin { source, partition: e.partition, position: e.position, offset: None },
+            origin: Origin { source, partition: e.partition(), position: e.position, offset: None },
         };
         if e.source & IN_FILE != 0 {
             record.origin.offset = Some(e.start);
-            return match read_back(&record.origin.source, e.start, e.value as usize, e.check) {
+            return match read_back(&record.origin.source, e.start, e.value as usize, e.extra) {
                 Ok(value) => {
                     record.value = value;
                     Ok(Cow::Owned(record))
@@ -200,7 +211,7 @@ impl Records for KeptRecords {
         }
         let (start, value_end) = (e.start as usize, e.start as usize + e.value as usize);
         record.value = self.bytes[start..value_end].to_vec();
-        record.key = (e.key != u32::MAX).then(|| self.bytes[value_end..value_end + e.key as usize].to_vec());
+        record.key = e.key().map(|key| self.bytes[value_end..value_end + key].to_vec());
         Ok(Cow::Owned(record))
     }
 }

@@ -292,7 +292,7 @@ impl Pipeline {
         if decoded.events.count == 0 {
             return self.close_due(now);
         }
-        let origins: Vec<usize> = decoded.origins.iter().map(|&o| o as usize).collect();
+        let origins = decoded.origins.as_slice();
         let times = if self.system_clock { Vec::new() } else { self.stages.times(&decoded, &records) };
 
         self.counters[StageKind::Key as usize].records += origins.len() as u64;
@@ -301,7 +301,7 @@ impl Pipeline {
         let mut key_failed = vec![false; origins.len()];
         for failure in &keys.failures {
             key_failed[failure.index as usize] = true;
-            self.emitter.dead_record(&records[origins[failure.index as usize]], DeadLetterKind::Failed, "key", failure.reason.clone(), None)?;
+            self.emitter.dead_record(&records[origins[failure.index as usize] as usize], DeadLetterKind::Failed, "key", failure.reason.clone(), None)?;
         }
 
         // Clock and window: group the events by the partition and window
@@ -331,10 +331,10 @@ impl Pipeline {
         let mut next_id = 0;
         let placeable = |event: usize| !key_failed[event] && !matches!(times.get(event), Some(Err(_)));
         let same_partition = |a: usize, b: usize| {
-            let (a, b) = (&records[origins[a]].origin, &records[origins[b]].origin);
+            let (a, b) = (&records[origins[a] as usize].origin, &records[origins[b] as usize].origin);
             a.partition == b.partition && (std::sync::Arc::ptr_eq(&a.source, &b.source) || *a.source == *b.source)
         };
-        for (event, &origin) in origins.iter().enumerate() {
+        for (event, origin) in origins.iter().map(|&o| o as usize).enumerate() {
             if key_failed[event] {
                 continue;
             }
@@ -413,9 +413,9 @@ impl Pipeline {
         // A window already due folds what is held at once (see
         // `close_due`): then there is nothing to gain in holding this batch.
         if self.held.room() == 0 || (self.held.is_empty() && self.any_due(now)) {
-            self.fold(records.as_slice(), &decoded.events, &origins, &batch_partitions, groups, placed, &mut Default::default())?;
+            self.fold(records.as_slice(), &decoded.events, origins, &batch_partitions, groups, placed, &mut Default::default())?;
         } else {
-            self.hold(records, &decoded.events, &origins, &batch_partitions, &groups, &placed)?;
+            self.hold(records, &decoded.events, origins, &batch_partitions, &groups, &placed)?;
         }
         self.stats.open_windows_peak = self.stats.open_windows_peak.max(self.open_windows() as u64);
         self.close_due(now)
@@ -423,7 +423,7 @@ impl Pipeline {
 
     // Holds a batch's placed events back from the fold (see [`held`]),
     // opening their windows; folds what is held when it is full.
-    fn hold(&mut self, records: Vec<SourceRecord>, events: &crate::event::Events, origins: &[usize], partitions: &[PartitionId], groups: &[Group], placed: &[(u32, u32)]) -> Result<(), PipelineError> {
+    fn hold(&mut self, records: Vec<SourceRecord>, events: &crate::event::Events, origins: &[u32], partitions: &[PartitionId], groups: &[Group], placed: &[(u32, u32)]) -> Result<(), PipelineError> {
         if placed.is_empty() {
             return Ok(());
         }
