@@ -4,10 +4,12 @@
 //! survives a swap or a restart.
 
 pub mod checkpoint;
+mod key_windows;
 mod timers;
 
 use crate::Timestamp;
 use crate::keys::KeyId;
+use key_windows::{KeyWindows, Slot};
 use timers::Timers;
 use crate::window::WindowIndex;
 
@@ -33,37 +35,10 @@ pub struct OpenWindow {
     pub acc: Option<Vec<u8>>,
 }
 
-// A window. One cache line, aligned to one: with many keys each event
-// reads its key's first window or two from memory.
-#[derive(Debug)]
-#[repr(align(64))]
-struct Slot {
-    index: WindowIndex,
-    window: OpenWindow,
-    /// While its events are held back from the fold: the hold round and
-    /// the held group they are in (see [`WindowStore::hold`]).
-    held: (u32, u32),
-}
-
-// A key's open windows, and the system time its earliest is due to close
-// as last scheduled (`i64::MAX`: none scheduled). The key's timer at that
-// time is its live one; any other it has is skipped when it comes up.
-#[derive(Debug)]
-struct KeyWindows {
-    slots: Vec<Slot>,
-    due: i64,
-}
-
-impl Default for KeyWindows {
-    fn default() -> Self {
-        KeyWindows { slots: Vec::new(), due: i64::MAX }
-    }
-}
-
 // Sets `key`'s timer earlier if `due` brings one of its windows earlier
 // than it is set.
 fn set_timer(timers: &mut Timers, key: KeyId, windows: &mut KeyWindows, mut due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
-    let at = windows.slots.iter().map(|slot| due(slot.index, &slot.window)).min().unwrap_or(i64::MAX);
+    let at = windows.iter().map(|slot| due(slot.index, &slot.window)).min().unwrap_or(i64::MAX);
     if at < windows.due {
         windows.due = at;
         timers.push(at, key);
@@ -88,37 +63,37 @@ impl WindowStore {
         Self::default()
     }
 
-    fn slots(&self, key: KeyId) -> &[Slot] {
-        self.keys.get(key.index()).map_or(&[], |k| k.slots.as_slice())
+    fn slots(&self, key: KeyId) -> impl Iterator<Item = &Slot> {
+        self.keys.get(key.index()).into_iter().flat_map(KeyWindows::iter)
     }
 
-    /// Asks the memory for where `key`'s windows are listed, to be read a
-    /// little later; then [`WindowStore::prefetch_windows`] for the windows.
+    /// Asks the memory for `key`'s entry, to be read a little later: its
+    /// first window and its due time (two lines); then
+    /// [`WindowStore::prefetch_windows`] for a second window.
     pub fn prefetch(&self, key: KeyId) {
         if let Some(windows) = self.keys.get(key.index()) {
-            crate::fast::prefetch(windows);
+            crate::fast::prefetch_lines(std::slice::from_ref(windows));
         }
     }
 
-    /// Asks the memory for `key`'s windows, the first two (reads where
-    /// they are listed: best after [`WindowStore::prefetch`]), a cache
-    /// line each.
+    /// Asks the memory for `key`'s second window, if it has one (reads
+    /// its entry: best after [`WindowStore::prefetch`]).
     pub fn prefetch_windows(&self, key: KeyId) {
-        if let Some(windows) = self.keys.get(key.index()) {
-            crate::fast::prefetch_lines(&windows.slots[..windows.slots.len().min(2)]);
+        if let Some(second) = self.keys.get(key.index()).and_then(KeyWindows::second) {
+            crate::fast::prefetch(second);
         }
     }
 
     /// The window, if open.
     pub fn get(&self, key: KeyId, index: WindowIndex) -> Option<&OpenWindow> {
-        self.slots(key).iter().find(|s| s.index == index).map(|s| &s.window)
+        self.slots(key).find(|s| s.index == index).map(|s| &s.window)
     }
 
     /// Takes an open window's accumulator out (it has none until one is
     /// absorbed again).
     pub fn take_acc(&mut self, key: KeyId, index: WindowIndex) -> Option<Vec<u8>> {
         let windows = self.keys.get_mut(key.index())?;
-        windows.slots.iter_mut().find(|s| s.index == index)?.window.acc.take()
+        windows.iter_mut().find(|s| s.index == index)?.window.acc.take()
     }
 
     /// Stores a window's new accumulator after a fold of `folded` events,
@@ -127,7 +102,7 @@ impl WindowStore {
     pub fn absorb(&mut self, key: KeyId, index: WindowIndex, start: Timestamp, end: Timestamp, acc: Vec<u8>, folded: u64, due: impl FnMut(WindowIndex, &OpenWindow) -> i64) {
         let i = self.open_slot(key, index, start, end);
         let windows = &mut self.keys[key.index()];
-        let window = &mut windows.slots[i].window;
+        let window = &mut windows.get_mut(i).window;
         // A session's bounds move as events join it; other windows keep theirs.
         (window.start, window.end) = (start, end);
         window.acc = Some(acc);
@@ -150,7 +125,7 @@ impl WindowStore {
     pub fn hold(&mut self, key: KeyId, index: WindowIndex, start: Timestamp, end: Timestamp, round: u32, next: u32, due: impl FnMut(WindowIndex, &OpenWindow) -> i64) -> u32 {
         let i = self.open_slot(key, index, start, end);
         let windows = &mut self.keys[key.index()];
-        let slot = &mut windows.slots[i];
+        let slot = windows.get_mut(i);
         if slot.held.0 != round {
             slot.held = (round, next);
         }
@@ -165,7 +140,7 @@ impl WindowStore {
     /// numbered what it still holds afresh. Does nothing to a window not
     /// open.
     pub fn renumber_held(&mut self, key: KeyId, index: WindowIndex, round: u32, number: u32) {
-        if let Some(slot) = self.keys.get_mut(key.index()).and_then(|windows| windows.slots.iter_mut().find(|s| s.index == index)) {
+        if let Some(slot) = self.keys.get_mut(key.index()).and_then(|windows| windows.iter_mut().find(|s| s.index == index)) {
             slot.held = (round, number);
         }
     }
@@ -182,18 +157,12 @@ impl WindowStore {
         if self.keys.len() <= key.index() {
             self.keys.resize_with(key.index() + 1, KeyWindows::default);
         }
-        let slots = &mut self.keys[key.index()].slots;
-        match slots.iter().position(|s| s.index == index) {
+        let windows = &mut self.keys[key.index()];
+        match windows.position(index) {
             Some(i) => i,
             None => {
                 self.open += 1;
-                // Most keys have one or two windows open: a first push would
-                // make room for four (256 bytes a key).
-                if slots.capacity() == 0 {
-                    slots.reserve_exact(1);
-                }
-                slots.push(Slot { index, window: OpenWindow { start, end, count: 0, acc: None }, held: (0, 0) });
-                slots.len() - 1
+                windows.push(Slot { index, window: OpenWindow { start, end, count: 0, acc: None }, held: (0, 0) })
             }
         }
     }
@@ -220,7 +189,7 @@ impl WindowStore {
             let (at, key) = timer;
             let Some(windows) = self.keys.get_mut(key.index()).filter(|windows| windows.due == at) else { continue };
             let (mut any, mut later) = (false, i64::MAX);
-            for slot in &mut windows.slots {
+            for slot in windows.iter_mut() {
                 let truly = due(key, slot.index, &slot.window);
                 if truly > now {
                     later = later.min(truly);
@@ -257,22 +226,22 @@ impl WindowStore {
         for (at, key) in self.timers.take_due(now) {
             let Some(windows) = self.keys.get_mut(key.index()).filter(|windows| windows.due == at) else { continue };
             let (mut i, mut later) = (0, i64::MAX);
-            while i < windows.slots.len() {
-                let slot = &windows.slots[i];
+            while i < windows.len() {
+                let slot = windows.get_mut(i);
                 let truly = due(key, slot.index, &slot.window);
                 if truly > now {
                     later = later.min(truly);
                     i += 1;
                     continue;
                 }
-                let slot = windows.slots.swap_remove(i);
+                let slot = windows.swap_remove(i);
                 self.open -= 1;
                 closed.push((key, slot.index, slot.window));
             }
             windows.due = later;
             if later != i64::MAX {
                 self.timers.push(later, key);
-            } else if windows.slots.is_empty() {
+            } else if windows.is_empty() {
                 emptied.push(key);
             }
         }
@@ -282,10 +251,10 @@ impl WindowStore {
     /// Removes a window before it is due (a session merged into another);
     /// its timer is skipped when it comes up.
     pub fn remove(&mut self, key: KeyId, index: WindowIndex) -> Option<OpenWindow> {
-        let slots = &mut self.keys.get_mut(key.index())?.slots;
-        let i = slots.iter().position(|s| s.index == index)?;
+        let windows = self.keys.get_mut(key.index())?;
+        let i = windows.position(index)?;
         self.open -= 1;
-        Some(slots.swap_remove(i).window)
+        Some(windows.swap_remove(i).window)
     }
 
     /// Removes and returns every window (in no particular order).
@@ -295,7 +264,7 @@ impl WindowStore {
             .zip(self.keys.iter_mut())
             .flat_map(|(key, windows)| {
                 windows.due = i64::MAX;
-                windows.slots.drain(..).map(move |s| (key, s.index, s.window))
+                windows.take_all().map(move |s| (key, s.index, s.window))
             })
             .collect();
         self.timers = Timers::default();
@@ -306,23 +275,23 @@ impl WindowStore {
     /// Every open window, for a checkpoint.
     pub fn iter(&self) -> impl Iterator<Item = (KeyId, WindowIndex, &OpenWindow)> {
         let ids = (0..).map(KeyId);
-        ids.zip(&self.keys).flat_map(|(key, windows)| windows.slots.iter().map(move |s| (key, s.index, &s.window)))
+        ids.zip(&self.keys).flat_map(|(key, windows)| windows.iter().map(move |s| (key, s.index, &s.window)))
     }
 
     /// Every key with an open window, to schedule after a restore.
     pub fn keys(&self) -> Vec<KeyId> {
         let ids = (0..).map(KeyId);
-        ids.zip(&self.keys).filter(|(_, windows)| !windows.slots.is_empty()).map(|(key, _)| key).collect()
+        ids.zip(&self.keys).filter(|(_, windows)| !windows.is_empty()).map(|(key, _)| key).collect()
     }
 
     /// Whether `key` has an open window.
     pub fn holds(&self, key: KeyId) -> bool {
-        !self.slots(key).is_empty()
+        self.slots(key).next().is_some()
     }
 
     /// Every open window's accumulator, to rewrite in place (a migration).
     pub fn accs_mut(&mut self) -> impl Iterator<Item = &mut Vec<u8>> {
-        self.keys.iter_mut().flat_map(|windows| windows.slots.iter_mut().filter_map(|s| s.window.acc.as_mut()))
+        self.keys.iter_mut().flat_map(|windows| windows.iter_mut().filter_map(|s| s.window.acc.as_mut()))
     }
 
     /// Puts back a window from a checkpoint (due when scheduled).
@@ -330,12 +299,12 @@ impl WindowStore {
         if self.keys.len() <= key.index() {
             self.keys.resize_with(key.index() + 1, KeyWindows::default);
         }
-        let slots = &mut self.keys[key.index()].slots;
-        if let Some(i) = slots.iter().position(|s| s.index == index) {
-            slots.swap_remove(i);
+        let windows = &mut self.keys[key.index()];
+        if let Some(i) = windows.position(index) {
+            windows.swap_remove(i);
             self.open -= 1;
         }
-        slots.push(Slot { index, window, held: (0, 0) });
+        windows.push(Slot { index, window, held: (0, 0) });
         self.open += 1;
     }
 
