@@ -140,7 +140,10 @@ impl Emitter {
             partition: record.origin.partition,
             position: record.origin.position,
             key: key.map(str::to_owned),
-            value: String::from_utf8_lossy(&record.value).into_owned(),
+            value: record.value.clone(),
+            timestamp_us: Some(record.timestamp.0),
+            record_key: record.key.clone(),
+            headers: record.headers.clone(),
         })?;
         Ok(())
     }
@@ -200,7 +203,10 @@ impl Emitter {
             partition: None,
             position: 0,
             key: Some(w.key.clone()),
-            value: value.to_string(),
+            value: value.to_string().into_bytes(),
+            timestamp_us: None,
+            record_key: None,
+            headers: Vec::new(),
         })?;
         Ok(())
     }

@@ -238,6 +238,8 @@ pub struct Received {
     pub value: String,
     /// The headers.
     pub headers: BTreeMap<String, String>,
+    /// The timestamp (milliseconds since the Unix epoch), when it has one.
+    pub timestamp: Option<i64>,
 }
 
 /// Reads `topic` from the beginning with a plain consumer until `count`
@@ -263,6 +265,7 @@ pub fn consume(brokers: &str, topic: &str, count: usize, limit: Duration) -> Vec
                     .headers()
                     .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
                     .unwrap_or_default(),
+                timestamp: m.timestamp().to_millis(),
             }),
             Some(Err(e)) => eprintln!("consume {topic}: {e}"),
             None => {}

@@ -207,6 +207,36 @@ fn the_dead_letter_file_is_appended_to() {
     }
 }
 
+// A record that is not UTF-8 (a Latin-1 line, a binary payload) cannot
+// be decoded, and its dead letter must hold its bytes as they were, with
+// its own time, to be replayed: as text they would be lost.
+#[test]
+fn a_record_that_is_not_utf8_is_dead_lettered_byte_for_byte() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let bad: &[u8] = b"{\"key\":\"caf\xe9\",\"value\":\xff\xfe}";
+    let mut input = INPUT.as_bytes().to_vec();
+    input.extend_from_slice(bad);
+    input.push(b'\n');
+    std::fs::write(dir.path().join("input.jsonl"), &input).unwrap();
+    let manifest = weir_tests::write_sums_manifest(dir.path(), "faulty", "kind = \"jsonl\"\npath = \"input.jsonl\"", "[dead_letter]\nkind = \"file\"\npath = \"dead.jsonl\"");
+    let out = weir_tests::services::weir(&["run", manifest.to_str().unwrap()], std::time::Duration::from_secs(60));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let letters: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    // The line that is text but not JSON: as text.
+    assert_eq!(letters[0]["position"], 5);
+    assert_eq!(letters[0]["value"], "not json at all");
+    // The one that is not text: its bytes, in base64.
+    assert_eq!(letters[1]["position"], 7);
+    let encoded = letters[1]["value"]["base64"].as_str().unwrap_or_else(|| panic!("no base64 value: {}", letters[1]));
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(encoded).unwrap(), bad);
+    for letter in &letters {
+        assert!(letter["timestamp_us"].as_i64().is_some_and(|t| t > 1_600_000_000_000_000), "the record's time: {letter}");
+    }
+}
+
 #[test]
 fn a_fold_error_fails_only_that_record() {
     let dir = tempfile::tempdir().unwrap();
@@ -228,7 +258,7 @@ fn a_format_trap_dead_letters_its_window_with_everything_to_replay_it() {
     let dead = failed(&out.dead, "format");
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].key.as_deref(), Some("boom"));
-    let value: serde_json::Value = serde_json::from_str(&dead[0].value).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&dead[0].value).unwrap();
     assert_eq!(value["start"], "2022-01-01T00:00:00Z");
     assert_eq!(value["count"], 1);
     assert_eq!(value["accumulator"], serde_json::json!({ "name": "faulty-sum", "version": 1 }));
@@ -243,7 +273,7 @@ fn a_window_the_format_stage_mangles_keeps_what_was_formatted() {
     let m = pipeline(dir.path(), "format", r#"{ mode = "error", when = "boom" }"#, "");
     let out = run(&m).unwrap();
     let dead = failed(&out.dead, "format");
-    let value: serde_json::Value = serde_json::from_str(&dead[0].value).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&dead[0].value).unwrap();
     assert!(!value["acc_hex"].as_str().unwrap().is_empty(), "{value}");
 }
 

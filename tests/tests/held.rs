@@ -67,7 +67,7 @@ fn same_as_folding_each_batch(mode: &str, window: &str) {
         // Whole, as in the file (the held lines are read back from it).
         let text = input();
         let line = |position: u64| text.lines().nth(position as usize - 1).unwrap().to_owned();
-        assert!(held_dead.iter().all(|d| d.stage == "fold" && d.value == line(d.position) && d.value.contains("\"boom\"") && d.source.ends_with("input.jsonl")), "{held_dead:#?}");
+        assert!(held_dead.iter().all(|d| d.stage == "fold" && d.value_text() == line(d.position) && d.value_text().contains("\"boom\"") && d.source.ends_with("input.jsonl")), "{held_dead:#?}");
     }
 }
 

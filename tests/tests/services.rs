@@ -322,6 +322,15 @@ topic = "{dead}"
     assert!(by_offset["1"].headers["weir.reason"].contains("value is not the expected JSON"), "{:?}", by_offset["1"]);
     assert!(by_offset["2"].headers["weir.reason"].contains("missing field `value`"), "{:?}", by_offset["2"]);
     assert!(by_offset["4"].headers["weir.reason"].contains("field `time`"), "{:?}", by_offset["4"]);
+    // Each letter keeps its record's own time: here, the event time.
+    let sent = consume(&s.brokers, &input, 5, Duration::from_secs(30));
+    assert_eq!(sent.len(), 5, "{sent:?}");
+    for (offset, letter) in &by_offset {
+        let original = &sent[offset.parse::<usize>().unwrap()];
+        assert!(original.timestamp.is_some(), "{original:?}");
+        assert_eq!(letter.timestamp, original.timestamp, "offset {offset}: {letter:?}");
+        assert_eq!(letter.value, original.value, "offset {offset}");
+    }
     for l in &letters {
         assert_eq!(l.headers["weir.kind"], "failed");
         assert_eq!(l.headers["weir.stage"], "deserialize");
