@@ -234,8 +234,10 @@ fn json(v: &AttributeValue) -> serde_json::Value {
 pub struct Received {
     /// The key.
     pub key: Option<String>,
-    /// The value.
+    /// The value (lossy UTF-8).
     pub value: String,
+    /// The value's bytes.
+    pub payload: Vec<u8>,
     /// The headers.
     pub headers: BTreeMap<String, String>,
     /// The timestamp (milliseconds since the Unix epoch), when it has one.
@@ -261,6 +263,7 @@ pub fn consume(brokers: &str, topic: &str, count: usize, limit: Duration) -> Vec
             Some(Ok(m)) => out.push(Received {
                 key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                 value: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                payload: m.payload().unwrap_or_default().to_vec(),
                 headers: m
                     .headers()
                     .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())

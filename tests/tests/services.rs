@@ -339,6 +339,41 @@ topic = "{dead}"
     }
 }
 
+// The dead letters of a Kafka run, in a file, sent back to a topic with
+// `weir produce --dead-letters`: each message as the pipeline read it,
+// bytes that are not UTF-8 included, with its timestamp.
+#[test]
+fn dead_letters_in_a_file_go_back_to_a_topic_as_they_were_read() {
+    let s = services();
+    let (input, again) = (unique("dl-in"), unique("dl-again"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("input.jsonl");
+    let mut lines = b"{\"id\":\"s1\",\"value\":1.0,\"time\":\"2024-01-01T00:00:01Z\"}\nthis is not json\n".to_vec();
+    lines.extend_from_slice(b"{\"id\":\"caf\xe9\",\"value\":\xff}\n{\"id\":\"s1\",\"value\":3.0,\"time\":\"2024-01-01T00:00:03Z\"}\n");
+    std::fs::write(&data, &lines).unwrap();
+    produce(&input, 1, &data, None, 0);
+    let manifest = format!(
+        "{source}\n[stages]\nplugin = \"{plugin}\"\n[clock]\nkind = \"event\"\nwait_for_system_duration = \"0s\"\n[window]\nkind = \"tumbling\"\nlength = \"10s\"\nalign_to = \"2024-01-01T00:00:00Z\"\n[sink]\nkind = \"file\"\npath = \"{out}\"\n[dead_letter]\nkind = \"file\"\npath = \"{dead}\"\n",
+        source = kafka_source(&input, &unique("g")),
+        plugin = plugin("sensor_average").display(),
+        out = dir.path().join("out.jsonl").display(),
+        dead = dir.path().join("dead.jsonl").display(),
+    );
+    run_to_end(&write_manifest(dir.path(), &manifest));
+    let dead = dir.path().join("dead.jsonl");
+    let out = weir_tests::services::weir(&["produce", "--brokers", &s.brokers, "--topic", &again, "--dead-letters", dead.to_str().unwrap()], Duration::from_secs(120));
+    assert!(out.status.success(), "produce --dead-letters failed: {}", String::from_utf8_lossy(&out.stderr));
+    let sent = consume(&s.brokers, &input, 4, Duration::from_secs(30));
+    let resent = consume(&s.brokers, &again, 2, Duration::from_secs(30));
+    assert_eq!((sent.len(), resent.len()), (4, 2), "{resent:?}");
+    // Offsets 1 and 2 failed, in that order.
+    for (original, back) in sent[1..3].iter().zip(&resent) {
+        assert_eq!(back.payload, original.payload);
+        assert!(back.timestamp.is_some() && back.timestamp == original.timestamp, "{back:?} against {original:?}");
+    }
+    assert!(std::str::from_utf8(&resent[1].payload).is_err(), "the bytes that are not UTF-8 went back as they were");
+}
+
 fn restart_after(sig: &str) {
     let s = services();
     let (topic, table, group) = (unique(&format!("restart-{sig}")), unique("restart"), unique("g"));

@@ -1,8 +1,10 @@
 //! `weir produce`: test data into a Kafka topic — a random-walk sensor
 //! generator (seeds 002 and 003) or a replay of a CSV or JSON-lines file —
 //! or the generator's readings straight into a DynamoDB table
-//! ([`dynamodb`], seed 003's mock sensors).
+//! ([`dynamodb`], seed 003's mock sensors); or the records of a
+//! dead-letter file sent again as they were read ([`dead_letters`]).
 
+pub mod dead_letters;
 pub mod dynamodb;
 
 use std::path::Path;
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rdkafka::producer::BaseRecord;
 
-use crate::sink::kafka::{DeliveryFailures, ensure_topic, flush, producer, send};
+use crate::sink::kafka::{ensure_topic, flush, producer, send};
 use crate::source::{CsvReader, LinesReader, Source};
 
 /// What to send.
@@ -37,6 +39,14 @@ pub enum Payload {
         /// Messages per second; 0 for no limit.
         rate: u64,
     },
+    /// The records of a dead-letter file, each with its own key,
+    /// timestamp and headers (windows in it are skipped).
+    DeadLetters {
+        /// The file (`[dead_letter] kind = "file"`).
+        path: std::path::PathBuf,
+        /// Messages per second; 0 for no limit.
+        rate: u64,
+    },
 }
 
 /// Sends `payload` to `topic`, showing progress on stderr; returns how many
@@ -52,10 +62,15 @@ pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -
     let mut last_report = Instant::now();
     let rate = match payload {
         Payload::Generate { rate, .. } => *rate,
-        Payload::Replay { rate, .. } => *rate,
+        Payload::Replay { rate, .. } | Payload::DeadLetters { rate, .. } => *rate,
     };
-    let mut send = |key: Option<&[u8]>, value: &[u8], sent: &mut u64| -> Result<(), anyhow::Error> {
-        send_one(&producer, topic, key, value)?;
+    // Read whole before anything is sent: a file half understood sends nothing.
+    let (resends, windows) = match payload {
+        Payload::DeadLetters { path, .. } => dead_letters::read(path)?,
+        _ => (Vec::new(), 0),
+    };
+    let mut send = |record: BaseRecord<'_, [u8], [u8]>, sent: &mut u64| -> Result<(), anyhow::Error> {
+        send(&producer, record).map_err(|err| anyhow::anyhow!("cannot send to {topic}: {err}"))?;
         *sent += 1;
         if rate > 0 {
             // Paced: message n goes out at n / rate seconds.
@@ -74,7 +89,7 @@ pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -
         Payload::Generate { sensors, count, rate, seed } => {
             for r in readings(*sensors, *count, *rate, *seed, crate::Timestamp::now()) {
                 let value = format!("{{\"id\":\"{}\",\"value\":{:.2},\"time\":\"{}\"}}", r.sensor, r.value, r.time);
-                send(Some(r.sensor.as_bytes()), value.as_bytes(), &mut sent)?;
+                send(BaseRecord::to(topic).payload(value.as_bytes()).key(r.sensor.as_bytes()), &mut sent)?;
             }
         }
         Payload::Replay { path, key_field, .. } => {
@@ -89,8 +104,34 @@ pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -
                         let v: serde_json::Value = serde_json::from_slice(&record.value).ok()?;
                         v.get(f).map(|k| k.as_str().map_or_else(|| k.to_string(), str::to_owned))
                     });
-                    send(key.as_deref().map(str::as_bytes), &record.value, &mut sent)?;
+                    let mut message = BaseRecord::to(topic).payload(record.value.as_slice());
+                    if let Some(key) = &key {
+                        message = message.key(key.as_bytes());
+                    }
+                    send(message, &mut sent)?;
                 }
+            }
+        }
+        Payload::DeadLetters { path, .. } => {
+            if windows > 0 {
+                eprintln!("produce: {windows} windows in {} skipped (a window is not a record to send again)", path.display());
+            }
+            for record in &resends {
+                let mut message = BaseRecord::to(topic).payload(record.value.as_slice());
+                if let Some(key) = &record.key {
+                    message = message.key(key.as_slice());
+                }
+                if let Some(at) = record.timestamp_ms {
+                    message = message.timestamp(at);
+                }
+                if !record.headers.is_empty() {
+                    let mut headers = rdkafka::message::OwnedHeaders::new_with_capacity(record.headers.len());
+                    for (name, value) in &record.headers {
+                        headers = headers.insert(rdkafka::message::Header { key: name.as_str(), value: Some(value.as_slice()) });
+                    }
+                    message = message.headers(headers);
+                }
+                send(message, &mut sent)?;
             }
         }
     }
@@ -130,12 +171,4 @@ pub fn readings(sensors: usize, count: u64, rate: u64, seed: u64, start: crate::
 
 fn open(path: &Path) -> Result<Box<dyn Source>, anyhow::Error> {
     Ok(if path.extension().is_some_and(|e| e == "csv") { Box::new(CsvReader::open(path)?) } else { Box::new(LinesReader::open(path)?) })
-}
-
-fn send_one(producer: &rdkafka::producer::ThreadedProducer<DeliveryFailures>, topic: &str, key: Option<&[u8]>, value: &[u8]) -> Result<(), anyhow::Error> {
-    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(value);
-    if let Some(key) = key {
-        record = record.key(key);
-    }
-    send(producer, record).map_err(|err| anyhow::anyhow!("cannot send to {topic}: {err}"))
 }
