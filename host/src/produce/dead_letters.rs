@@ -7,8 +7,9 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use base64::Engine as _;
 use serde_json::Value;
+
+use crate::sink::bytes_from_json as bytes;
 
 /// A record of a dead letter, to send again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,18 +98,6 @@ pub fn letter(line: &str) -> Result<Option<Resend>, String> {
         Some(_) => return Err("field `headers`: not a list of [name, value] pairs".into()),
     };
     Ok(Some(Resend { value, key, timestamp_ms, headers }))
-}
-
-// Bytes as a dead letter writes them: a string, or `{"base64": "..."}`.
-fn bytes(value: &Value) -> Result<Vec<u8>, String> {
-    match value {
-        Value::String(text) => Ok(text.clone().into_bytes()),
-        Value::Object(o) => match o.get("base64").and_then(Value::as_str) {
-            Some(encoded) => base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|err| format!("bad base64: {err}")),
-            None => Err("neither a string nor {\"base64\": \"...\"}".into()),
-        },
-        _ => Err("neither a string nor {\"base64\": \"...\"}".into()),
-    }
 }
 
 #[cfg(test)]

@@ -125,11 +125,7 @@ pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -
                     message = message.timestamp(at);
                 }
                 if !record.headers.is_empty() {
-                    let mut headers = rdkafka::message::OwnedHeaders::new_with_capacity(record.headers.len());
-                    for (name, value) in &record.headers {
-                        headers = headers.insert(rdkafka::message::Header { key: name.as_str(), value: Some(value.as_slice()) });
-                    }
-                    message = message.headers(headers);
+                    message = message.headers(crate::sink::kafka::headers(&record.headers, 0));
                 }
                 send(message, &mut sent)?;
             }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::Header;
 use rdkafka::producer::{BaseRecord, ThreadedProducer};
 
 use super::SinkError;
@@ -83,6 +83,21 @@ fn text_or_base64<S: serde::Serializer>(bytes: &[u8], out: S) -> Result<S::Ok, S
             map.serialize_entry("base64", &base64::engine::general_purpose::STANDARD.encode(bytes))?;
             map.end()
         }
+    }
+}
+
+/// Bytes from their JSON form in a dead letter (see [`DeadLetter::value`]):
+/// a string, or `{"base64": "..."}`.
+pub fn bytes_from_json(value: &serde_json::Value) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let not = || "neither a string nor {\"base64\": \"...\"}".to_owned();
+    match value {
+        serde_json::Value::String(text) => Ok(text.clone().into_bytes()),
+        serde_json::Value::Object(o) => match o.get("base64").and_then(serde_json::Value::as_str) {
+            Some(encoded) => base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|err| format!("bad base64: {err}")),
+            None => Err(not()),
+        },
+        _ => Err(not()),
     }
 }
 
@@ -208,11 +223,7 @@ impl DeadLetters {
                     DeadLetterKind::Failed => "failed",
                 };
                 let position = letter.position.to_string();
-                let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len() + 7);
-                for (name, value) in &letter.headers {
-                    headers = headers.insert(Header { key: name.as_str(), value: Some(value.as_slice()) });
-                }
-                headers = headers
+                let mut headers = super::kafka::headers(&letter.headers, 7)
                     .insert(Header { key: "weir.kind", value: Some(kind) })
                     .insert(Header { key: "weir.stage", value: Some(&letter.stage) })
                     .insert(Header { key: "weir.reason", value: Some(&letter.reason) })

@@ -93,6 +93,15 @@ where
     }
 }
 
+/// A record's Kafka headers, in order, with room for `more` to be added.
+pub fn headers(pairs: &[(String, Vec<u8>)], more: usize) -> rdkafka::message::OwnedHeaders {
+    let mut headers = rdkafka::message::OwnedHeaders::new_with_capacity(pairs.len() + more);
+    for (name, value) in pairs {
+        headers = headers.insert(rdkafka::message::Header { key: name.as_str(), value: Some(value.as_slice()) });
+    }
+    headers
+}
+
 /// Sends every queued message and waits for the acknowledgements.
 pub fn flush(producer: &ThreadedProducer<DeliveryFailures>, failures: &DeliveryFailures, topic: &str) -> Result<(), SinkError> {
     producer.flush(FLUSH_TIMEOUT).map_err(|err| SinkError::Kafka { topic: topic.to_owned(), message: format!("flush: {err}") })?;

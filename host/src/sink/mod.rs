@@ -10,7 +10,7 @@ mod null;
 
 use std::io;
 
-pub use dead_letter::{DeadLetter, DeadLetterKind, DeadLetters};
+pub use dead_letter::{DeadLetter, DeadLetterKind, DeadLetters, bytes_from_json};
 pub use dynamodb::DynamoSink;
 pub use kafka::KafkaSink;
 pub use lines::JsonLinesSink;
