@@ -73,7 +73,9 @@ pub fn read(path: &Path) -> Result<(Vec<Resend>, usize), DeadLetterFileError> {
 pub fn letter(line: &str) -> Result<Option<Resend>, String> {
     let letter: Value = serde_json::from_str(line).map_err(|err| format!("not a dead letter (JSON): {err}"))?;
     let Some(object) = letter.as_object() else { return Err("not a dead letter (a JSON object)".into()) };
-    if object.get("source").and_then(Value::as_str) == Some("window") {
+    // A window's letter names no source of its own and has no record time;
+    // a record read from a topic or file named `window` has its time.
+    if object.get("source").and_then(Value::as_str) == Some("window") && object.get("timestamp_us").is_none_or(Value::is_null) {
         return Ok(None);
     }
     let value = bytes(object.get("value").ok_or("no field `value`")?).map_err(|e| format!("field `value`: {e}"))?;
@@ -127,6 +129,8 @@ mod tests {
         out.send(record(b"{\"a\":1}", None, Vec::new(), "in")).unwrap();
         out.send(record(&[0xff, 0x00, 0x41], Some(b"k\xfe"), vec![("h".into(), vec![0x80]), ("t".into(), b"x".to_vec())], "in")).unwrap();
         out.send(DeadLetter { timestamp_us: None, ..record(b"{\"key\":\"w\"}", None, Vec::new(), "window") }).unwrap();
+        // A record from a topic named `window` is a record.
+        out.send(record(b"from a topic named window", None, Vec::new(), "window")).unwrap();
         out.flush().unwrap();
         let (records, windows) = read(&path).unwrap();
         assert_eq!(windows, 1);
@@ -135,6 +139,7 @@ mod tests {
             [
                 Resend { value: b"{\"a\":1}".to_vec(), key: None, timestamp_ms: Some(1_700_000_000_123), headers: Vec::new() },
                 Resend { value: vec![0xff, 0x00, 0x41], key: Some(b"k\xfe".to_vec()), timestamp_ms: Some(1_700_000_000_123), headers: vec![("h".into(), vec![0x80]), ("t".into(), b"x".to_vec())] },
+                Resend { value: b"from a topic named window".to_vec(), key: None, timestamp_ms: Some(1_700_000_000_123), headers: Vec::new() },
             ]
         );
     }
