@@ -65,11 +65,10 @@ impl Pipeline {
             rows[*at as usize] = event;
             *at += 1;
         }
-        let fold_origin: Vec<usize> = rows.iter().map(|&event| origins[event as usize] as usize).collect();
         let input = self.stages.fold_input(events, &rows);
         let mut failed = vec![false; rows.len()];
         let fold_counters = StageKind::Fold as usize;
-        self.counters[fold_counters].records += fold_origin.len() as u64;
+        self.counters[fold_counters].records += rows.len() as u64;
         let folded = self.stages.fold(fold_groups, &input);
         self.counters[fold_counters].errors += folded.failures.len() as u64;
         for failure in &folded.failures {
@@ -101,8 +100,12 @@ impl Pipeline {
         // An event in several (sliding) windows is dead-lettered once
         // (`dead_events` spans the calls that fold one batch's events).
         for failure in &folded.failures {
-            if dead_events.insert(rows[failure.index as usize]) {
-                match records.record(fold_origin[failure.index as usize]) {
+            let row = rows[failure.index as usize];
+            if dead_events.insert(row) {
+                // Its record looked up only now, not every row's gathered
+                // for the few that fail (rows lie scattered over the held
+                // buffer when there are many keys).
+                match records.record(origins[row as usize] as usize) {
                     Ok(record) => self.emitter.dead_record(&record, DeadLetterKind::Failed, "fold", failure.reason.clone(), None)?,
                     // Its source and position still name it, to replay from.
                     Err((record, why)) => self.emitter.dead_record(&record, DeadLetterKind::Failed, "fold", format!("{}; the record's value is missing: {why}", failure.reason), None)?,
