@@ -163,6 +163,13 @@ pub enum Command {
         /// headers (Kafka only; windows in it are skipped).
         #[arg(long, conflicts_with_all = ["dynamodb_table", "replay", "key_field"])]
         dead_letters: Option<PathBuf>,
+        /// Send the records of this Kafka dead-letter topic (`[dead_letter]
+        /// kind = "kafka"`, on the same brokers) again, up to its end when
+        /// the command starts, each as it was read: value, key, timestamp
+        /// and headers, without the `weir.*` ones (windows are skipped;
+        /// the topic is not changed).
+        #[arg(long, conflicts_with_all = ["dynamodb_table", "replay", "key_field", "dead_letters"])]
+        dead_letter_topic: Option<String>,
         /// With --replay: the field whose value becomes the message key.
         #[arg(long)]
         key_field: Option<String>,
@@ -353,7 +360,7 @@ pub fn main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Produce {
-            brokers, topic, dynamodb_table, endpoint, region, partition_key, sort_key, value_field, create_table, partitions, replay, dead_letters, key_field, sensors, count, rate, seed,
+            brokers, topic, dynamodb_table, endpoint, region, partition_key, sort_key, value_field, create_table, partitions, replay, dead_letters, dead_letter_topic, key_field, sensors, count, rate, seed,
         } => {
             if let Some(table) = dynamodb_table {
                 let target = crate::produce::dynamodb::Target { table, partition_key, sort_key, value_field, create_table, endpoint, region };
@@ -362,10 +369,11 @@ pub fn main(cli: Cli) -> Result<()> {
             }
             let topic = topic.context("--topic or --dynamodb-table is required")?;
             let brokers = brokers.context("--brokers (or $WEIR_KAFKA_BROKERS) is required to write to a topic")?;
-            let payload = match (replay, dead_letters) {
-                (Some(path), _) => crate::produce::Payload::Replay { path, key_field, rate },
-                (None, Some(path)) => crate::produce::Payload::DeadLetters { path, rate },
-                (None, None) => crate::produce::Payload::Generate { sensors: sensors.max(1), count, rate, seed },
+            let payload = match (replay, dead_letters, dead_letter_topic) {
+                (Some(path), _, _) => crate::produce::Payload::Replay { path, key_field, rate },
+                (None, Some(path), _) => crate::produce::Payload::DeadLetters { path, rate },
+                (None, None, Some(from)) => crate::produce::Payload::DeadLetterTopic { topic: from, rate },
+                (None, None, None) => crate::produce::Payload::Generate { sensors: sensors.max(1), count, rate, seed },
             };
             crate::produce::produce(&brokers, &topic, partitions, &payload)?;
             Ok(())

@@ -374,6 +374,56 @@ fn dead_letters_in_a_file_go_back_to_a_topic_as_they_were_read() {
     assert!(std::str::from_utf8(&resent[1].payload).is_err(), "the bytes that are not UTF-8 went back as they were");
 }
 
+#[test]
+fn dead_letters_in_a_topic_go_back_to_a_topic_as_they_were_read() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let s = services();
+    let (input, dead, again) = (unique("dlt-in"), unique("dlt-dead"), unique("dlt-again"));
+    // Each message with a key, a header and a time of its own.
+    weir::sink::kafka::ensure_topic(&s.brokers, &input, 1).unwrap();
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &s.brokers).create().unwrap();
+    let values: [&[u8]; 4] = [b"{\"id\":\"s1\",\"value\":1.0,\"time\":\"2024-01-01T00:00:01Z\"}", b"this is not json", b"{\"id\":\"caf\xe9\",\"value\":\xff}", b"{\"id\":\"s1\",\"value\":3.0,\"time\":\"2024-01-01T00:00:03Z\"}"];
+    for (i, value) in values.iter().enumerate() {
+        let (key, trace) = (format!("k{i}"), format!("t{i}"));
+        let headers = OwnedHeaders::new().insert(Header { key: "trace", value: Some(&trace) });
+        let record = BaseRecord::to(&input).payload(*value).key(&key).headers(headers).timestamp(1_704_067_200_000 + i as i64);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "{source}\n[stages]\nplugin = \"{plugin}\"\n[clock]\nkind = \"event\"\nwait_for_system_duration = \"0s\"\n[window]\nkind = \"tumbling\"\nlength = \"10s\"\nalign_to = \"2024-01-01T00:00:00Z\"\n[sink]\nkind = \"file\"\npath = \"{out}\"\n[dead_letter]\nkind = \"kafka\"\nbrokers = \"${{WEIR_KAFKA_BROKERS}}\"\ntopic = \"{dead}\"\n",
+        source = kafka_source(&input, &unique("g")),
+        plugin = plugin("sensor_average").display(),
+        out = dir.path().join("out.jsonl").display(),
+    );
+    run_to_end(&write_manifest(dir.path(), &manifest));
+    assert_eq!(consume(&s.brokers, &dead, 2, Duration::from_secs(30)).len(), 2, "two letters in {dead}");
+    let resend = |from: &str, to: &str| weir(&["produce", "--brokers", &s.brokers, "--topic", to, "--dead-letter-topic", from], Duration::from_secs(120));
+    // A topic that is not a dead-letter topic is refused, naming the
+    // message, and nothing is sent.
+    let refused = resend(&input, &again);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains(&format!("{input}[0] offset 0")) && err.contains("weir.kind"), "{err}");
+    let out = resend(&dead, &again);
+    assert!(out.status.success(), "produce --dead-letter-topic failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 records and 0 windows read"), "{}", String::from_utf8_lossy(&out.stderr));
+    let sent = consume(&s.brokers, &input, 4, Duration::from_secs(30));
+    let resent = consume(&s.brokers, &again, 2, Duration::from_secs(30));
+    assert_eq!((sent.len(), resent.len()), (4, 2), "{resent:?}");
+    // Offsets 1 and 2 failed, in that order; they come back whole, with
+    // their own header and none of the dead-letter output's.
+    for (original, back) in sent[1..3].iter().zip(&resent) {
+        assert_eq!((&back.payload, &back.key, back.timestamp), (&original.payload, &original.key, original.timestamp));
+        assert_eq!(back.headers, original.headers, "{back:?}");
+    }
+    assert_eq!(resent[1].headers["trace"], "t2");
+    // Sending a dead-letter topic's records into itself is refused.
+    let looped = resend(&dead, &dead);
+    assert!(!looped.status.success() && String::from_utf8_lossy(&looped.stderr).contains("not back into it"), "{}", String::from_utf8_lossy(&looped.stderr));
+}
+
 fn restart_after(sig: &str) {
     let s = services();
     let (topic, table, group) = (unique(&format!("restart-{sig}")), unique("restart"), unique("g"));

@@ -2,8 +2,10 @@
 //! generator (seeds 002 and 003) or a replay of a CSV or JSON-lines file —
 //! or the generator's readings straight into a DynamoDB table
 //! ([`dynamodb`], seed 003's mock sensors); or the records of a
-//! dead-letter file sent again as they were read ([`dead_letters`]).
+//! dead-letter file or topic sent again as they were read
+//! ([`dead_letters`], [`dead_letter_topic`]).
 
+pub mod dead_letter_topic;
 pub mod dead_letters;
 pub mod dynamodb;
 
@@ -47,11 +49,39 @@ pub enum Payload {
         /// Messages per second; 0 for no limit.
         rate: u64,
     },
+    /// The records of a Kafka dead-letter topic on the same brokers, up
+    /// to its end when reading began, each with its own key, timestamp
+    /// and headers (windows in it are skipped).
+    DeadLetterTopic {
+        /// The topic (`[dead_letter] kind = "kafka"`).
+        topic: String,
+        /// Messages per second; 0 for no limit.
+        rate: u64,
+    },
 }
 
 /// Sends `payload` to `topic`, showing progress on stderr; returns how many
 /// messages were acknowledged.
 pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -> Result<u64, anyhow::Error> {
+    if let Payload::DeadLetterTopic { topic: from, .. } = payload
+        && from == topic
+    {
+        anyhow::bail!("the records of dead-letter topic {from} go to another topic, not back into it (name the input topic with --topic)");
+    }
+    // Read whole before anything is sent: a file or topic half understood
+    // sends nothing.
+    let (resends, windows, from) = match payload {
+        Payload::DeadLetters { path, .. } => {
+            let (resends, windows) = dead_letters::read(path)?;
+            (resends, windows, path.display().to_string())
+        }
+        Payload::DeadLetterTopic { topic: from, .. } => {
+            let (resends, windows) = dead_letter_topic::read(brokers, from)?;
+            eprintln!("produce: {} records and {windows} windows read from dead-letter topic {from}", resends.len());
+            (resends, windows, from.clone())
+        }
+        _ => (Vec::new(), 0, String::new()),
+    };
     ensure_topic(brokers, topic, partitions)?;
     // Messages without a key go to a random partition each, not in sticky
     // runs to one partition, so replayed test data spreads like real traffic.
@@ -62,12 +92,7 @@ pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -
     let mut last_report = Instant::now();
     let rate = match payload {
         Payload::Generate { rate, .. } => *rate,
-        Payload::Replay { rate, .. } | Payload::DeadLetters { rate, .. } => *rate,
-    };
-    // Read whole before anything is sent: a file half understood sends nothing.
-    let (resends, windows) = match payload {
-        Payload::DeadLetters { path, .. } => dead_letters::read(path)?,
-        _ => (Vec::new(), 0),
+        Payload::Replay { rate, .. } | Payload::DeadLetters { rate, .. } | Payload::DeadLetterTopic { rate, .. } => *rate,
     };
     let mut send = |record: BaseRecord<'_, [u8], [u8]>, sent: &mut u64| -> Result<(), anyhow::Error> {
         send(&producer, record).map_err(|err| anyhow::anyhow!("cannot send to {topic}: {err}"))?;
@@ -112,9 +137,9 @@ pub fn produce(brokers: &str, topic: &str, partitions: i32, payload: &Payload) -
                 }
             }
         }
-        Payload::DeadLetters { path, .. } => {
+        Payload::DeadLetters { .. } | Payload::DeadLetterTopic { .. } => {
             if windows > 0 {
-                eprintln!("produce: {windows} windows in {} skipped (a window is not a record to send again)", path.display());
+                eprintln!("produce: {windows} windows in {from} skipped (a window is not a record to send again)");
             }
             for record in &resends {
                 let mut message = BaseRecord::to(topic).payload(record.value.as_slice());
