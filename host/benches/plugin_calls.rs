@@ -78,7 +78,7 @@ fn main() {
     let fmt = best(rounds, || {
         let w = windows();
         let t = Instant::now();
-        let r = format.format(w).unwrap();
+        let r = format.format(&w).unwrap();
         let d = t.elapsed();
         assert_eq!(r.objects.len(), BATCH);
         d

@@ -65,24 +65,20 @@ impl Emitter {
                 .take(batch_size)
                 .map(|(id, w)| ClosedWindow { key: id.key, id: id.index, start: w.start.0, end: w.end.0, count: w.count, acc: w.acc.unwrap_or_default() })
                 .collect();
-            // Each window as it will be written or dead-lettered; the
-            // format call only fills in the object.
-            let mut results: Vec<WindowResult> = chunk
-                .iter()
-                .map(|w| WindowResult {
-                    key: w.key.clone(),
+            formatted += chunk.len() as u64;
+            let objects = stages.format(&chunk);
+            for (object, w) in objects.into_iter().zip(chunk) {
+                // The window as it will be written or dead-lettered.
+                let mut result = WindowResult {
+                    key: w.key,
                     id: w.id,
                     start: Timestamp(w.start),
                     end: Timestamp(w.end),
                     count: w.count,
                     object: String::new(),
-                    acc: w.acc.clone(),
+                    acc: w.acc,
                     closed_at: Some(closed_at),
-                })
-                .collect();
-            formatted += results.len() as u64;
-            let objects = stages.format(chunk);
-            for (object, mut result) in objects.into_iter().zip(results.drain(..)) {
+                };
                 let object = match object {
                     Ok(object) => object,
                     Err(reason) => {
@@ -100,8 +96,9 @@ impl Emitter {
                 result.object = object;
                 let writing = Instant::now();
                 let written = self.sink.write(&result);
-                self.note_stall(writing.elapsed());
-                metrics.close_to_sink.observe(closed_at.elapsed());
+                let wrote = Instant::now();
+                self.note_stall(wrote - writing);
+                metrics.close_to_sink.observe(wrote - closed_at);
                 match written {
                     Ok(()) => self.written += 1,
                     Err(SinkError::Rejected(rejection)) => self.dead_rejection(stages.accumulator(), rejection)?,

@@ -227,7 +227,7 @@ impl Stages {
 
     /// One object or reason per closed window (a failed call retried by
     /// halves).
-    pub fn format(&mut self, windows: Vec<ClosedWindow>) -> Vec<Result<String, String>> {
+    pub fn format(&mut self, windows: &[ClosedWindow]) -> Vec<Result<String, String>> {
         format_narrowed(&mut self.format, windows)
     }
 }
@@ -449,7 +449,7 @@ fn fold_narrowed(fold: &mut StagePlugin, groups: &[FoldGroup], events: &Events, 
 
 // One object or reason per window; a call that fails as a whole is retried
 // by halves, so only the windows that fail alone are dead.
-fn format_narrowed(format: &mut StagePlugin, windows: Vec<ClosedWindow>) -> Vec<Result<String, String>> {
+fn format_narrowed(format: &mut StagePlugin, windows: &[ClosedWindow]) -> Vec<Result<String, String>> {
     let mut objects: Vec<Result<String, String>> = vec![Err(String::new()); windows.len()];
     let take = |objects: &mut Vec<Result<String, String>>, base: usize, formatted: Formatted| {
         let mut reasons: HashMap<usize, String> = formatted.failures.into_iter().map(|f| (f.index as usize, f.reason)).collect();
@@ -460,10 +460,10 @@ fn format_narrowed(format: &mut StagePlugin, windows: Vec<ClosedWindow>) -> Vec<
             };
         }
     };
-    match format.format(windows.clone()) {
+    match format.format(windows) {
         Ok(formatted) => take(&mut objects, 0, formatted),
         Err(err) => {
-            let narrowed = narrow(windows.len(), err, &mut |r| format.format(windows[r].to_vec()));
+            let narrowed = narrow(windows.len(), err, &mut |r| format.format(&windows[r]));
             for (range, formatted) in narrowed.done {
                 take(&mut objects, range.start, formatted);
             }

@@ -233,9 +233,9 @@ impl From<fold::Folded> for Folded {
     }
 }
 
-impl From<ClosedWindow> for format::Window {
-    fn from(w: ClosedWindow) -> Self {
-        format::Window { key: w.key, id: w.id, start: w.start, end: w.end, count: w.count, acc: w.acc }
+impl From<&ClosedWindow> for format::Window {
+    fn from(w: &ClosedWindow) -> Self {
+        format::Window { key: w.key.clone(), id: w.id, start: w.start, end: w.end, count: w.count, acc: w.acc.clone() }
     }
 }
 

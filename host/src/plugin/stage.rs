@@ -341,9 +341,9 @@ impl StagePlugin {
     }
 
     /// Formats closed windows.
-    pub fn format(&mut self, windows: Vec<ClosedWindow>) -> Result<Formatted, CallError> {
+    pub fn format(&mut self, windows: &[ClosedWindow]) -> Result<Formatted, CallError> {
         let count = windows.len();
-        let input: Vec<format::Window> = windows.into_iter().map(Into::into).collect();
+        let input: Vec<format::Window> = windows.iter().map(Into::into).collect();
         let formatted: Formatted = self
             .call(|guest, store| match guest {
                 Guest::Format(g) => g.call_format(store, &input),
