@@ -603,7 +603,7 @@ fn report(manifest: &Manifest, stats: &crate::pipeline::Stats, elapsed: std::tim
     }
     if stats.key_partition_conflicts > 0 {
         tracing::warn!(
-            "{} events had a key already seen in another partition: windows must follow the Kafka partitioning (see the README)",
+            "{} times a key turned up in a partition after another: windows must follow the Kafka partitioning (see the README)",
             stats.key_partition_conflicts
         );
     }

@@ -113,10 +113,15 @@ impl KeyIds {
 
     /// [`KeyIds::intern`] of a key whose hash is known.
     pub fn intern_hashed(&mut self, key: &str, hash: KeyHash) -> KeyId {
+        self.intern_new(key, hash).0
+    }
+
+    /// [`KeyIds::intern_hashed`], and whether the key is new (had no id).
+    pub fn intern_new(&mut self, key: &str, hash: KeyHash) -> (KeyId, bool) {
         if !self.table.is_empty() {
             let (i, found) = self.find(key, hash);
             if found {
-                return KeyId(self.table[i].id);
+                return (KeyId(self.table[i].id), false);
             }
         }
         if (self.len() + 1) * 2 > self.table.len() {
@@ -136,7 +141,12 @@ impl KeyIds {
         };
         let (i, _) = self.find(key, hash);
         self.table[i] = Entry { tag: hash.tag(), id: id.0, name: self.names[id.index()].clone() };
-        id
+        (id, true)
+    }
+
+    /// The keys with an id, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.table.iter().filter(|e| e.tag != 0).map(|e| &*e.name)
     }
 
     fn grow(&mut self) {

@@ -89,8 +89,15 @@ impl WindowOperator {
 
     /// The id of `key` (hash `hash`), given it one if it has none: what
     /// [`WindowOperator::place`] does first, for a caller that looks ahead.
-    pub fn key_id(&mut self, key: &str, hash: KeyHash) -> KeyId {
-        self.keys.intern_hashed(key, hash)
+    /// Says too whether the key is new here (it had no id).
+    pub fn key_id(&mut self, key: &str, hash: KeyHash) -> (KeyId, bool) {
+        self.keys.intern_new(key, hash)
+    }
+
+    /// The keys it holds state for (an open window or a watermark), in no
+    /// particular order.
+    pub fn key_names(&self) -> impl Iterator<Item = &str> {
+        self.keys.names()
     }
 
     /// Asks the memory for what [`WindowOperator::key_id`] reads for a

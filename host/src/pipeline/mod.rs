@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::Timestamp;
 use crate::emitter::Emitter;
-use crate::fast::FastMap;
+use crate::fast::{FastMap, stable_hash};
 use crate::keys::{KeyHash, KeyId};
 use crate::manifest::{CheckpointStoreSpec, ClockSpec, Manifest, StageKind};
 use crate::operator::WindowOperator;
@@ -65,7 +65,7 @@ pub struct Stats {
     pub failed: u64,
     /// Records skipped because a checkpoint had already absorbed them.
     pub skipped: u64,
-    /// Keys seen in more than one input partition.
+    /// Times a key new to an input partition was last seen in another.
     pub key_partition_conflicts: u64,
     /// The most windows open at once (after a batch).
     pub open_windows_peak: u64,
@@ -95,9 +95,9 @@ pub struct Pipeline {
     clock_spec: ClockSpec,
     window_spec: crate::manifest::WindowSpec,
     partitions: FastMap<PartitionId, WindowOperator>,
-    key_home: FastMap<String, PartitionId>,
-    /// The same for every worker of the process (see [`KeyHomes`]).
-    shared_homes: Option<KeyHomes>,
+    /// Where each key was last seen new (see [`KeyHomes`]): this
+    /// pipeline's own, or the one every worker of the process shares.
+    key_homes: KeyHomes,
     checkpoints: Option<Box<dyn CheckpointStore>>,
     owner: Owner,
     /// SHA-256 of each stage's component as the manifest named it (empty
@@ -163,8 +163,7 @@ impl Pipeline {
             clock_spec: manifest.clock,
             window_spec: manifest.window,
             partitions: FastMap::default(),
-            key_home: FastMap::default(),
-            shared_homes: None,
+            key_homes: KeyHomes::default(),
             checkpoints: None,
             owner: Owner::local(),
             declared,
@@ -188,7 +187,7 @@ impl Pipeline {
 
     /// Checks keys against the partitions other workers saw them in too.
     pub fn with_key_homes(mut self, homes: KeyHomes) -> Self {
-        self.shared_homes = Some(homes);
+        self.key_homes = homes;
         self
     }
 
@@ -368,18 +367,26 @@ impl Pipeline {
                     slot
                 }
             };
-            note_home(&mut self.key_home, self.shared_homes.as_ref(), &mut self.stats, key, &batch_partitions[slot]);
             let operator = &mut current.as_mut().expect("set above").1;
             let id = match ids[event] {
                 Some(id) => id,
-                None => operator.key_id(key, hashes[event]),
+                None => {
+                    let (id, new) = operator.key_id(key, hashes[event]);
+                    if new {
+                        note_home(&self.key_homes, &mut self.stats, key, &batch_partitions[slot]);
+                    }
+                    id
+                }
             };
             // Ids ahead, in this partition only and never past another's
             // event (its ids are its operator's, given in event order too).
             next_id = next_id.max(event + 1);
             while next_id < origins.len() && next_id <= event + AHEAD && same_partition(next_id, event) {
                 if placeable(next_id) {
-                    let ahead = operator.key_id(keys.keys.get(next_id), hashes[next_id]);
+                    let (ahead, new) = operator.key_id(keys.keys.get(next_id), hashes[next_id]);
+                    if new {
+                        note_home(&self.key_homes, &mut self.stats, keys.keys.get(next_id), &batch_partitions[slot]);
+                    }
                     operator.prefetch_state(ahead);
                     ids[next_id] = Some(ahead);
                 }
@@ -553,44 +560,52 @@ fn prefetch_groups(operator: &WindowOperator, partition: usize, groups: &[Group]
     }
 }
 
-/// The partition each key was last seen in, shared by the workers of one
-/// process so that a key in two partitions owned by different workers is
-/// noticed too. A worker consults it when it first sees a key; after that,
-/// its own copy.
-pub type KeyHomes = std::sync::Arc<std::sync::Mutex<FastMap<String, PartitionId>>>;
+/// The partition each key was last seen new in (the key had no state
+/// there), shared by the workers of one process so that a key in two
+/// partitions owned by different workers is noticed too. Consulted only
+/// when a key is new to a partition, not for every event, and sixteen
+/// bytes a key: a key's 64-bit hash ([`stable_hash`]) and its home's
+/// ([`home_of`]). Its entries go with their partitions (a revoke).
+#[derive(Debug, Clone, Default)]
+pub struct KeyHomes(std::sync::Arc<std::sync::Mutex<FastMap<u64, u64>>>);
+
+impl KeyHomes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FastMap<u64, u64>> {
+        self.0.lock().expect("the key homes are never left half-changed")
+    }
+
+    /// Forgets the keys whose home is one of `gone`.
+    fn forget(&self, gone: &[PartitionId]) {
+        let gone: Vec<u64> = gone.iter().map(home_of).collect();
+        self.lock().retain(|_, home| !gone.contains(home));
+    }
+}
+
+// A partition as 64 bits: its topic's hash (32 bits) and its number.
+fn home_of(pid: &PartitionId) -> u64 {
+    (stable_hash(&pid.topic) << 32) | u64::from(pid.partition as u32)
+}
 
 // Windows must follow the input's partitioning: a key whose records
 // arrive in two partitions gets two sets of windows, and in a keyed sink
-// the later overwrites the earlier. Say so.
-fn note_home(key_home: &mut FastMap<String, PartitionId>, shared: Option<&KeyHomes>, stats: &mut Stats, key: &str, pid: &PartitionId) {
+// the later overwrites the earlier. Say so, when `key` is new to
+// partition `pid`.
+fn note_home(homes: &KeyHomes, stats: &mut Stats, key: &str, pid: &PartitionId) {
     if pid.partition < 0 {
         return;
     }
-    let conflict = |stats: &mut Stats, home: &PartitionId| {
-        stats.key_partition_conflicts += 1;
-        if stats.key_partition_conflicts <= 10 {
-            tracing::warn!(
-                key, first = %format!("{}[{}]", home.topic, home.partition), now = %format!("{}[{}]", pid.topic, pid.partition),
-                "key seen in more than one partition: its windows are split; key the Kafka messages the way the key stage keys events"
-            );
-        }
-    };
-    let first_here = match key_home.get(key) {
-        Some(home) if home == pid => return,
-        Some(home) => {
-            conflict(stats, home);
-            false
-        }
-        None => true,
-    };
-    key_home.insert(key.to_owned(), pid.clone());
-    if let Some(shared) = shared {
-        let mut homes = shared.lock().expect("the key homes are never left half-changed");
-        // First seen by this worker: another may have seen it elsewhere.
-        if first_here && let Some(home) = homes.get(key).filter(|home| *home != pid) {
-            conflict(stats, home);
-        }
-        homes.insert(key.to_owned(), pid.clone());
+    let here = home_of(pid);
+    let Some(home) = homes.lock().insert(stable_hash(key), here).filter(|&home| home != here) else { return };
+    stats.key_partition_conflicts += 1;
+    if stats.key_partition_conflicts <= 10 {
+        let first = match home >> 32 == here >> 32 {
+            true => format!("{}[{}]", pid.topic, home as u32 as i32),
+            false => format!("partition {} of another topic", home as u32 as i32),
+        };
+        tracing::warn!(
+            key, first = %first, now = %format!("{}[{}]", pid.topic, pid.partition),
+            "key seen in more than one partition: its windows are split; key the Kafka messages the way the key stage keys events"
+        );
     }
 }
 
@@ -629,18 +644,21 @@ mod tests {
     #[test]
     fn a_key_in_partitions_of_two_workers_is_noticed_through_the_shared_homes() {
         let pid = |partition| PartitionId { topic: "t".into(), partition };
-        let (mut a, mut b, mut stats) = (FastMap::default(), FastMap::default(), Stats::default());
+        let mut stats = Stats::default();
         // Alone, each worker sees the key in one partition only.
-        note_home(&mut a, None, &mut stats, "k", &pid(0));
-        note_home(&mut b, None, &mut stats, "k", &pid(1));
+        let (a, b) = (KeyHomes::default(), KeyHomes::default());
+        note_home(&a, &mut stats, "k", &pid(0));
+        note_home(&b, &mut stats, "k", &pid(1));
         assert_eq!(stats.key_partition_conflicts, 0);
         let homes = KeyHomes::default();
-        let (mut a, mut b) = (FastMap::default(), FastMap::default());
-        note_home(&mut a, Some(&homes), &mut stats, "k", &pid(0));
-        note_home(&mut a, Some(&homes), &mut stats, "k", &pid(0));
-        note_home(&mut b, Some(&homes), &mut stats, "j", &pid(1));
+        note_home(&homes, &mut stats, "k", &pid(0));
+        note_home(&homes, &mut stats, "k", &pid(0));
+        note_home(&homes, &mut stats, "j", &pid(1));
         assert_eq!(stats.key_partition_conflicts, 0);
-        note_home(&mut b, Some(&homes), &mut stats, "k", &pid(1));
+        note_home(&homes, &mut stats, "k", &pid(1));
         assert_eq!(stats.key_partition_conflicts, 1);
+        // A partition given up takes its keys' homes with it.
+        homes.forget(&[pid(1)]);
+        assert_eq!(homes.lock().len(), 0);
     }
 }

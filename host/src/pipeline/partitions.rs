@@ -149,8 +149,15 @@ impl Pipeline {
         *state = WindowOperator::new(clock, window);
         state.restore(snapshot, now);
         state.claim = claim;
-        tracing::info!(topic = %id.topic, partition = id.partition, next_offset = ?state.next_offset, "restored {windows} open windows from the checkpoint");
-        Ok(state.next_offset)
+        let next_offset = state.next_offset;
+        // Its keys are not new when next seen: their homes are noted now.
+        if let Some(state) = self.partitions.get(id) {
+            for key in state.key_names() {
+                super::note_home(&self.key_homes, &mut self.stats, key, id);
+            }
+        }
+        tracing::info!(topic = %id.topic, partition = id.partition, next_offset = ?next_offset, "restored {windows} open windows from the checkpoint");
+        Ok(next_offset)
     }
 
     /// Flushes the sink and the dead-letter output, then writes a checkpoint
@@ -175,7 +182,7 @@ impl Pipeline {
                         // stale, and so are its offsets.
                         tracing::error!("{err}; dropping the partition's state here");
                         self.partitions.remove(&id);
-                        self.forget_homes(|home| *home == id);
+                        self.key_homes.forget(std::slice::from_ref(&id));
                         continue;
                     }
                     Err(err) => return Err(err.into()),
@@ -214,15 +221,7 @@ impl Pipeline {
         for id in which {
             self.partitions.remove(id);
         }
-        self.forget_homes(|home| which.contains(home));
+        self.key_homes.forget(which);
         Ok(offsets)
-    }
-
-    // Forgets where keys were seen, for partitions no longer owned here.
-    fn forget_homes(&mut self, gone: impl Fn(&PartitionId) -> bool) {
-        self.key_home.retain(|_, home| !gone(home));
-        if let Some(shared) = &self.shared_homes {
-            shared.lock().expect("the key homes are never left half-changed").retain(|_, home| !gone(home));
-        }
     }
 }
