@@ -70,6 +70,11 @@ struct Handover {
 }
 
 impl ClientContext for Handover {
+    // A partition's end is how the loop knows it has caught up, not an error.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        crate::sink::kafka::log_client_error(error, reason);
+    }
+
     // librdkafka's statistics (every `statistics.interval.ms`): the lag of
     // each partition this member reads, for `weir_consumer_lag`.
     fn stats(&self, statistics: rdkafka::Statistics) {

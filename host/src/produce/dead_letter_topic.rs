@@ -15,15 +15,17 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
-use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use super::dead_letters::Resend;
 
 /// How long reading may go without a message before it gives up.
 const QUIET: Duration = Duration::from_secs(30);
-/// How long a metadata or offsets request may take.
+/// How long a metadata request may take.
 const REQUEST: Duration = Duration::from_secs(10);
+/// How often a long read says how far it got.
+const PROGRESS: Duration = Duration::from_secs(1);
 
 /// Why a dead-letter topic cannot be read back.
 #[derive(Debug, thiserror::Error)]
@@ -56,9 +58,7 @@ struct EndsAreNotErrors;
 
 impl ClientContext for EndsAreNotErrors {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
-            tracing::warn!("librdkafka: {error}: {reason}");
-        }
+        crate::sink::kafka::log_client_error(error, reason);
     }
 }
 
@@ -94,11 +94,15 @@ pub fn read(brokers: &str, topic: &str) -> Result<(Vec<Resend>, usize), DeadLett
     consumer.assign(&assigned).map_err(|err| kafka(format!("assign: {err}")))?;
     let mut reading: BTreeSet<i32> = partitions.into_iter().collect();
     let (mut by_partition, mut windows) = (BTreeMap::<i32, Vec<Resend>>::new(), 0);
-    let mut heard = Instant::now();
+    let (mut heard, mut reported, mut read) = (Instant::now(), Instant::now(), 0usize);
     while !reading.is_empty() {
+        if reported.elapsed() >= PROGRESS {
+            eprintln!("produce: {read} letters read from {topic}, {} partitions to go", reading.len());
+            reported = Instant::now();
+        }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
-                heard = Instant::now();
+                (heard, read) = (Instant::now(), read + 1);
                 let (partition, offset) = (m.partition(), m.offset());
                 let headers: Vec<(String, Vec<u8>)> = m.headers().map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect()).unwrap_or_default();
                 let letter = resend(m.payload(), m.key(), m.timestamp().to_millis(), headers)

@@ -93,6 +93,17 @@ where
     }
 }
 
+/// librdkafka's client errors in the log, as its default context writes
+/// them, but for a partition's end: a consumer with
+/// `enable.partition.eof` reads that as news, not as an error.
+pub fn log_client_error(error: rdkafka::error::KafkaError, reason: &str) {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+    if !matches!(error, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+        tracing::error!(target: "librdkafka", "librdkafka: {error} {reason}");
+    }
+}
+
 /// A record's Kafka headers, in order, with room for `more` to be added.
 pub fn headers(pairs: &[(String, Vec<u8>)], more: usize) -> rdkafka::message::OwnedHeaders {
     let mut headers = rdkafka::message::OwnedHeaders::new_with_capacity(pairs.len() + more);
