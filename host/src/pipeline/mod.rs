@@ -565,7 +565,8 @@ fn prefetch_groups(operator: &WindowOperator, partition: usize, groups: &[Group]
 /// partitions owned by different workers is noticed too. Consulted only
 /// when a key is new to a partition, not for every event, and sixteen
 /// bytes a key: a key's 64-bit hash ([`stable_hash`]) and its home's
-/// ([`home_of`]). Its entries go with their partitions (a revoke).
+/// topic (hashed) and number. Its entries go with their partitions (a
+/// revoke, a fenced checkpoint).
 #[derive(Debug, Clone, Default)]
 pub struct KeyHomes(std::sync::Arc<std::sync::Mutex<FastMap<u64, u64>>>);
 
