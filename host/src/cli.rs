@@ -164,8 +164,8 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["dynamodb_table", "replay", "key_field"])]
         dead_letters: Option<PathBuf>,
         /// Send the records of this Kafka dead-letter topic (`[dead_letter]
-        /// kind = "kafka"`, on the same brokers) again, up to its end when
-        /// the command starts, each as it was read: value, key, timestamp
+        /// kind = "kafka"`, on the same brokers) again, each partition read
+        /// to its end, each record as it was read: value, key, timestamp
         /// and headers, without the `weir.*` ones (windows are skipped;
         /// the topic is not changed).
         #[arg(long, conflicts_with_all = ["dynamodb_table", "replay", "key_field", "dead_letters"])]

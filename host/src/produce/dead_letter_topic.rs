@@ -52,8 +52,8 @@ pub enum DeadLetterTopicError {
     },
 }
 
-// The client's errors as warnings, but for a partition's end: that is
-// how reading one is known to be done.
+// The client's errors in the log, but for a partition's end: that is how
+// reading one is known to be done.
 struct EndsAreNotErrors;
 
 impl ClientContext for EndsAreNotErrors {

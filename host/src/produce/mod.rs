@@ -49,9 +49,9 @@ pub enum Payload {
         /// Messages per second; 0 for no limit.
         rate: u64,
     },
-    /// The records of a Kafka dead-letter topic on the same brokers, up
-    /// to its end when reading began, each with its own key, timestamp
-    /// and headers (windows in it are skipped).
+    /// The records of a Kafka dead-letter topic on the same brokers, each
+    /// partition read to the end a fetch finds, each record with its own
+    /// key, timestamp and headers (windows in it are skipped).
     DeadLetterTopic {
         /// The topic (`[dead_letter] kind = "kafka"`).
         topic: String,
